@@ -1,0 +1,28 @@
+"""napari-adaptiveclick: click-based interactive segmentation with AdaptiveClick.
+
+Importing the package is cheap: neither torch nor napari is imported until a function
+that needs them is called (napari's plugin discovery imports this module).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["build_model", "ClickSession", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .registry import build_model
+    from .session import ClickSession
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_model":
+        from .registry import build_model
+
+        return build_model
+    if name == "ClickSession":
+        from .session import ClickSession
+
+        return ClickSession
+    raise AttributeError(f"module 'napari_adaptiveclick' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""AdaptiveClick network components (torch only). Build them through :mod:`registry`."""

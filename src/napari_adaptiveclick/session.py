@@ -1,0 +1,287 @@
+"""ClickSession: clicks on one 2D image in, probability and mask out.
+
+A thin, explicit object (like segment-anything's ``SamPredictor``): the napari widget, the
+command line and the evaluation all drive it. It owns inference-time policy: intensity
+normalisation, the zoom-in focus crop and flip test-time augmentation (SPEC.md section 4),
+feeding the previous probability back, thresholds and undo.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .clicks import Click, disk_maps
+from .transforms import Box, CropResize, IntensityStats, normalize_intensity
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Result of a click: ``probability`` (H, W) float32 in [0, 1] and ``mask`` (H, W) bool,
+    both at the image's full resolution; ``seconds`` the time the prediction took."""
+
+    probability: np.ndarray
+    mask: np.ndarray
+    seconds: float = 0.0
+
+
+@dataclass
+class _State:
+    clicks: tuple[Click, ...]
+    probability: np.ndarray  # (H, W) float32
+    roi: Box | None
+
+
+def pick_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" if available, else "mps", else "cpu"; other names are checked."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(f"Device {device!r} is not usable here ({exc}); use 'auto' or 'cpu'.") from None
+    return device
+
+
+def resolve_model(model: Any) -> nn.Module:
+    """A model object, a registry name, a checkpoint path, or None (shipped default weights)."""
+    from torch import nn
+
+    from .registry import CONFIGS, build_model
+    from .weights import default_checkpoint
+
+    if isinstance(model, nn.Module):
+        return model
+    if model is None:
+        path = default_checkpoint()
+        if path is not None:
+            return build_model(None, path)
+        warnings.warn(
+            "No default weights are installed: using a randomly initialised 'tiny' model, "
+            "whose masks are meaningless. Pass a checkpoint.",
+            stacklevel=3,
+        )
+        return build_model("tiny")
+    if isinstance(model, str) and model in CONFIGS:
+        if model == "tiny" and default_checkpoint() is not None:
+            return build_model("tiny", default_checkpoint())
+        return build_model(model)
+    if isinstance(model, str) and model == "default":
+        return build_model(None, "default")
+    if isinstance(model, str | Path):
+        return build_model(None, model)
+    raise TypeError(f"model must be None, a name in {sorted(CONFIGS)}, a checkpoint path or a module, not {type(model).__name__}.")
+
+
+def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) -> Box:
+    """Grow ``box`` about its centre by ``ratio`` (at least ``min_size`` a side), clamped to
+    the image (release ``expand_bbox`` + ``clamp_bbox``)."""
+    out = []
+    for lo, hi, limit in ((box.top, box.bottom, shape[0]), (box.left, box.right, shape[1])):
+        centre = 0.5 * (lo + hi)
+        half = 0.5 * min(max((hi - lo) * ratio, min_size), limit)
+        start = int(round(centre - half))
+        start = min(max(start, 0), limit - int(round(2 * half)))
+        out.append((max(start, 0), min(start + int(round(2 * half)), limit)))
+    return Box(out[0][0], out[1][0], out[0][1], out[1][1])
+
+
+def box_iou(a: Box, b: Box) -> float:
+    inter_h = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter_w = max(0, min(a.right, b.right) - max(a.left, b.left))
+    inter = inter_h * inter_w
+    union = a.height * a.width + b.height * b.width - inter
+    return inter / union if union else 0.0
+
+
+class ClickSession:
+    """Interactive segmentation of one object at a time on a 2D image.
+
+    Parameters: ``model`` (None = shipped default, registry name, checkpoint path, or module),
+    ``device`` ("auto", "cpu", "cuda", "mps"), ``zoom_in`` (focus crop after the first click),
+    ``flip_tta`` (average with the horizontally flipped input), ``threshold`` (mask = prob >
+    threshold), ``zoom_expand`` / ``zoom_min_size`` / ``zoom_recompute_iou`` (SPEC.md 4),
+    ``half_precision`` ("auto" = float16 autocast on CUDA only).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        device: str = "auto",
+        *,
+        zoom_in: bool = True,
+        flip_tta: bool = False,
+        threshold: float = 0.49,
+        zoom_expand: float = 1.4,
+        zoom_min_size: int = 200,
+        zoom_recompute_iou: float = 0.5,
+        half_precision: bool | str = "auto",
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
+        self.device = pick_device(device)
+        self.model = resolve_model(model).to(self.device).eval()
+        self.config = self.model.config
+        self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
+        self.zoom_expand, self.zoom_min_size, self.zoom_recompute_iou = zoom_expand, zoom_min_size, zoom_recompute_iou
+        self.half_precision = self.device == "cuda" if half_precision == "auto" else bool(half_precision)
+        self._image = None  # torch (1, 3, H, W) float32 in [0, 1] on device
+        self._history: list[_State] = []
+        self._base: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ image and state
+    @property
+    def model_name(self) -> str:
+        return self.config.name
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        self._require_image()
+        return tuple(self._image.shape[-2:])
+
+    @property
+    def clicks(self) -> list[Click]:
+        return list(self._history[-1].clicks) if self._history else []
+
+    @property
+    def probability(self) -> np.ndarray:
+        self._require_image()
+        return self._history[-1].probability
+
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise RuntimeError("No image: call set_image(array) first.")
+
+    def set_image(self, image: np.ndarray, stats: IntensityStats | None = None) -> None:
+        """Set a 2D grey ``(H, W)`` or RGB(A) ``(H, W, 3|4)`` image of any numeric dtype.
+
+        Intensities are normalised with percentiles (``stats=(lo, hi)`` from
+        :func:`transforms.intensity_stats` of a whole volume treats its slices alike).
+        Clears the clicks.
+        """
+        import torch
+
+        array = np.asarray(image)
+        if array.ndim == 3 and array.shape[-1] in (3, 4):
+            array = array[..., :3]
+        elif array.ndim != 2:
+            raise ValueError(
+                f"set_image expects a 2D grey (H, W) or RGB (H, W, 3) image, got shape {array.shape}. "
+                "For a volume pass one slice; for multichannel data choose one channel."
+            )
+        if array.size == 0 or min(array.shape[:2]) < 2:
+            raise ValueError(f"The image is empty or degenerate (shape {array.shape}).")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise ValueError(
+                f"The image has {bad} NaN or infinite values. Replace them first, e.g. "
+                "np.nan_to_num(image, nan=image[np.isfinite(image)].min())."
+            )
+        normalised = normalize_intensity(array, stats)
+        grey = normalised[None] if normalised.ndim == 2 else None
+        chw = np.repeat(grey, 3, axis=0) if grey is not None else normalised.transpose(2, 0, 1)
+        self._image = torch.from_numpy(np.ascontiguousarray(chw))[None].to(self.device)
+        self._base = np.zeros(array.shape[:2], dtype=np.float32)
+        self.reset()
+
+    def set_previous_mask(self, probability: np.ndarray) -> None:
+        """Start from an existing mask or probability (H, W) (refine a label, propagate).
+        Clears the clicks; :meth:`reset` goes back to this mask, :meth:`undo` never past it."""
+        self._require_image()
+        prob = np.asarray(probability, dtype=np.float32)
+        if prob.shape != self.image_shape:
+            raise ValueError(f"previous mask shape {prob.shape} does not match the image {self.image_shape}.")
+        self._base = np.clip(np.nan_to_num(prob), 0.0, 1.0)
+        self.reset()
+
+    def reset(self) -> None:
+        """Remove all clicks; the probability returns to the base mask (zeros by default)."""
+        self._require_image()
+        self._history = [_State((), self._base.copy(), None)]
+
+    def undo(self) -> Prediction | None:
+        """Remove the last click and restore the previous result; None when no click is left."""
+        self._require_image()
+        if len(self._history) > 1:
+            self._history.pop()
+        if len(self._history) == 1:
+            return None
+        return self._prediction(self._history[-1].probability)
+
+    # ------------------------------------------------------------------ prediction
+    def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:
+        """Add a click at (row, col) image pixels and predict; returns the full-size result."""
+        self._require_image()
+        h, w = self.image_shape
+        if not (np.isfinite(row) and np.isfinite(col)) or not (-0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5):
+            raise ValueError(f"Click ({row}, {col}) is outside the image of {h} x {w} pixels (row, col).")
+        start = time.perf_counter()
+        previous = self._history[-1]
+        clicks = (*previous.clicks, Click(float(row), float(col), bool(positive)))
+        roi = self._choose_roi(clicks, previous)
+        prob = self._predict(clicks, previous.probability, roi)
+        self._history.append(_State(clicks, prob, roi))
+        return self._prediction(prob, time.perf_counter() - start)
+
+    def _prediction(self, prob: np.ndarray, seconds: float = 0.0) -> Prediction:
+        return Prediction(prob, prob > self.threshold, seconds)
+
+    def _choose_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
+        """Zoom-in focus crop (release ``ZoomIn``): None means the whole image."""
+        if not self.zoom_in:
+            return None
+        mask = previous.probability > 0.5
+        if len(clicks) <= 1 and not mask.any():
+            return None
+        positives = [c for c in clicks if c.positive]
+        for c in positives:
+            mask[int(round(c.row)), int(round(c.col))] = True
+        if not mask.any():
+            return previous.roi
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        current = expand_box(Box(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1), self.image_shape, self.zoom_expand, self.zoom_min_size)
+        old = previous.roi
+        if old is None or box_iou(current, old) < self.zoom_recompute_iou:
+            return current
+        if any(not (old.top <= c.row < old.bottom and old.left <= c.col < old.right) for c in positives):
+            return current
+        return old
+
+    def _predict(self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box | None) -> np.ndarray:
+        import torch
+
+        size = self.config.input_size
+        shape = self.image_shape
+        transform = CropResize(shape, roi, (size, size)) if roi else CropResize.whole(shape, (size, size))
+        points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
+        net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]
+        maps = torch.from_numpy(disk_maps(net_clicks, (size, size), self.config.click_radius))[None].to(self.device)
+        prev = torch.from_numpy(prev_prob)[None, None].to(self.device)
+        image = transform.forward_image(self._image)
+        prev = transform.forward_image(prev)
+        if self.flip_tta:
+            image, prev, maps = (torch.cat([t, t.flip(-1)]) for t in (image, prev, maps))
+        with torch.inference_mode(), torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision):
+            logits = self.model(image, prev, maps)["mask_logits"].float()
+        if self.flip_tta:
+            logits = 0.5 * (logits[:1] + logits[1:].flip(-1))
+        prob = transform.inverse_image(logits.sigmoid(), fill=0.0)
+        return prob[0, 0].cpu().numpy().astype(np.float32)
+
+
+__all__ = ["ClickSession", "Prediction", "pick_device", "resolve_model"]

@@ -1,0 +1,292 @@
+"""Find, verify and safely load checkpoints; the released AdaptiveClick key mapping.
+
+Two formats are read:
+
+* this project's: ``{"format": FORMAT, "version": int, "config": dict, "state_dict": ...}``,
+  written atomically by :func:`save_checkpoint` and read with ``torch.load(weights_only=True)``;
+* the authors' released ``.pth``: ``{"state_dict": ..., "config": EasyDict(...)}``. Its config
+  is a pickled object, so it is read with a restricted unpickler that never calls anything
+  outside an allowlist of tensor/data constructors (unknown classes become inert
+  placeholders; a pickle that would *call* an unknown function is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ModelConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+FORMAT = "napari-adaptiveclick"
+VERSION = 1
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MANIFEST = WEIGHTS_DIR / "default.json"
+
+# Released-checkpoint entries that our model does not have: unused heads and saved buffers,
+# and Mask2Former's duplicate registrations of the FPN step (SPEC.md 1, "Traps").
+IGNORED_RELEASE_KEYS = ("backbone.cls_token", "criterion.empty_weight")
+IGNORED_RELEASE_PREFIXES = ("backbone.fc_norm.", "backbone.head.", "pixel_decoder.adapter_1.", "pixel_decoder.layer_1.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, unsafe or of the wrong architecture."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The checkpoint's pickle would execute code; it was not loaded."""
+
+
+def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> None:
+    """Raise :class:`CheckpointError` if ``path``'s SHA-256 differs from ``expected``."""
+    actual = sha256sum(path)
+    if actual != expected.lower():
+        raise CheckpointError(
+            f"{path} is corrupt or was replaced: SHA-256 {actual} != expected {expected}. "
+            "Reinstall the package or download the file again."
+        )
+
+
+def default_checkpoint() -> Path | None:
+    """Path of the shipped default weights (``tiny``), verified, or None if not shipped."""
+    if not DEFAULT_MANIFEST.is_file():
+        return None
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    path = WEIGHTS_DIR / manifest["file"]
+    if not path.is_file():
+        return None
+    verify_sha256(path, manifest["sha256"])
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``:
+    a crash never leaves a half-written file at ``path``."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_dict(model: nn.Module, *, half: bool = False, extra: dict | None = None) -> dict:
+    """This project's checkpoint layout for ``model`` (weights only, plain types)."""
+    import torch
+
+    state = OrderedDict(
+        (k, v.detach().to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype).clone())
+        for k, v in model.state_dict().items()
+    )
+    out = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(), "state_dict": state}
+    out.update(extra or {})
+    return out
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, half: bool = False, extra: dict | None = None) -> None:
+    """Write ``model`` in this project's format, atomically. ``extra`` must hold plain types."""
+    atomic_torch_save(checkpoint_dict(model, half=half, extra=extra), path)
+
+
+# ----------------------------------------------------------------------------- safe reading
+_SAFE_CALLABLES = {
+    ("collections", "OrderedDict"),
+    ("torch", "device"),
+    ("torch", "Size"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
+    ("pathlib", "PurePosixPath"),
+    ("pathlib", "PureWindowsPath"),
+    ("pathlib", "Path"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "complex"),
+    ("builtins", "slice"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "dtype"),
+}
+
+
+class _Inert(dict):
+    """Stands in for an unknown class in a released checkpoint's config.
+
+    Created only through ``NEWOBJ`` (``cls.__new__``, which runs no user code). Calling it, as
+    a ``REDUCE`` opcode would, means the pickle wants to run a function: refused.
+    """
+
+    _target = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise UnsafeCheckpointError(
+            f"The checkpoint's pickle calls {self._target}(...), which could run code: refusing to "
+            "load it. Only load checkpoints from sources you trust; re-save the state dict with "
+            "torch.save(model.state_dict()) and load it with weights_only=True."
+        )
+
+    def __setstate__(self, state: Any) -> None:
+        dict.__setitem__(self, "__state__", state)
+
+    def append(self, item: Any) -> None:
+        self.setdefault("__items__", []).append(item)
+
+    def extend(self, items: Any) -> None:
+        self.setdefault("__items__", []).extend(items)
+
+
+def _inert_class(module: str, name: str) -> type:
+    return type(name, (_Inert,), {"_target": f"{module}.{name}", "__module__": "napari_adaptiveclick._inert"})
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        import torch  # noqa: F401  (storages resolve through torch)
+
+        if (module, name) in _SAFE_CALLABLES or (module == "torch" and name.endswith("Storage")):
+            return super().find_class(module, name)
+        if module == "torch" and name in {"float16", "float32", "float64", "bfloat16", "int64", "int32", "uint8", "bool"}:
+            return super().find_class(module, name)
+        return _inert_class(module, name)
+
+
+class _RestrictedPickleModule:
+    Unpickler = _RestrictedUnpickler
+    load = staticmethod(lambda f, **kw: _RestrictedUnpickler(f, **kw).load())
+    __name__ = "napari_adaptiveclick_restricted_pickle"
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint file safely into a dict (no code from the file is executed).
+
+    Raises :class:`CheckpointError` if missing, corrupt or not a checkpoint, and
+    :class:`UnsafeCheckpointError` if its pickle would call a function.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}")
+    data = path.read_bytes()
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        obj = _read_restricted(data, path)
+    except Exception as exc:  # zip/pickle framing errors: truncated or not a torch file
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}).") from None
+    if isinstance(obj, dict) and "state_dict" not in obj and obj and all(hasattr(v, "shape") for v in obj.values()):
+        obj = {"state_dict": obj}
+    if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+        raise CheckpointError(f"{path} holds no 'state_dict': it is not a model checkpoint.")
+    return obj
+
+
+def _read_restricted(data: bytes, path: Path) -> dict:
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(f"{path}: {exc}") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}).") from None
+
+
+def map_release_state_dict(state: dict) -> dict:
+    """Released AdaptiveClick key names -> ours (drops the unused and duplicate entries)."""
+    return OrderedDict(
+        (k, v)
+        for k, v in state.items()
+        if k not in IGNORED_RELEASE_KEYS and not k.startswith(IGNORED_RELEASE_PREFIXES)
+    )
+
+
+def _infer_release_name(state: dict) -> str:
+    weight = state.get("patch_embed_coords.proj.weight")
+    if weight is None:
+        raise CheckpointError("The state dict has no 'patch_embed_coords.proj.weight': not an AdaptiveClick checkpoint.")
+    return {768: "vit_b", 1280: "vit_h"}.get(int(weight.shape[0]), "")
+
+
+def _summarise(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_state_into(model: nn.Module, state: dict, source: str) -> None:
+    """Strictly load ``state`` into ``model``; errors name missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_summarise(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_summarise(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches (checkpoint vs model): {_summarise(shapes)}")
+        raise CheckpointError(
+            f"{source} does not fit the '{model.config.name}' architecture: " + "; ".join(parts)
+            + ". Pick the model name the checkpoint was trained with."
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def load_checkpoint(path: str | Path, expected_name: str | None = None) -> nn.Module:
+    """Build the model a checkpoint describes and load its weights (see module docstring).
+
+    ``path="default"`` loads the shipped default weights. ``expected_name``, if given, must
+    match the checkpoint's architecture.
+    """
+    from .registry import build_from_config, get_config
+
+    if str(path) == "default":
+        found = default_checkpoint()
+        if found is None:
+            raise CheckpointError("No default weights are shipped with this installation.")
+        path = found
+    ckpt = read_checkpoint(path)
+    if ckpt.get("format") == FORMAT:
+        config = ModelConfig.from_dict(ckpt["config"])
+        state = ckpt["state_dict"]
+        if expected_name and expected_name != config.name:
+            raise CheckpointError(f"{path} holds a '{config.name}' model, not '{expected_name}'.")
+    else:
+        state = map_release_state_dict(ckpt["state_dict"])
+        name = expected_name or _infer_release_name(state)
+        if not name:
+            raise CheckpointError(f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h).")
+        config = get_config(name)
+    model = build_from_config(config)
+    load_state_into(model, state, str(path))
+    return model.eval()

@@ -6,7 +6,14 @@ that needs them is called (napari's plugin discovery imports this module).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# libgomp's default spin-waiting makes PyTorch's CPU threads fight over the cores whenever
+# another busy thread or process shares them (napari's Qt loop, a second job): on the 2-core
+# machines here an Adam step went from 0.08 s to 11 s. Passive waiting avoids it; this only
+# takes effect if torch's OpenMP runtime has not started yet, and never overrides the user.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "ClickSession", "__version__"]

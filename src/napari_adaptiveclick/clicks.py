@@ -45,13 +45,16 @@ def disk_maps(clicks: Iterable[Click], shape: tuple[int, int], radius: float = 5
         cols = np.arange(left, right, dtype=np.float32)[None, :] - c0
         inside = rows * rows + cols * cols <= r2
         channel = 0 if click.positive else 1
-        np.maximum(maps[channel, top:bottom, left:right], inside, out=maps[channel, top:bottom, left:right])
+        np.maximum(
+            maps[channel, top:bottom, left:right], inside, out=maps[channel, top:bottom, left:right]
+        )
     return maps
 
 
 @dataclass(frozen=True)
 class ClickRecord:
-    """A click as stored for provenance: which plane and object it belongs to, in which order."""
+    """A click as stored for provenance: which plane (index along the slicing ``axis`` of the
+    volume) and object it belongs to, in which order, predicted with which model."""
 
     plane: int
     row: float
@@ -60,6 +63,7 @@ class ClickRecord:
     object_id: int
     order: int = 0
     model: str = ""
+    axis: int = 0
 
     @property
     def click(self) -> Click:
@@ -95,13 +99,14 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
             object_id=int(float(row["object_id"])),
             order=int(float(row.get("order") or index)),
             model=str(row.get("model") or ""),
+            axis=int(float(row.get("axis") or 0)),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: click {index} is not valid: {exc}") from None
 
 
 def read_click_records(path: str | Path) -> list[ClickRecord]:
-    """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model]``)
+    """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model,axis]``)
     or JSON (a list of objects with those keys). Records are returned sorted by ``order``."""
     path = Path(path)
     if not path.is_file():

@@ -84,7 +84,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        parts = {"vit": ViTConfig, "neck": NeckConfig, "pixel_decoder": PixelDecoderConfig, "decoder": DecoderConfig}
+        parts = {
+            "vit": ViTConfig,
+            "neck": NeckConfig,
+            "pixel_decoder": PixelDecoderConfig,
+            "decoder": DecoderConfig,
+        }
         kwargs: dict[str, Any] = {}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -97,7 +102,9 @@ class ModelConfig:
                 bad = set(value) - sub_known
                 if bad:
                     raise ValueError(f"Unknown keys in model config '{key}': {sorted(bad)}")
-                kwargs[key] = sub(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+                kwargs[key] = sub(
+                    **{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                )
             else:
                 kwargs[key] = value
         return cls(**kwargs)

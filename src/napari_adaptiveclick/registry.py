@@ -17,8 +17,13 @@ CONFIGS: dict[str, ModelConfig] = {
     "vit_h": ModelConfig(
         name="vit_h",
         vit=ViTConfig(
-            patch_size=14, embed_dim=1280, depth=32, num_heads=16, window_tokens=16,
-            global_blocks=(7, 15, 23, 31), pretrain_img_size=448,
+            patch_size=14,
+            embed_dim=1280,
+            depth=32,
+            num_heads=16,
+            window_tokens=16,
+            global_blocks=(7, 15, 23, 31),
+            pretrain_img_size=448,
         ),
         neck=NeckConfig(out_dims=(240, 480, 960, 1920)),
     ),
@@ -28,12 +33,21 @@ CONFIGS: dict[str, ModelConfig] = {
         name="tiny",
         input_size=256,
         vit=ViTConfig(
-            patch_size=16, embed_dim=192, depth=8, num_heads=3, window_tokens=14,
-            global_blocks=(3, 7), pretrain_img_size=256,
+            patch_size=16,
+            embed_dim=192,
+            depth=8,
+            num_heads=3,
+            window_tokens=14,
+            global_blocks=(3, 7),
+            pretrain_img_size=256,
         ),
         neck=NeckConfig(out_dims=(64, 128, 192, 256)),
-        pixel_decoder=PixelDecoderConfig(conv_dim=128, mask_dim=128, num_layers=2, num_heads=4, ffn_dim=512),
-        decoder=DecoderConfig(hidden_dim=128, num_queries=10, num_layers=6, num_heads=4, ffn_dim=512),
+        pixel_decoder=PixelDecoderConfig(
+            conv_dim=128, mask_dim=128, num_layers=2, num_heads=4, ffn_dim=512
+        ),
+        decoder=DecoderConfig(
+            hidden_dim=128, num_queries=10, num_layers=6, num_heads=4, ffn_dim=512
+        ),
     ),
 }
 
@@ -55,7 +69,10 @@ def build_from_config(config: ModelConfig) -> AdaptiveClick:
     from .model.pixel_decoder import PixelDecoder
     from .model.vit import VisionTransformer
 
-    if config.pixel_decoder.conv_dim != config.decoder.hidden_dim or config.pixel_decoder.mask_dim != config.decoder.hidden_dim:
+    if (
+        config.pixel_decoder.conv_dim != config.decoder.hidden_dim
+        or config.pixel_decoder.mask_dim != config.decoder.hidden_dim
+    ):
         raise ValueError("pixel_decoder.conv_dim and mask_dim must equal decoder.hidden_dim")
     neck = SimpleFeaturePyramid(config.vit.embed_dim, config.neck.out_dims)
     return AdaptiveClick(

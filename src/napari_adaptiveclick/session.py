@@ -20,7 +20,6 @@ from .clicks import Click, disk_maps
 from .transforms import Box, CropResize, IntensityStats, normalize_intensity
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from torch import nn
 
 
@@ -42,7 +41,7 @@ class _State:
 
 
 def pick_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" if available, else "mps", else "cpu"; other names are checked."""
+    """ "auto" -> "cuda" if available, else "mps", else "cpu"; other names are checked."""
     import torch
 
     if device == "auto":
@@ -54,7 +53,9 @@ def pick_device(device: str = "auto") -> str:
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as exc:
-        raise ValueError(f"Device {device!r} is not usable here ({exc}); use 'auto' or 'cpu'.") from None
+        raise ValueError(
+            f"Device {device!r} is not usable here ({exc}); use 'auto' or 'cpu'."
+        ) from None
     return device
 
 
@@ -84,8 +85,15 @@ def resolve_model(model: Any) -> nn.Module:
     if isinstance(model, str) and model == "default":
         return build_model(None, "default")
     if isinstance(model, str | Path):
+        if not Path(model).is_file():
+            raise ValueError(
+                f"Unknown model name {str(model)!r}: neither a registered model "
+                f"({', '.join(sorted(CONFIGS))}) nor an existing checkpoint file."
+            )
         return build_model(None, model)
-    raise TypeError(f"model must be None, a name in {sorted(CONFIGS)}, a checkpoint path or a module, not {type(model).__name__}.")
+    raise TypeError(
+        f"model must be None, a name in {sorted(CONFIGS)}, a checkpoint path or a module, not {type(model).__name__}."
+    )
 
 
 def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) -> Box:
@@ -138,8 +146,14 @@ class ClickSession:
         self.model = resolve_model(model).to(self.device).eval()
         self.config = self.model.config
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
-        self.zoom_expand, self.zoom_min_size, self.zoom_recompute_iou = zoom_expand, zoom_min_size, zoom_recompute_iou
-        self.half_precision = self.device == "cuda" if half_precision == "auto" else bool(half_precision)
+        self.zoom_expand, self.zoom_min_size, self.zoom_recompute_iou = (
+            zoom_expand,
+            zoom_min_size,
+            zoom_recompute_iou,
+        )
+        self.half_precision = (
+            self.device == "cuda" if half_precision == "auto" else bool(half_precision)
+        )
         self._image = None  # torch (1, 3, H, W) float32 in [0, 1] on device
         self._history: list[_State] = []
         self._base: np.ndarray | None = None
@@ -205,7 +219,9 @@ class ClickSession:
         self._require_image()
         prob = np.asarray(probability, dtype=np.float32)
         if prob.shape != self.image_shape:
-            raise ValueError(f"previous mask shape {prob.shape} does not match the image {self.image_shape}.")
+            raise ValueError(
+                f"previous mask shape {prob.shape} does not match the image {self.image_shape}."
+            )
         self._base = np.clip(np.nan_to_num(prob), 0.0, 1.0)
         self.reset()
 
@@ -228,8 +244,12 @@ class ClickSession:
         """Add a click at (row, col) image pixels and predict; returns the full-size result."""
         self._require_image()
         h, w = self.image_shape
-        if not (np.isfinite(row) and np.isfinite(col)) or not (-0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5):
-            raise ValueError(f"Click ({row}, {col}) is outside the image of {h} x {w} pixels (row, col).")
+        if not (np.isfinite(row) and np.isfinite(col)) or not (
+            -0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5
+        ):
+            raise ValueError(
+                f"Click ({row}, {col}) is outside the image of {h} x {w} pixels (row, col)."
+            )
         start = time.perf_counter()
         previous = self._history[-1]
         clicks = (*previous.clicks, Click(float(row), float(col), bool(positive)))
@@ -254,29 +274,45 @@ class ClickSession:
         if not mask.any():
             return previous.roi
         rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-        current = expand_box(Box(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1), self.image_shape, self.zoom_expand, self.zoom_min_size)
+        current = expand_box(
+            Box(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1),
+            self.image_shape,
+            self.zoom_expand,
+            self.zoom_min_size,
+        )
         old = previous.roi
         if old is None or box_iou(current, old) < self.zoom_recompute_iou:
             return current
-        if any(not (old.top <= c.row < old.bottom and old.left <= c.col < old.right) for c in positives):
+        if any(
+            not (old.top <= c.row < old.bottom and old.left <= c.col < old.right) for c in positives
+        ):
             return current
         return old
 
-    def _predict(self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box | None) -> np.ndarray:
+    def _predict(
+        self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box | None
+    ) -> np.ndarray:
         import torch
 
         size = self.config.input_size
         shape = self.image_shape
-        transform = CropResize(shape, roi, (size, size)) if roi else CropResize.whole(shape, (size, size))
+        transform = (
+            CropResize(shape, roi, (size, size)) if roi else CropResize.whole(shape, (size, size))
+        )
         points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
         net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]
-        maps = torch.from_numpy(disk_maps(net_clicks, (size, size), self.config.click_radius))[None].to(self.device)
+        maps = torch.from_numpy(disk_maps(net_clicks, (size, size), self.config.click_radius))[
+            None
+        ].to(self.device)
         prev = torch.from_numpy(prev_prob)[None, None].to(self.device)
         image = transform.forward_image(self._image)
         prev = transform.forward_image(prev)
         if self.flip_tta:
             image, prev, maps = (torch.cat([t, t.flip(-1)]) for t in (image, prev, maps))
-        with torch.inference_mode(), torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision),
+        ):
             logits = self.model(image, prev, maps)["mask_logits"].float()
         if self.flip_tta:
             logits = 0.5 * (logits[:1] + logits[1:].flip(-1))

@@ -101,7 +101,10 @@ class CropResize:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         sr, sc = self.scale
         return np.stack(
-            [(pts[:, 0] - self.box.top + 0.5) * sr - 0.5, (pts[:, 1] - self.box.left + 0.5) * sc - 0.5],
+            [
+                (pts[:, 0] - self.box.top + 0.5) * sr - 0.5,
+                (pts[:, 1] - self.box.left + 0.5) * sc - 0.5,
+            ],
             axis=1,
         )
 
@@ -110,7 +113,10 @@ class CropResize:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         sr, sc = self.scale
         return np.stack(
-            [(pts[:, 0] + 0.5) / sr - 0.5 + self.box.top, (pts[:, 1] + 0.5) / sc - 0.5 + self.box.left],
+            [
+                (pts[:, 0] + 0.5) / sr - 0.5 + self.box.top,
+                (pts[:, 1] + 0.5) / sc - 0.5 + self.box.left,
+            ],
             axis=1,
         )
 
@@ -136,6 +142,8 @@ class CropResize:
         )
         patch = image
         if tuple(image.shape[-2:]) != (b.height, b.width):
-            patch = F.interpolate(image, size=(b.height, b.width), mode="bilinear", align_corners=False)
+            patch = F.interpolate(
+                image, size=(b.height, b.width), mode="bilinear", align_corners=False
+            )
         canvas[..., b.top : b.bottom, b.left : b.right] = patch
         return canvas

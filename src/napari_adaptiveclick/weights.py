@@ -35,7 +35,12 @@ DEFAULT_MANIFEST = WEIGHTS_DIR / "default.json"
 # Released-checkpoint entries that our model does not have: unused heads and saved buffers,
 # and Mask2Former's duplicate registrations of the FPN step (SPEC.md 1, "Traps").
 IGNORED_RELEASE_KEYS = ("backbone.cls_token", "criterion.empty_weight")
-IGNORED_RELEASE_PREFIXES = ("backbone.fc_norm.", "backbone.head.", "pixel_decoder.adapter_1.", "pixel_decoder.layer_1.")
+IGNORED_RELEASE_PREFIXES = (
+    "backbone.fc_norm.",
+    "backbone.head.",
+    "pixel_decoder.adapter_1.",
+    "pixel_decoder.layer_1.",
+)
 
 
 class CheckpointError(ValueError):
@@ -101,15 +106,27 @@ def checkpoint_dict(model: nn.Module, *, half: bool = False, extra: dict | None 
     import torch
 
     state = OrderedDict(
-        (k, v.detach().to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype).clone())
+        (
+            k,
+            v.detach()
+            .to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype)
+            .clone(),
+        )
         for k, v in model.state_dict().items()
     )
-    out = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(), "state_dict": state}
+    out = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+    }
     out.update(extra or {})
     return out
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, *, half: bool = False, extra: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, *, half: bool = False, extra: dict | None = None
+) -> None:
     """Write ``model`` in this project's format, atomically. ``extra`` must hold plain types."""
     atomic_torch_save(checkpoint_dict(model, half=half, extra=extra), path)
 
@@ -164,7 +181,11 @@ class _Inert(dict):
 
 
 def _inert_class(module: str, name: str) -> type:
-    return type(name, (_Inert,), {"_target": f"{module}.{name}", "__module__": "napari_adaptiveclick._inert"})
+    return type(
+        name,
+        (_Inert,),
+        {"_target": f"{module}.{name}", "__module__": "napari_adaptiveclick._inert"},
+    )
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -173,7 +194,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
         if (module, name) in _SAFE_CALLABLES or (module == "torch" and name.endswith("Storage")):
             return super().find_class(module, name)
-        if module == "torch" and name in {"float16", "float32", "float64", "bfloat16", "int64", "int32", "uint8", "bool"}:
+        if module == "torch" and name in {
+            "float16",
+            "float32",
+            "float64",
+            "bfloat16",
+            "int64",
+            "int32",
+            "uint8",
+            "bool",
+        }:
             return super().find_class(module, name)
         return _inert_class(module, name)
 
@@ -201,8 +231,15 @@ def read_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         obj = _read_restricted(data, path)
     except Exception as exc:  # zip/pickle framing errors: truncated or not a torch file
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}).") from None
-    if isinstance(obj, dict) and "state_dict" not in obj and obj and all(hasattr(v, "shape") for v in obj.values()):
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
+        ) from None
+    if (
+        isinstance(obj, dict)
+        and "state_dict" not in obj
+        and obj
+        and all(hasattr(v, "shape") for v in obj.values())
+    ):
         obj = {"state_dict": obj}
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
         raise CheckpointError(f"{path} holds no 'state_dict': it is not a model checkpoint.")
@@ -213,11 +250,18 @@ def _read_restricted(data: bytes, path: Path) -> dict:
     import torch
 
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+        return torch.load(
+            io.BytesIO(data),
+            map_location="cpu",
+            weights_only=False,
+            pickle_module=_RestrictedPickleModule,
+        )
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def map_release_state_dict(state: dict) -> dict:
@@ -232,7 +276,9 @@ def map_release_state_dict(state: dict) -> dict:
 def _infer_release_name(state: dict) -> str:
     weight = state.get("patch_embed_coords.proj.weight")
     if weight is None:
-        raise CheckpointError("The state dict has no 'patch_embed_coords.proj.weight': not an AdaptiveClick checkpoint.")
+        raise CheckpointError(
+            "The state dict has no 'patch_embed_coords.proj.weight': not an AdaptiveClick checkpoint."
+        )
     return {768: "vit_b", 1280: "vit_h"}.get(int(weight.shape[0]), "")
 
 
@@ -246,7 +292,11 @@ def load_state_into(model: nn.Module, state: dict, source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -256,7 +306,8 @@ def load_state_into(model: nn.Module, state: dict, source: str) -> None:
         if shapes:
             parts.append(f"shape mismatches (checkpoint vs model): {_summarise(shapes)}")
         raise CheckpointError(
-            f"{source} does not fit the '{model.config.name}' architecture: " + "; ".join(parts)
+            f"{source} does not fit the '{model.config.name}' architecture: "
+            + "; ".join(parts)
             + ". Pick the model name the checkpoint was trained with."
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
@@ -285,7 +336,9 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None) -> nn.Mo
         state = map_release_state_dict(ckpt["state_dict"])
         name = expected_name or _infer_release_name(state)
         if not name:
-            raise CheckpointError(f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h).")
+            raise CheckpointError(
+                f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h)."
+            )
         config = get_config(name)
     model = build_from_config(config)
     load_state_into(model, state, str(path))

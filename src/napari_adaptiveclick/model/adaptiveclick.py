@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from napari_adaptiveclick.config import ModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,8 +43,12 @@ class AdaptiveClick(nn.Module):
         self.backbone = backbone
         self.pixel_decoder = pixel_decoder
         self.click_aware_decoder = click_aware_decoder
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+        )
 
     def _check_inputs(self, image, prev_mask, click_maps) -> None:
         if image.dim() != 4 or image.shape[1] != 3:
@@ -58,7 +62,9 @@ class AdaptiveClick(nn.Module):
         if h % step or w % step:
             raise ValueError(f"image height and width must be multiples of {step}, got {h} x {w}")
 
-    def forward(self, image: torch.Tensor, prev_mask: torch.Tensor, click_maps: torch.Tensor) -> dict:
+    def forward(
+        self, image: torch.Tensor, prev_mask: torch.Tensor, click_maps: torch.Tensor
+    ) -> dict:
         self._check_inputs(image, prev_mask, click_maps)
         aux = torch.cat([prev_mask, click_maps], dim=1)
         x = (image - self.pixel_mean) / self.pixel_std
@@ -66,8 +72,11 @@ class AdaptiveClick(nn.Module):
         mask_features, multi_scale = self.pixel_decoder(vit_map)
         stages = self.click_aware_decoder(multi_scale, mask_features, click_maps[:, :1])
         class_logits, mask_logits = stages[-1]
-        up = F.interpolate(mask_logits, size=image.shape[-2:], mode="bilinear", align_corners=True)
-        fused = (class_logits[..., 1:2].sigmoid()[..., None] * up).sum(1, keepdim=True)
+        # sum_q sigmoid(object_q) * resize(mask_q) == resize(sum_q sigmoid(object_q) * mask_q):
+        # bilinear resizing is linear, so weight at 1/4 resolution and resize once.
+        weights = class_logits[..., 1].sigmoid()[..., None, None]
+        fused = (weights * mask_logits).sum(1, keepdim=True)
+        fused = F.interpolate(fused, size=image.shape[-2:], mode="bilinear", align_corners=True)
         return {
             "pred_logits": class_logits,
             "pred_masks": mask_logits,

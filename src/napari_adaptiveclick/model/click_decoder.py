@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DecoderConfig
+from napari_adaptiveclick.config import DecoderConfig
+
 from .position import sine_position_encoding
 
 
@@ -25,7 +26,9 @@ class CrossAttentionLayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tgt, memory, attn_mask, pos, query_pos):
-        out = self.multihead_attn(tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False)[0]
+        out = self.multihead_attn(
+            tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False
+        )[0]
         return self.norm(tgt + out)
 
 
@@ -99,7 +102,9 @@ class ClickAwareDecoder(nn.Module):
         self.transformer_cross_attention_layers = nn.ModuleList(
             CrossAttentionLayer(dim, heads) for _ in range(cfg.num_layers)
         )
-        self.transformer_ffn_layers = nn.ModuleList(FFNLayer(dim, cfg.ffn_dim) for _ in range(cfg.num_layers))
+        self.transformer_ffn_layers = nn.ModuleList(
+            FFNLayer(dim, cfg.ffn_dim) for _ in range(cfg.num_layers)
+        )
         self.decoder_norm = nn.LayerNorm(dim)
         self.query_feat = nn.Embedding(cfg.num_queries, dim)
         self.query_embed = nn.Embedding(cfg.num_queries, dim)
@@ -141,7 +146,9 @@ class ClickAwareDecoder(nn.Module):
         stages = [(cls, msk)]
         for i in range(self.cfg.num_layers):
             lvl = i % self.levels
-            queries = self.transformer_cross_attention_layers[i](queries, srcs[lvl], blocked, pos[lvl], query_pos)
+            queries = self.transformer_cross_attention_layers[i](
+                queries, srcs[lvl], blocked, pos[lvl], query_pos
+            )
             queries = self.transformer_self_attention_layers[i](queries, query_pos)
             queries = self.transformer_ffn_layers[i](queries)
             nxt = (i + 1) % self.levels

@@ -39,7 +39,9 @@ class SimpleFeaturePyramid(nn.Module):
             _norm(out_dims[1]),
             nn.GELU(),
         )
-        self.down_16 = nn.Sequential(nn.Conv2d(in_dim, out_dims[2], 1), _norm(out_dims[2]), nn.GELU())
+        self.down_16 = nn.Sequential(
+            nn.Conv2d(in_dim, out_dims[2], 1), _norm(out_dims[2]), nn.GELU()
+        )
         self.down_32 = nn.Sequential(
             nn.Conv2d(in_dim, c32, 2, stride=2),
             _norm(c32),

@@ -25,14 +25,16 @@ def ms_deform_attn_core(
     _, lq, _, levels, points, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
+    weights = attention_weights.transpose(1, 2).reshape(n * m, lq, levels, points)
+    out = None
     for level, (h, w) in enumerate(spatial_shapes):
         v = values[level].flatten(2).transpose(1, 2).reshape(n * m, dh, h, w)
         g = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (N*M, Lq, P, 2)
-        sampled.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
-    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, levels * points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
-    return out.view(n, m * dh, lq).transpose(1, 2).contiguous()
+        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # Weighted sum over the points without materialising sampled * weights.
+        term = torch.einsum("bdqp,bqp->bdq", sampled, weights[:, :, level])
+        out = term if out is None else out + term
+    return out.reshape(n, m * dh, lq).transpose(1, 2).contiguous()
 
 
 class MSDeformAttn(nn.Module):
@@ -76,10 +78,17 @@ class MSDeformAttn(nn.Module):
         """query (N, Lq, C); reference_points (N, Lq, L, 2) in [0, 1] (x, y);
         value_input (N, S, C) -> (N, Lq, C)."""
         n, lq, c = query.shape
-        value = self.value_proj(value_input).view(n, value_input.shape[1], self.heads, c // self.heads)
+        value = self.value_proj(value_input).view(
+            n, value_input.shape[1], self.heads, c // self.heads
+        )
         offsets = self.sampling_offsets(query).view(n, lq, self.heads, self.levels, self.points, 2)
         weights = self.attention_weights(query).view(n, lq, self.heads, self.levels * self.points)
         weights = weights.softmax(-1).view(n, lq, self.heads, self.levels, self.points)
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
-        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        normalizer = torch.tensor(
+            [[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device
+        )
+        locations = (
+            reference_points[:, :, None, :, None, :]
+            + offsets / normalizer[None, None, None, :, None, :]
+        )
         return self.output_proj(ms_deform_attn_core(value, spatial_shapes, locations, weights))

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import PixelDecoderConfig
+from napari_adaptiveclick.config import PixelDecoderConfig
+
 from .ms_deform_attn import MSDeformAttn
 from .position import sine_position_encoding
 
@@ -63,7 +64,9 @@ class DeformableEncoder(nn.Module):
         flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
         pos = torch.cat(
             [
-                sine_position_encoding(h, w, s.shape[1], s.device, s.dtype).flatten(2).transpose(1, 2)
+                sine_position_encoding(h, w, s.shape[1], s.device, s.dtype)
+                .flatten(2)
+                .transpose(1, 2)
                 + self.level_embed[lvl].view(1, 1, -1)
                 for lvl, (s, (h, w)) in enumerate(zip(srcs, shapes, strict=True))
             ],
@@ -73,11 +76,17 @@ class DeformableEncoder(nn.Module):
         for layer in self.encoder.layers:
             flat = layer(flat, pos, ref, shapes)
         outs = flat.split([h * w for h, w in shapes], dim=1)
-        return [o.transpose(1, 2).reshape(o.shape[0], -1, h, w) for o, (h, w) in zip(outs, shapes, strict=True)]
+        return [
+            o.transpose(1, 2).reshape(o.shape[0], -1, h, w)
+            for o, (h, w) in zip(outs, shapes, strict=True)
+        ]
 
 
 def _conv_gn(in_ch: int, out_ch: int, kernel: int, groups: int, relu: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2), nn.GroupNorm(groups, out_ch)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2),
+        nn.GroupNorm(groups, out_ch),
+    ]
     if relu:
         layers.append(nn.ReLU())
     nn.init.xavier_uniform_(layers[0].weight)
@@ -89,7 +98,9 @@ class PixelDecoder(nn.Module):
     """``forward(vit_map (B, D, h, w)) -> (mask_features (B, mask_dim, H/4, W/4),
     [1/32, 1/16, 1/8] maps with conv_dim channels)``."""
 
-    def __init__(self, neck: nn.Module, in_dims: tuple[int, int, int, int], cfg: PixelDecoderConfig) -> None:
+    def __init__(
+        self, neck: nn.Module, in_dims: tuple[int, int, int, int], cfg: PixelDecoderConfig
+    ) -> None:
         super().__init__()
         self.neck = neck
         dim, groups = cfg.conv_dim, cfg.norm_groups
@@ -109,6 +120,8 @@ class PixelDecoder(nn.Module):
         srcs = [proj(f) for proj, f in zip(self.input_proj, (f32, f16, f8), strict=True)]
         encoded = self.transformer(srcs)
         lateral = self.lateral_convs[0](f4)
-        up = F.interpolate(encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
+        up = F.interpolate(
+            encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
+        )
         fpn = self.output_convs[0](lateral + up)
         return self.mask_features(fpn), encoded

@@ -8,7 +8,12 @@ import torch
 
 
 def sine_position_encoding(
-    height: int, width: int, channels: int, device=None, dtype=torch.float32, temperature: float = 10000.0
+    height: int,
+    width: int,
+    channels: int,
+    device=None,
+    dtype=torch.float32,
+    temperature: float = 10000.0,
 ) -> torch.Tensor:
     """``(1, channels, H, W)`` encoding: first half y, second half x, scale 2*pi."""
     num_feats = channels // 2
@@ -24,7 +29,10 @@ def sine_position_encoding(
     pos_y = torch.stack((pos_y[:, 0::2].sin(), pos_y[:, 1::2].cos()), dim=2).flatten(1)
     pos_x = torch.stack((pos_x[:, 0::2].sin(), pos_x[:, 1::2].cos()), dim=2).flatten(1)
     pos = torch.cat(
-        (pos_y[:, None, :].expand(height, width, num_feats), pos_x[None, :, :].expand(height, width, num_feats)),
+        (
+            pos_y[:, None, :].expand(height, width, num_feats),
+            pos_x[None, :, :].expand(height, width, num_feats),
+        ),
         dim=2,
     )
     return pos.permute(2, 0, 1).unsqueeze(0).to(dtype)

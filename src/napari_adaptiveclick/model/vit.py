@@ -17,7 +17,8 @@ from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from ..config import ViTConfig
+from napari_adaptiveclick.config import ViTConfig
+
 from .patch_embed import PatchEmbed
 
 
@@ -62,7 +63,9 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, cfg.embed_dim))
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.ModuleList(
-            Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=norm)
+            Block(
+                cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=norm
+            )
             for _ in range(cfg.depth)
         )
         trunc_normal_(self.pos_embed, std=0.02)
@@ -72,10 +75,14 @@ class VisionTransformer(nn.Module):
         """Absolute position embedding without the cls entry, resampled to ``grid``: (1, N, D)."""
         pos = self.pos_embed
         if grid != self.pretrain_grid:
-            pos = resample_abs_pos_embed(pos, list(grid), list(self.pretrain_grid), num_prefix_tokens=1)
+            pos = resample_abs_pos_embed(
+                pos, list(grid), list(self.pretrain_grid), num_prefix_tokens=1
+            )
         return pos[:, 1:]
 
-    def forward(self, image: torch.Tensor, extra_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, extra_tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
         p = self.cfg.patch_size
         grid = (image.shape[-2] // p, image.shape[-1] // p)
         x = self.patch_embed(image)

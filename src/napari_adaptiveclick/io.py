@@ -1,0 +1,413 @@
+"""Read images and volumes (TIFF, PNG/JPEG, NIfTI, MetaImage, NRRD); write label files back.
+
+Arrays are returned in napari order: ``(plane, row, col)`` for 3D, ``(row, col)`` for 2D and
+``(row, col, 3)`` for RGB. Per-axis ``spacing`` and ``origin`` follow the same order. Each
+reader keeps what is needed to write a labels file with the source geometry (NIfTI affine
+and header, SimpleITK direction, TIFF unit).
+
+Axis conventions of the files: nibabel returns NIfTI arrays in file order ``(x, y, z[, t])``;
+they are reversed here to ``([t,] z, y, x)``, so planes are axial for the usual orientations.
+SimpleITK's ``GetArrayFromImage`` already gives ``(z, y, x)`` while its spacing, origin and
+direction are in ``(x, y, z)`` order. Reading and writing are exact inverses of each other.
+
+Heavy readers (tifffile, nibabel, SimpleITK, PIL) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Extension (lower case) -> format name. ".nii.gz" is matched before single suffixes.
+FORMATS: dict[str, str] = {
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
+    ".mha": "metaimage",
+    ".mhd": "metaimage",
+    ".nrrd": "nrrd",
+}
+READ_EXTENSIONS: tuple[str, ...] = tuple(FORMATS)
+# JPEG is lossy: label files are never written as JPEG.
+WRITE_EXTENSIONS: tuple[str, ...] = tuple(e for e, f in FORMATS.items() if f != "jpeg")
+
+_TIFF_AXES = {"Y": "y", "X": "x", "Z": "z", "T": "t", "C": "c", "S": "c", "Q": "z", "I": "z"}
+_TIFF_RESUNIT_INCH, _TIFF_RESUNIT_CM = 2, 3
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])  # ITK world is LPS, NIfTI world is RAS (and back)
+_NIFTI_UNITS = ("mm", "micron", "meter")
+
+
+class ImageIOError(ValueError):
+    """A file that cannot be read or written: unsupported extension, unreadable, bad labels."""
+
+
+@dataclass
+class ImageVolume:
+    """An image or volume with its geometry.
+
+    Attributes:
+        data: pixel array in napari order; ``axes`` names its axes, e.g. ``"yx"``, ``"yxc"``
+            (RGB), ``"zyx"``, ``"tzyx"`` (4D NIfTI: all axes kept, callers choose).
+        spacing: size of a pixel along each data axis (same order as ``data``; 1.0 for
+            channel axes and where the file has no calibration).
+        origin: world position of pixel 0 along each data axis (0.0 where unknown). With a
+            rotated or flipped ``affine``/``direction`` these two do not describe the full
+            geometry; the writers use the complete one.
+        path: the file it was read from (None for arrays made in memory).
+        format: "tiff", "png", "jpeg", "nifti", "metaimage" or "nrrd".
+        axes: one letter per data axis (t, z, y, x, c).
+        unit: length unit of ``spacing`` when the file states one ("mm", "micron", ...).
+        affine: NIfTI only, the 4x4 voxel-to-world (RAS) matrix in FILE axis order (x, y, z).
+        header: NIfTI only, a copy of the nibabel header.
+        direction: SimpleITK only, the direction cosines, row-major, in ITK (x, y, z) order.
+    """
+
+    data: np.ndarray
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    path: Path | None = None
+    format: str = ""
+    axes: str = ""
+    unit: str | None = None
+    affine: np.ndarray | None = None
+    header: Any = None
+    direction: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.axes:
+            self.axes = {2: "yx", 3: "zyx", 4: "tzyx"}.get(self.data.ndim, "")
+        for name in ("spacing", "origin", "axes"):
+            if len(getattr(self, name)) != self.data.ndim:
+                raise ValueError(
+                    f"ImageVolume {name} {getattr(self, name)!r} needs one entry per data axis "
+                    f"(data shape {self.data.shape})."
+                )
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Shape without the channel axis: the shape a labels array for this image has."""
+        return tuple(n for n, a in zip(self.data.shape, self.axes, strict=True) if a != "c")
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.axes.endswith("c") and self.data.shape[-1] in (3, 4)
+
+
+def split_image_name(path: str | os.PathLike) -> tuple[str, str]:
+    """``(stem, extension)`` of an image file name, e.g. ``("case_seg", ".nii.gz")``; the
+    extension is "" when it is not one of :data:`READ_EXTENSIONS`."""
+    name = Path(path).name
+    for ext in sorted(FORMATS, key=len, reverse=True):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)], name[-len(ext) :]
+    return name, ""
+
+
+def file_format(path: str | os.PathLike) -> str:
+    """Format name for ``path`` from its extension; raises ImageIOError if unsupported."""
+    ext = split_image_name(path)[1].lower()
+    if not ext:
+        raise ImageIOError(
+            f"Unsupported file type: {Path(path).name!r}. Supported extensions: "
+            f"{', '.join(READ_EXTENSIONS)}."
+        )
+    return FORMATS[ext]
+
+
+def read_image(path: str | os.PathLike) -> ImageVolume:
+    """Read a 2D image or a volume; see the module docstring for the axis order.
+
+    Raises FileNotFoundError for a missing file, ImageIOError for an unsupported extension or a
+    file its reader cannot open (the message names the file and gives the reader's error).
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such image file: {path}")
+    reader = {
+        "tiff": _read_tiff,
+        "png": _read_pil,
+        "jpeg": _read_pil,
+        "nifti": _read_nifti,
+        "metaimage": _read_sitk,
+        "nrrd": _read_sitk,
+    }[fmt]
+    try:
+        volume = reader(path)
+    except Exception as err:  # each reader library raises its own exception types
+        raise ImageIOError(f"Cannot read {path}: {type(err).__name__}: {err}") from err
+    volume.path, volume.format = path, fmt
+    return volume
+
+
+def _read_tiff(path: Path) -> ImageVolume:
+    """Row/col spacing from the resolution tags, plane spacing from ImageJ (or tifffile JSON)
+    metadata. RGB(A) samples, planar or not, become a last axis of 3. A resolution in inches without a stated unit is the desktop-publishing default
+    (e.g. 72 dpi), not a calibration, and is ignored."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        data = tif.asarray()
+        series_axes = tif.series[0].axes
+        meta = tif.imagej_metadata or (tif.shaped_metadata or [{}])[0] or {}
+        tags = tif.pages[0].tags
+        unit = meta.get("unit") or None
+        res_unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else None
+        if res_unit == _TIFF_RESUNIT_CM and unit is None:
+            unit = "cm"
+        calibrated = "XResolution" in tags and (unit is not None or res_unit != _TIFF_RESUNIT_INCH)
+        per_letter = {"z": float(meta.get("spacing", 1.0))}
+        if calibrated:
+            per_letter["x"] = _rational_spacing(tags["XResolution"].value)
+            per_letter["y"] = _rational_spacing(tags["YResolution"].value)
+    if "S" in series_axes:  # samples (RGB/RGBA, also planar ones) go last, alpha is dropped
+        data = np.moveaxis(data, series_axes.index("S"), -1)
+        series_axes = series_axes.replace("S", "") + "S"
+        if data.shape[-1] == 4:
+            data = data[..., :3]
+    axes = "".join(_TIFF_AXES.get(a, a.lower()) for a in series_axes)
+    spacing = tuple(per_letter.get(a, 1.0) for a in axes)
+    return ImageVolume(data, spacing, (0.0,) * data.ndim, axes=axes, unit=unit)
+
+
+def _rational_spacing(resolution: tuple[int, int]) -> float:
+    """TIFF resolution (pixels per unit, as numerator/denominator) -> pixel size."""
+    numerator, denominator = resolution
+    return float(denominator) / float(numerator) if numerator else 1.0
+
+
+def _read_pil(path: Path) -> ImageVolume:
+    """PNG/JPEG: grey, 1-bit and palette images give (H, W) (palette indices are kept, as
+    label PNGs need); RGB/RGBA/CMYK give (H, W, 3)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in ("RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+            img = img.convert("RGB")
+        elif img.mode in ("LA", "PA"):
+            img = img.getchannel(0)
+        data = np.array(img)
+    axes = "yxc" if data.ndim == 3 else "yx"
+    return ImageVolume(data, (1.0,) * data.ndim, (0.0,) * data.ndim, axes=axes)
+
+
+def _read_nifti(path: Path) -> ImageVolume:
+    import nibabel as nib
+
+    img = nib.load(path)
+    data = np.ascontiguousarray(np.asanyarray(img.dataobj).transpose())  # keeps on-disk dtype
+    zooms = tuple(float(z) for z in img.header.get_zooms())[: data.ndim]
+    translation = [float(t) for t in img.affine[:3, 3][: data.ndim]]
+    translation += [0.0] * (data.ndim - len(translation))
+    unit = img.header.get_xyzt_units()[0]
+    axes = {1: "x", 2: "yx", 3: "zyx"}.get(data.ndim, "t" * (data.ndim - 3) + "zyx")
+    return ImageVolume(
+        data,
+        zooms[::-1],
+        tuple(translation[::-1]),
+        axes=axes,
+        unit=None if unit == "unknown" else unit,
+        affine=np.array(img.affine, dtype=np.float64),
+        header=img.header.copy(),
+    )
+
+
+def _read_sitk(path: Path) -> ImageVolume:
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(path))
+    data = sitk.GetArrayFromImage(img)
+    dim = img.GetDimension()
+    axes = {2: "yx", 3: "zyx", 4: "tzyx"}.get(dim, "q" * (dim - 3) + "zyx")
+    spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
+    origin = tuple(float(o) for o in reversed(img.GetOrigin()))
+    if img.GetNumberOfComponentsPerPixel() > 1:
+        axes, spacing, origin = axes + "c", spacing + (1.0,), origin + (0.0,)
+    direction = tuple(float(d) for d in img.GetDirection())
+    return ImageVolume(data, spacing, origin, axes=axes, unit="mm", direction=direction)
+
+
+def label_dtype(max_label: int) -> np.dtype:
+    """Smallest unsigned integer dtype that holds ``max_label``."""
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if max_label <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ImageIOError(f"Label value {max_label} does not fit in 64 bits.")
+
+
+def write_labels(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    like: ImageVolume | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write an integer label array in the format given by the extension of ``path``.
+
+    ``labels`` is in napari order (same shape as ``like.spatial_shape`` when ``like`` is
+    given); the file gets the geometry of ``like`` (NIfTI affine and header, SimpleITK
+    spacing/origin/direction, TIFF spacing and unit; converted between formats when they
+    differ). Values are stored with the smallest unsigned dtype that fits. The file is written
+    to a temporary folder beside ``path`` and moved into place, so a crash never leaves a
+    half-written file. Refuses to replace an existing file unless ``overwrite=True``.
+    Returns ``path``.
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    if fmt == "jpeg":
+        raise ImageIOError(
+            f"Cannot write labels to {path.name}: JPEG is lossy. Use one of "
+            f"{', '.join(WRITE_EXTENSIONS)}."
+        )
+    labels = _checked_labels(labels, like)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    writer = {
+        "tiff": _write_tiff,
+        "png": _write_png,
+        "nifti": _write_nifti,
+        "metaimage": _write_sitk,
+        "nrrd": _write_sitk,
+    }[fmt]
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        writer(tmp_dir / path.name, labels, like)
+        # Companion files (e.g. the .raw of a .mhd) first, the requested file last.
+        produced = sorted(tmp_dir.iterdir(), key=lambda p: p.name == path.name)
+        clashes = [p.name for p in produced if (path.parent / p.name).exists()]
+        if clashes and not overwrite:
+            raise FileExistsError(
+                f"Writing {path.name} would replace {', '.join(clashes)} in {path.parent}; "
+                "pass overwrite=True to replace them."
+            )
+        for item in produced:
+            os.replace(item, path.parent / item.name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def _checked_labels(labels: np.ndarray, like: ImageVolume | None) -> np.ndarray:
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ImageIOError(f"Labels must be an integer or bool array, got dtype {labels.dtype}.")
+    if like is not None and labels.shape != like.spatial_shape:
+        raise ImageIOError(
+            f"Labels shape {labels.shape} does not match the image shape {like.spatial_shape}"
+            f"{f' of {like.path}' if like.path else ''}."
+        )
+    if labels.ndim not in (2, 3, 4):
+        raise ImageIOError(f"Labels must be 2D, 3D or 4D, got shape {labels.shape}.")
+    if labels.size and labels.min() < 0:
+        raise ImageIOError(f"Labels must be >= 0, found {labels.min()}.")
+    max_label = int(labels.max()) if labels.size else 0
+    return labels.astype(label_dtype(max_label), copy=False)
+
+
+def _spatial(like: ImageVolume, values: tuple[float, ...]) -> tuple[float, ...]:
+    """Entries of per-axis ``values`` for the non-channel axes of ``like``."""
+    return tuple(v for v, a in zip(values, like.axes, strict=True) if a != "c")
+
+
+def _itk_geometry(
+    like: ImageVolume | None, ndim: int
+) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
+    """Spacing, origin and direction matrix in ITK order (x first, LPS world) for ``ndim``
+    axes: the source's own for SimpleITK files, converted from the affine for NIfTI."""
+    if like is None:
+        return (1.0,) * ndim, (0.0,) * ndim, np.eye(ndim)
+    if like.affine is not None and ndim <= 3:
+        linear = (_LPS_TO_RAS @ like.affine[:3, :3])[:ndim, :ndim]
+        spacing = np.linalg.norm(linear, axis=0)
+        origin = (_LPS_TO_RAS @ like.affine[:3, 3])[:ndim]
+        return tuple(spacing), tuple(origin), linear / spacing
+    spacing = _spatial(like, like.spacing)[::-1]
+    origin = _spatial(like, like.origin)[::-1]
+    if like.direction is not None and len(like.direction) == ndim * ndim:
+        return spacing, origin, np.reshape(like.direction, (ndim, ndim))
+    return spacing, origin, np.eye(ndim)
+
+
+def _write_sitk(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(labels)
+    spacing, origin, direction = _itk_geometry(like, labels.ndim)
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(o) for o in origin])
+    img.SetDirection([float(d) for d in direction.ravel()])
+    sitk.WriteImage(img, str(path), useCompression=True)
+
+
+def _write_nifti(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
+    """Same-format source: its affine and header (qform/sform codes, units) are kept."""
+    import nibabel as nib
+
+    if like is not None and like.affine is not None:
+        header = like.header.copy()
+        header["cal_min"], header["cal_max"] = 0, 0  # the image's display range
+        image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        img = image_class(labels.transpose(), like.affine, header)
+    else:
+        spacing, origin, direction = _itk_geometry(like, min(labels.ndim, 3))
+        n = len(spacing)
+        affine = np.eye(4)
+        affine[:n, :n] = direction * np.asarray(spacing)
+        affine[:n, 3] = origin
+        affine[:3] = _LPS_TO_RAS @ affine[:3]
+        img = nib.Nifti1Image(labels.transpose(), affine)
+        img.set_qform(affine, code=1)
+        img.header.set_xyzt_units(xyz=like.unit if like and like.unit in _NIFTI_UNITS else None)
+    img.header.set_data_dtype(labels.dtype)
+    nib.save(img, path)
+
+
+def _write_tiff(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
+    """ImageJ hyperstack for 8/16-bit labels (Fiji reads its spacing); tifffile's JSON
+    metadata for wider labels, which ImageJ TIFF cannot hold."""
+    import tifffile
+
+    axes = {2: "YX", 3: "ZYX", 4: "TZYX"}[labels.ndim]
+    spacing = dict(zip(axes.lower(), _spatial(like, like.spacing), strict=True)) if like else {}
+    metadata: dict[str, Any] = {"axes": axes}
+    if "z" in spacing:
+        metadata["spacing"] = spacing["z"]
+    if like is not None and like.unit:
+        metadata["unit"] = like.unit
+    tifffile.imwrite(
+        path,
+        labels,
+        imagej=labels.dtype in (np.uint8, np.uint16),
+        photometric="minisblack",
+        resolution=(1.0 / spacing.get("x", 1.0), 1.0 / spacing.get("y", 1.0)),
+        resolutionunit="NONE",
+        metadata=metadata,
+        compression="zlib",
+    )
+
+
+def _write_png(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
+    from PIL import Image
+
+    if labels.ndim != 2:
+        raise ImageIOError(
+            f"PNG holds 2D labels only, got shape {labels.shape}; use .tif, .nii.gz or .mha."
+        )
+    if labels.dtype not in (np.uint8, np.uint16):
+        raise ImageIOError(
+            f"PNG holds label values up to 65535, got {int(labels.max())}; use .tif, .nii.gz "
+            "or .mha."
+        )
+    Image.fromarray(labels).save(path, format="PNG")

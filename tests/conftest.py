@@ -1,0 +1,19 @@
+"""Shared pytest fixtures (small and generated; real data only through ``shared_data``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the shared data (``$ADAPTIVECLICK_DATA`` or ``<repo>/../shared/data``);
+    skips the test when it is absent. Use with ``@pytest.mark.data``."""
+    from training.datasets import default_data_root
+
+    root = default_data_root()
+    if not root.is_dir():
+        pytest.skip(f"shared data not found at {root}")
+    return root

@@ -1,0 +1,186 @@
+"""ClickSession: input checks, undo/reset semantics, zoom-in, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_adaptiveclick import ClickSession
+from napari_adaptiveclick.session import box_iou, expand_box
+from napari_adaptiveclick.transforms import Box
+
+
+@pytest.fixture(scope="module")
+def session():
+    import torch
+
+    torch.manual_seed(0)
+    return ClickSession("tiny", device="cpu")
+
+
+@pytest.fixture
+def image():
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 10, (300, 260)).astype(np.float32)
+    img[100:160, 80:150] += 80
+    return img
+
+
+@pytest.mark.parametrize(
+    "dtype_image",
+    [
+        np.uint8,
+        np.int16,
+        np.float64,
+        "rgb",
+    ],
+)
+def test_any_numeric_dtype_and_rgb_give_full_size_results(session, image, dtype_image):
+    if dtype_image == "rgb":
+        data = np.repeat((image / image.max() * 255).astype(np.uint8)[..., None], 3, axis=2)
+    else:
+        data = image.astype(dtype_image)
+    session.set_image(data)
+    result = session.add_click(120, 100, positive=True)
+    assert result.probability.shape == (300, 260) and result.probability.dtype == np.float32
+    assert result.mask.dtype == bool and result.mask.shape == (300, 260)
+    assert 0.0 <= result.probability.min() and result.probability.max() <= 1.0
+    assert np.array_equal(result.mask, result.probability > session.threshold)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((4, 5, 6)), "2D grey"),
+        (np.zeros((0, 5)), "empty"),
+        (np.full((20, 20), 7.0), "constant"),
+        (np.where(np.eye(20) > 0, np.nan, 1.0), "NaN or infinite"),
+        (np.where(np.eye(20) > 0, np.inf, 1.0), "NaN or infinite"),
+    ],
+)
+def test_bad_images_are_explained(session, bad, message):
+    with pytest.raises(ValueError, match=message):
+        session.set_image(bad)
+
+
+def test_volume_wide_statistics_are_used(session, image):
+    session.set_image(image, stats=(0.0, 1000.0))
+    a = session.add_click(120, 100).probability
+    session.set_image(image)
+    b = session.add_click(120, 100).probability
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize(("row", "col"), [(-1, 5), (5, -1), (300, 5), (5, 260), (np.nan, 3)])
+def test_click_outside_image_is_refused(session, image, row, col):
+    session.set_image(image)
+    with pytest.raises(ValueError, match="outside the image"):
+        session.add_click(row, col)
+    assert session.clicks == []
+
+
+def test_click_before_image():
+    s = ClickSession("tiny", device="cpu")
+    with pytest.raises(RuntimeError, match="set_image"):
+        s.add_click(1, 1)
+
+
+def test_undo_restores_every_previous_result(session, image):
+    session.set_image(image)
+    results = [
+        session.add_click(r, c, p).probability
+        for r, c, p in [(120, 100, True), (130, 140, True), (50, 50, False)]
+    ]
+    assert len(session.clicks) == 3
+    assert np.array_equal(session.undo().probability, results[1])
+    assert np.array_equal(session.undo().probability, results[0])
+    assert len(session.clicks) == 1
+    assert session.undo() is None
+    assert session.clicks == [] and not session.probability.any()
+    assert session.undo() is None  # nothing left: still no error
+
+
+def test_reset_clears_clicks_and_mask(session, image):
+    session.set_image(image)
+    session.add_click(120, 100)
+    session.reset()
+    assert session.clicks == [] and not session.probability.any()
+
+
+def test_same_clicks_same_result(session, image):
+    session.set_image(image)
+    a = [session.add_click(120, 100).probability, session.add_click(20, 20, False).probability]
+    session.reset()
+    b = [session.add_click(120, 100).probability, session.add_click(20, 20, False).probability]
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_previous_mask_is_fed_back(session, image):
+    session.set_image(image)
+    first = session.add_click(120, 100).probability
+    base = np.zeros(image.shape, np.float32)
+    base[100:160, 80:150] = 1
+    session.set_previous_mask(base)
+    assert np.array_equal(session.probability, base)
+    assert not np.array_equal(session.add_click(120, 100).probability, first)
+    session.reset()
+    assert np.array_equal(session.probability, base)
+    with pytest.raises(ValueError, match="does not match"):
+        session.set_previous_mask(np.zeros((3, 3)))
+
+
+def test_zoom_in_crops_around_the_object_after_the_first_click(image):
+    s = ClickSession("tiny", device="cpu", zoom_in=True)
+    big = np.tile(image, (4, 4))  # 1200 x 1040
+    s.set_image(big)
+    s.add_click(120, 100)
+    assert s._history[-1].roi is None  # first click: whole image
+    base = np.zeros(big.shape, np.float32)
+    base[100:160, 80:150] = 1
+    s.set_previous_mask(base)
+    s.add_click(130, 110)
+    roi = s._history[-1].roi
+    assert roi is not None and roi.height >= 200 and roi.width >= 200
+    assert roi.top <= 100 and roi.bottom >= 160 and roi.left <= 80 and roi.right >= 150
+    outside = np.ones(big.shape, bool)
+    outside[roi.top : roi.bottom, roi.left : roi.right] = False
+    assert not s.probability[outside].any()  # outside the crop the probability is 0
+
+
+def test_flip_tta_runs_and_differs_from_plain(image):
+    import torch
+
+    torch.manual_seed(0)
+    model = __import__("napari_adaptiveclick").build_model("tiny")
+    plain, flipped = (
+        ClickSession(model, device="cpu"),
+        ClickSession(model, device="cpu", flip_tta=True),
+    )
+    plain.set_image(image)
+    flipped.set_image(image)
+    a, b = plain.add_click(120, 100).probability, flipped.add_click(120, 100).probability
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_expand_box_has_minimum_size_and_stays_inside():
+    box = expand_box(Box(10, 10, 30, 30), (500, 400), 1.4, 200)
+    assert (box.height, box.width) == (200, 200) and box.top == 0 and box.left == 0
+    box = expand_box(Box(100, 100, 400, 300), (500, 400), 1.4, 200)
+    assert box.height == 420 and box.width == 280 and box.bottom <= 500
+    small = expand_box(Box(0, 0, 5, 5), (50, 60), 1.4, 200)
+    assert (small.height, small.width) == (50, 60)
+
+
+def test_box_iou():
+    assert box_iou(Box(0, 0, 10, 10), Box(0, 0, 10, 10)) == 1.0
+    assert box_iou(Box(0, 0, 10, 10), Box(0, 5, 10, 15)) == pytest.approx(50 / 150)
+
+
+def test_bad_model_name_and_threshold():
+    with pytest.raises(ValueError, match="Unknown model name"):
+        ClickSession("vit_q")
+    with pytest.raises(ValueError, match="threshold"):
+        ClickSession("tiny", threshold=1.5)
+    with pytest.raises(TypeError, match="model must be"):
+        ClickSession(3.5)

@@ -1,0 +1,185 @@
+"""``python -m training.finetune``: train or fine-tune AdaptiveClick on EM / MRI data.
+
+Examples::
+
+    python -m training.finetune --dataset sstem --data ../shared/data --model tiny --out runs/mito
+    python -m training.finetune --dataset sstem:kind=mitochondria,brats:modality=flair \\
+        --data ../shared/data --model tiny --loss afl --max-steps 2000 --out runs/mix
+    python -m training.finetune --config run.json          # the same options in a file
+    python -m training.finetune --resume runs/mix [--max-steps 4000]
+    torchrun --nproc_per_node 2 -m training.finetune ...    # DistributedDataParallel
+
+At the end, NoC is evaluated on each dataset's test split (``training.evaluate``) and the table
+is saved in RUN_DIR/eval_<dataset>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from training.trainer import DatasetSpec, TrainConfig, Trainer
+
+_EXAMPLE = "sstem:kind=mitochondria,sstem:kind=cells,brats:modality=flair"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m training.finetune", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--config", help="JSON or YAML file with any of the options below (CLI wins)")
+    p.add_argument("--dataset", help=f"dataset name or comma-separated mix, e.g. {_EXAMPLE}")
+    p.add_argument("--data", help="data root (default ../shared/data or $ADAPTIVECLICK_DATA)")
+    p.add_argument("--model", choices=["tiny", "vit_b", "vit_h"])
+    p.add_argument("--init", help="initial weights: this project's checkpoint or a released .pth")
+    p.add_argument("--loss", help="mask loss: afl, bce, wbce, balanced_ce, soft_iou, fl, nfl, pl")
+    p.add_argument(
+        "--out", help="run directory (created; must not hold another run unless --resume)"
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped"
+    )
+    for name, kind in [
+        ("batch-size", int),
+        ("lr", float),
+        ("epochs", int),
+        ("lr-drop-epoch", int),
+        ("max-steps", int),
+        ("warmup-steps", int),
+        ("clip-grad", float),
+        ("max-extra-clicks", int),
+        ("scale-min", float),
+        ("scale-max", float),
+        ("fused-weight", float),
+        ("seed", int),
+        ("save-every", int),
+        ("save-every-seconds", float),
+        ("eval-objects", int),
+        ("eval-max-clicks", int),
+        ("num-threads", int),
+    ]:
+        p.add_argument(f"--{name}", type=kind)
+    p.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--no-eval", action="store_true", help="skip the NoC evaluation at the end")
+    return p
+
+
+def _read_config_file(path: str) -> dict:
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
+    """Merge config file, resume state and CLI flags into a :class:`TrainConfig`."""
+    known = {f.name for f in fields(TrainConfig)}
+    values: dict = {}
+    if args.resume:
+        saved = Path(args.resume) / "train_config.json"
+        if not saved.is_file():
+            raise SystemExit(f"error: {args.resume} is not a run directory (no train_config.json).")
+        values.update(json.loads(saved.read_text()))
+        values["out"] = args.resume
+    if args.config:
+        file_values = _read_config_file(args.config)
+        unknown = set(file_values) - known - {"dataset"}
+        if unknown:
+            raise SystemExit(
+                f"error: unknown keys in {args.config}: {sorted(unknown)}; known: {sorted(known)}"
+            )
+        values.update(file_values)
+    cli = {k: v for k, v in vars(args).items() if v is not None and k in known}
+    values.update(cli)
+    dataset = args.dataset or values.pop("dataset", None)
+    if dataset:
+        values["datasets"] = [
+            s for s in (dataset if isinstance(dataset, list) else dataset.split(",")) if s
+        ]
+    if not values.get("datasets"):
+        raise SystemExit("error: --dataset is required (e.g. --dataset sstem).")
+    if not values.get("out"):
+        raise SystemExit("error: --out RUN_DIR is required.")
+    if not values.get("data"):
+        from training.datasets import default_data_root
+
+        values["data"] = str(default_data_root())
+    for spec in values["datasets"]:
+        DatasetSpec.parse(spec)
+    cfg = TrainConfig(**{k: v for k, v in values.items() if k in known})
+    if not args.resume and (Path(cfg.out) / "last.pt").exists():
+        raise SystemExit(
+            f"error: {cfg.out} already holds a run; continue it with --resume {cfg.out} or pick another --out."
+        )
+    return cfg, bool(args.resume)
+
+
+def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> None:
+    """NoC on the test split of every dataset of the run, with ``training.evaluate``."""
+    from training.evaluate import main as evaluate_main
+
+    for spec in (DatasetSpec.parse(s) for s in cfg.datasets):
+        out = Path(cfg.out) / f"eval_{str(spec).replace(':', '_').replace('=', '-')}"
+        argv = [
+            "--dataset",
+            spec.name,
+            "--data",
+            cfg.data,
+            "--split",
+            "test",
+            "--checkpoint",
+            str(checkpoint),
+            "--max-clicks",
+            str(cfg.eval_max_clicks),
+            "--device",
+            cfg.device,
+            "--out",
+            str(out),
+        ]
+        for key, value in spec.options.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        if cfg.eval_objects:
+            argv += ["--objects", str(cfg.eval_objects), "--seed", str(cfg.seed)]
+        evaluate_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cfg, resume = build_config(args)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        dist.init_process_group(
+            "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+        )
+    try:
+        trainer = Trainer(cfg, resume=resume)
+        print(
+            f"training {cfg.model} on {', '.join(cfg.datasets)}: "
+            f"{sum(len(d) for d in trainer.datasets)} objects, {trainer.max_steps} steps from step {trainer.step}, "
+            f"batch {cfg.batch_size} x {world} process(es), loss {cfg.loss}, device {trainer.device}",
+            file=sys.stderr,
+        )
+        trainer.run()
+        finished = trainer.step >= trainer.max_steps
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if finished and not args.no_eval and int(os.environ.get("RANK", 0)) == 0:
+        evaluate_run(cfg, Path(cfg.out) / "final.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

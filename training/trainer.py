@@ -1,0 +1,375 @@
+"""The training loop: iterative click training with the previous mask (RITM / SPEC.md section 3).
+
+One step: for every sample of the batch, pick an object from the dataset mix, augment image and
+mask together, draw initial clicks (multi-point sampler), then add 0..max_extra_clicks clicks
+without gradient at the error regions of the model's own prediction (the shared click
+simulator), feeding the previous probability back; finally one forward with gradient and the
+set criterion. All randomness of step ``k`` on rank ``r`` comes from ``seed, k, r``, so a run
+resumed from a checkpoint replays exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from napari_adaptiveclick.clicks import Click, disk_maps
+from napari_adaptiveclick.registry import build_from_config, build_model, get_config
+from napari_adaptiveclick.simulator import next_click
+from napari_adaptiveclick.weights import (
+    FORMAT,
+    VERSION,
+    atomic_torch_save,
+    read_checkpoint,
+    save_checkpoint,
+)
+from training.augment import augment_pair
+from training.datasets import ObjectDataset, build_dataset
+from training.matcher import SetCriterion
+from training.sampler import sample_initial_clicks
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset of the mix: ``name[:key=value:...]`` on the command line."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        name, *pairs = text.strip().split(":")
+        options, weight = {}, 1.0
+        for pair in pairs:
+            if "=" not in pair:
+                raise ValueError(f"Dataset option {pair!r} in {text!r} must look like key=value.")
+            key, value = pair.split("=", 1)
+            key = key.replace("-", "_")
+            if key == "weight":
+                weight = float(value)
+            else:
+                options[key] = int(value) if value.isdigit() else value
+        return cls(name, options, weight)
+
+    def __str__(self) -> str:
+        return ":".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (saved as RUN_DIR/train_config.json)."""
+
+    datasets: list[str]
+    data: str
+    out: str
+    model: str = "tiny"
+    init: str | None = None
+    loss: str = "afl"
+    batch_size: int = 8
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    epochs: int = 60
+    lr_drop_epoch: int = 40
+    max_steps: int | None = None
+    warmup_steps: int = 0
+    clip_grad: float = 0.0
+    max_extra_clicks: int = 3
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    fused_weight: float = 0.0
+    seed: int = 0
+    save_every: int = 50
+    save_every_seconds: float = 300.0
+    log_every: int = 1
+    eval_objects: int | None = None
+    eval_max_clicks: int = 20
+    device: str = "auto"
+    num_threads: int | None = None
+
+
+class Trainer:
+    """Builds data, model, optimiser and criterion from a :class:`TrainConfig` and runs it."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.device = _device(cfg.device, self.rank)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        keep_freed_memory()
+        self.specs = [DatasetSpec.parse(s) for s in cfg.datasets]
+        self.datasets: list[ObjectDataset] = [
+            build_dataset(s.name, cfg.data, "train", **s.options) for s in self.specs
+        ]
+        weights = np.array([s.weight for s in self.specs], dtype=np.float64)
+        self.mix = weights / weights.sum()
+        self.model = self._build_model().to(self.device)
+        self.input_size = self.model.config.input_size
+        self.criterion = SetCriterion(mask_loss=cfg.loss, fused_weight=cfg.fused_weight)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+            weight_decay=cfg.weight_decay,
+            foreach=True,
+        )
+        self.steps_per_epoch = max(
+            1, math.ceil(sum(len(d) for d in self.datasets) / (cfg.batch_size * self.world))
+        )
+        self.max_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.step = 0
+        self.ddp_model = self.model
+        if self.world > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if resume:
+            self._load_state(self.run_dir / "last.pt")
+        self._stop = False
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self):
+        if self.cfg.init:
+            model = build_model(None, self.cfg.init)
+            if model.config.name != self.cfg.model and self.cfg.model in ("tiny", "vit_b", "vit_h"):
+                raise ValueError(
+                    f"--init holds a '{model.config.name}' model but --model is '{self.cfg.model}'."
+                )
+            return model.train()
+        torch.manual_seed(self.cfg.seed)
+        return build_from_config(get_config(self.cfg.model)).train()
+
+    def lr_at(self, step: int) -> float:
+        """Paper schedule: x0.1 after ``lr_drop_epoch`` epochs (as a fraction of the run when
+        ``max_steps`` shortens it); optional linear warm-up."""
+        drop_fraction = self.cfg.lr_drop_epoch / self.cfg.epochs
+        lr = self.cfg.lr * (0.1 if step >= drop_fraction * self.max_steps else 1.0)
+        if self.cfg.warmup_steps and step < self.cfg.warmup_steps:
+            lr *= (step + 1) / self.cfg.warmup_steps
+        return lr
+
+    # ------------------------------------------------------------------ batches
+    def _draw_sample(self, rng: np.random.Generator):
+        dataset = self.datasets[int(rng.choice(len(self.datasets), p=self.mix))]
+        sample = dataset[int(rng.integers(len(dataset)))]
+        image, mask = augment_pair(
+            sample.image,
+            sample.mask,
+            rng,
+            self.input_size,
+            scale=(self.cfg.scale_min, self.cfg.scale_max),
+        )
+        if mask.sum() < 4:  # object cropped away or shrunk to nothing: a plain resize instead
+            image, mask = augment_pair(
+                sample.image, sample.mask, rng, self.input_size, scale=(1.0, 1.0)
+            )
+        clicks = sample_initial_clicks(mask, rng) if mask.any() else []
+        return image, mask, clicks
+
+    def make_batch(self, rng: np.random.Generator):
+        """(images (B,3,S,S), masks (B,S,S) bool numpy, clicks per sample)."""
+        drawn = [self._draw_sample(rng) for _ in range(self.cfg.batch_size)]
+        images = torch.from_numpy(np.stack([d[0] for d in drawn]))[:, None].expand(-1, 3, -1, -1)
+        return (
+            images.contiguous().to(self.device),
+            np.stack([d[1] for d in drawn]),
+            [d[2] for d in drawn],
+        )
+
+    def _click_maps(self, clicks: list[list[Click]]) -> torch.Tensor:
+        size = (self.input_size, self.input_size)
+        maps = np.stack([disk_maps(c, size, self.model.config.click_radius) for c in clicks])
+        return torch.from_numpy(maps).to(self.device)
+
+    def add_error_clicks(self, images, masks, clicks, rng) -> torch.Tensor:
+        """0..max_extra_clicks rounds (drawn per batch) of no-grad prediction + a simulated click
+        on each sample's largest error; returns the previous probability (B, 1, S, S)."""
+        b, s = images.shape[0], self.input_size
+        prev = torch.zeros(b, 1, s, s, device=self.device)
+        rounds = int(rng.integers(0, self.cfg.max_extra_clicks + 1))
+        for _ in range(rounds):
+            with torch.no_grad():
+                prev = self.model(images, prev, self._click_maps(clicks))["mask_logits"].sigmoid()
+            preds = (prev[:, 0] > 0.49).cpu().numpy()
+            for i in range(b):
+                clicked = disk_maps(clicks[i], (s, s), 1.0).max(0) > 0 if clicks[i] else None
+                click = next_click(masks[i], preds[i], clicked)
+                if click is not None:
+                    clicks[i] = [*clicks[i], click]
+        return prev
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self, step: int) -> dict[str, float]:
+        rng = np.random.default_rng([self.cfg.seed, step, self.rank])
+        images, masks, clicks = self.make_batch(rng)
+        prev = self.add_error_clicks(images, masks, clicks, rng)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(step)
+        outputs = self.ddp_model(images, prev, self._click_maps(clicks))
+        targets = [torch.from_numpy(m[None].astype(np.float32)).to(self.device) for m in masks]
+        terms = self.criterion(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if self.cfg.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.optimizer.step()
+        with torch.no_grad():
+            pred = outputs["mask_logits"].detach()[:, 0] > 0
+            gt = torch.from_numpy(masks).to(self.device)
+            iou = ((pred & gt).sum((1, 2)) / (pred | gt).sum((1, 2)).clamp(min=1)).mean()
+        keys = ("loss", "loss_class", "loss_mask", "loss_dice")
+        return {k: float(terms[k].detach()) for k in keys} | {
+            "iou": float(iou),
+            "lr": self.lr_at(step),
+        }
+
+    def run(self) -> None:
+        """Train until ``max_steps``; checkpoints atomically; SIGINT/SIGTERM save and stop."""
+        from tqdm import tqdm
+
+        is_main = self.rank == 0
+        if is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "train_config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        self._install_signal_handlers()
+        log = (self.run_dir / "metrics.jsonl").open("a") if is_main else None
+        bar = tqdm(
+            total=self.max_steps,
+            initial=self.step,
+            disable=not is_main,
+            desc="train",
+            dynamic_ncols=True,
+        )
+        last_save = time.monotonic()
+        try:
+            while self.step < self.max_steps and not self._stop:
+                start = time.perf_counter()
+                metrics = self.train_step(self.step)
+                self.step += 1
+                rate = self.cfg.batch_size * self.world / (time.perf_counter() - start)
+                if log is not None:
+                    log.write(
+                        json.dumps(
+                            {
+                                "step": self.step,
+                                **metrics,
+                                "samples_per_s": rate,
+                                "time": time.time(),
+                            }
+                        )
+                        + "\n"
+                    )
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.3f}", iou=f"{metrics['iou']:.2f}", sps=f"{rate:.2f}"
+                )
+                due = (
+                    self.step % self.cfg.save_every == 0
+                    or time.monotonic() - last_save > self.cfg.save_every_seconds
+                )
+                if due or self.step == self.max_steps or self._stop:
+                    self.save_state()
+                    last_save = time.monotonic()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        if is_main and self.step >= self.max_steps:
+            save_checkpoint(
+                self.run_dir / "final.pt",
+                self.model,
+                extra={"train_steps": self.step, "loss": self.cfg.loss},
+            )
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum, frame):  # noqa: ARG001
+            self._stop = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_state(self) -> None:
+        """Atomically write RUN_DIR/last.pt (weights, optimiser, step, config); rank 0 only."""
+        if self.rank == 0:
+            state = {
+                "format": FORMAT,
+                "version": VERSION,
+                "config": self.model.config.to_dict(),
+                "state_dict": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "train_config": asdict(self.cfg),
+            }
+            atomic_torch_save(state, self.run_dir / "last.pt")
+        if self.world > 1:
+            dist.barrier()
+
+    def _load_state(self, path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Cannot resume: {path} does not exist (no checkpoint was written yet)."
+            )
+        state = read_checkpoint(path)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        metrics = self.run_dir / "metrics.jsonl"
+        if self.rank == 0 and metrics.is_file():  # drop log lines of steps the checkpoint lacks
+            lines = [
+                ln
+                for ln in metrics.read_text().splitlines()
+                if ln and json.loads(ln)["step"] <= self.step
+            ]
+            metrics.write_text("".join(ln + "\n" for ln in lines))
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning large blocks to the OS.
+
+    Training allocates and frees the same large activation buffers every step; with glibc's
+    defaults each one is a fresh ``mmap`` whose pages are faulted in and zeroed again, which
+    doubled the time of memory-bound ops on the 2-core VMs here. No-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 32)
+        libc.mallopt(m_top_pad, 1 << 28)
+    except (OSError, AttributeError):
+        pass
+
+
+def _device(name: str, rank: int) -> torch.device:
+    from napari_adaptiveclick.session import pick_device
+
+    chosen = pick_device(name)
+    if chosen == "cuda":
+        return torch.device(
+            "cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
+        )
+    return torch.device(chosen)

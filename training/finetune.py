@@ -121,36 +121,39 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     return cfg, bool(args.resume)
 
 
-def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> None:
-    """NoC on the test split of every dataset of the run, with ``training.evaluate``."""
-    from training.evaluate import main as evaluate_main
+def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
+    """NoC on the test split of every dataset of the run, with ``training.evaluate``; each
+    table is printed and saved in RUN_DIR/eval_<dataset>/."""
+    from training.evaluate import format_comparison, parse_args, run_evaluation
 
+    option_flags = {"objects": "--object-mode"}  # brats' objects=slice|components
+    results = []
     for spec in (DatasetSpec.parse(s) for s in cfg.datasets):
         out = Path(cfg.out) / f"eval_{str(spec).replace(':', '_').replace('=', '-')}"
-        argv = [
-            "--dataset",
-            spec.name,
-            "--data",
-            cfg.data,
-            "--split",
-            "test",
-            "--checkpoint",
-            str(checkpoint),
-            "--max-clicks",
-            str(cfg.eval_max_clicks),
-            "--device",
-            cfg.device,
-            "--out",
-            str(out),
-        ]
+        argv = ["--dataset", spec.name, "--data", cfg.data, "--split", "test", "--checkpoint", str(checkpoint),
+                "--max-clicks", str(cfg.eval_max_clicks), "--device", cfg.device, "--out", str(out)]
         for key, value in spec.options.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
+            argv += [option_flags.get(key, f"--{key.replace('_', '-')}"), str(value)]
         if cfg.eval_objects:
             argv += ["--objects", str(cfg.eval_objects), "--seed", str(cfg.seed)]
-        evaluate_main(argv)
+        metrics = run_evaluation(parse_args(argv))
+        print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
+        results.append(metrics)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
+    from napari_adaptiveclick.weights import CheckpointError
+    from training.datasets import DatasetError
+
+    try:
+        return _main(argv)
+    except (DatasetError, CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     cfg, resume = build_config(args)
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -177,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
 
             dist.destroy_process_group()
     if finished and not args.no_eval and int(os.environ.get("RANK", 0)) == 0:
-        evaluate_run(cfg, Path(cfg.out) / "final.pt")
+        from training.evaluate import EvaluationError
+
+        try:
+            evaluate_run(cfg, Path(cfg.out) / "final.pt")
+        except EvaluationError as exc:
+            print(f"error: evaluation after training failed: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

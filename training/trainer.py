@@ -260,23 +260,8 @@ class Trainer:
                 metrics = self.train_step(self.step)
                 self.step += 1
                 rate = self.cfg.batch_size * self.world / (time.perf_counter() - start)
-                if log is not None:
-                    log.write(
-                        json.dumps(
-                            {
-                                "step": self.step,
-                                **metrics,
-                                "samples_per_s": rate,
-                                "time": time.time(),
-                            }
-                        )
-                        + "\n"
-                    )
-                    log.flush()
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{metrics['loss']:.3f}", iou=f"{metrics['iou']:.2f}", sps=f"{rate:.2f}"
-                )
+                # Checkpoint before logging: a logged step is never missing from a checkpoint
+                # written at that step (resume drops log lines past the checkpoint).
                 due = (
                     self.step % self.cfg.save_every == 0
                     or time.monotonic() - last_save > self.cfg.save_every_seconds
@@ -284,16 +269,38 @@ class Trainer:
                 if due or self.step == self.max_steps or self._stop:
                     self.save_state()
                     last_save = time.monotonic()
+                if log is not None:
+                    record = {"step": self.step, **metrics, "samples_per_s": rate, "time": time.time()}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.3f}", iou=f"{metrics['iou']:.2f}", sps=f"{rate:.2f}"
+                )
         finally:
             bar.close()
             if log is not None:
                 log.close()
+        if self.world > 1:
+            self.check_ranks_in_sync()
         if is_main and self.step >= self.max_steps:
             save_checkpoint(
                 self.run_dir / "final.pt",
                 self.model,
                 extra={"train_steps": self.step, "loss": self.cfg.loss},
             )
+
+    def check_ranks_in_sync(self) -> None:
+        """Compare a checksum of the parameters across ranks (DDP must keep them identical);
+        rank 0 writes RUN_DIR/ddp_sync.json and every rank raises if they differ."""
+        checksum = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum()
+        gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
+        dist.all_gather(gathered, checksum)
+        values = [float(v) for v in gathered]
+        if self.rank == 0:
+            (self.run_dir / "ddp_sync.json").write_text(json.dumps({"step": self.step, "checksums": values}))
+        if max(values) - min(values) > 1e-6 * max(1.0, abs(values[0])):
+            raise RuntimeError(f"DDP ranks diverged: parameter checksums {values}")
 
     def _install_signal_handlers(self) -> None:
         def handler(signum, frame):  # noqa: ARG001

@@ -240,6 +240,16 @@ class ClickSession:
         return self._prediction(self._history[-1].probability)
 
     # ------------------------------------------------------------------ prediction
+    def warmup(self) -> None:
+        """Run one dummy forward so the first real click does not pay for lazy kernel set-up
+        (about 2 s on the CPU here); call it in a background thread after loading."""
+        import torch
+
+        size = self.config.input_size
+        zeros = torch.zeros(1, 1, size, size, device=self.device)
+        with torch.inference_mode(), torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision):
+            self.model(zeros.expand(-1, 3, -1, -1), zeros, zeros.expand(-1, 2, -1, -1))
+
     def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:
         """Add a click at (row, col) image pixels and predict; returns the full-size result."""
         self._require_image()

@@ -1,0 +1,50 @@
+"""``python -m training.export``: turn a training checkpoint into shippable weights.
+
+    python -m training.export --checkpoint runs/default_tiny/last.pt \\
+        --out src/napari_adaptiveclick/weights/tiny_default.pt --half --default
+
+Writes the model weights only (no optimiser), optionally in half precision, atomically, and
+with ``--default`` records the file and its SHA-256 in ``weights/default.json`` so the plugin,
+``ClickSession()`` and ``--checkpoint default`` use it (the hash is verified at load time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from napari_adaptiveclick.registry import build_model
+from napari_adaptiveclick.weights import DEFAULT_MANIFEST, save_checkpoint, sha256sum
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="training checkpoint (last.pt / final.pt)")
+    p.add_argument("--out", required=True, help="output weights file")
+    p.add_argument("--half", action="store_true", help="store floating-point weights as float16")
+    p.add_argument("--default", action="store_true", help="make it the shipped default (weights/default.json)")
+    p.add_argument("--note", default="", help="free text stored in the file (data, steps, ...)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"error: {out} exists; pass --overwrite to replace it.", file=sys.stderr)
+        return 2
+    model = build_model(None, args.checkpoint)
+    save_checkpoint(out, model, half=args.half, extra={"note": args.note, "source": Path(args.checkpoint).name})
+    digest = sha256sum(out)
+    if args.default:
+        if out.resolve().parent != DEFAULT_MANIFEST.parent.resolve():
+            print(f"error: --default needs --out inside {DEFAULT_MANIFEST.parent}", file=sys.stderr)
+            return 2
+        manifest = {"file": out.name, "sha256": digest, "model": model.config.name}
+        DEFAULT_MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    size = out.stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MiB, {model.config.name}, sha256 {digest})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

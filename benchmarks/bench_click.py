@@ -39,7 +39,11 @@ def _rss_mib() -> float:
 def _slice():
     import numpy as np
 
-    root = Path(os.environ.get("ADAPTIVECLICK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    root = Path(
+        os.environ.get(
+            "ADAPTIVECLICK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+        )
+    )
     path = root / "sstem-drosophila-vnc" / "stack1" / "raw" / "16.tif"
     if path.is_file():
         import tifffile
@@ -66,7 +70,9 @@ def run_one(model: str, clicks: int, device: str) -> dict:
     warmup_s = time.perf_counter() - start
     session.set_image(image)
     rng = np.random.default_rng(0)
-    points = [(500, 480)] + [(500 + rng.integers(-30, 30), 480 + rng.integers(-30, 30)) for _ in range(clicks - 1)]
+    points = [(500, 480)] + [
+        (500 + rng.integers(-30, 30), 480 + rng.integers(-30, 30)) for _ in range(clicks - 1)
+    ]
     times = []
     for i, (r, c) in enumerate(points):
         if i == 1 and not (session.probability > 0.5).any():
@@ -80,7 +86,9 @@ def run_one(model: str, clicks: int, device: str) -> dict:
         times.append(time.perf_counter() - start)
     return {
         "model": model,
-        "weights": "default" if model == "tiny" and session.config.name == "tiny" else "random init",
+        "weights": "default"
+        if model == "tiny" and session.config.name == "tiny"
+        else "random init",
         "input_size": session.config.input_size,
         "params_m": sum(p.numel() for p in session.model.parameters()) / 1e6,
         "warmup_ms": warmup_s * 1000,
@@ -105,11 +113,24 @@ def main() -> int:
     rows = []
     for model in args.models:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", model, "--clicks", str(args.clicks), "--device", args.device],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                model,
+                "--clicks",
+                str(args.clicks),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'model':7} {'input':>5} {'params M':>8} {'warm-up ms':>10} {'first ms':>9} {'median ms':>10} {'peak MiB':>9}  threads  image")
+    print(
+        f"{'model':7} {'input':>5} {'params M':>8} {'warm-up ms':>10} {'first ms':>9} {'median ms':>10} {'peak MiB':>9}  threads  image"
+    )
     for r in rows:
         print(
             f"{r['model']:7} {r['input_size']:5d} {r['params_m']:8.2f} {r['warmup_ms']:10.0f} {r['first_click_ms']:9.0f} "

@@ -23,7 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _median_rate(run: Path) -> float:
-    rates = [json.loads(line)["samples_per_s"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [
+        json.loads(line)["samples_per_s"]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
     return statistics.median(rates[2:] if len(rates) > 3 else rates)
 
 
@@ -47,7 +50,9 @@ def main() -> int:
                         *common, "--batch-size", str(args.batch_size), "--num-threads", "1", "--device", "cpu",
                         "--out", str(two)], env={**env, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)  # fmt: skip
         results["2 processes x 1 thread (DDP, gloo)"] = _median_rate(two)
-    print(f"tiny, 256 px crops, batch {args.batch_size} per process, {args.steps} steps, median after warm-up:")
+    print(
+        f"tiny, 256 px crops, batch {args.batch_size} per process, {args.steps} steps, median after warm-up:"
+    )
     for name, rate in results.items():
         print(f"  {name:36s} {rate:6.2f} samples/s")
     return 0

@@ -14,7 +14,7 @@ LAYERS = [
     {"config", "clicks", "transforms", "io", "simulator"},
     {"model"},
     {"registry", "weights"},
-    {"session", "volume", "replay", "baseline"},
+    {"session", "volume", "baseline"},
     {"evaluation"},
     {"_napari", "__main__"},
 ]
@@ -64,7 +64,9 @@ def test_layers_only_import_to_their_left():
             if parts[0] in GUI_MODULES and _top(path) != "_napari":
                 problems.append(f"{path.name}:{line} imports {parts[0]} outside _napari/")
             if parts[0] == "napari_adaptiveclick" and len(parts) > 1 and _layer(parts[1]) > own:
-                problems.append(f"{path.relative_to(PACKAGE)}:{line} imports {module} from a higher layer")
+                problems.append(
+                    f"{path.relative_to(PACKAGE)}:{line} imports {module} from a higher layer"
+                )
     assert not problems, "\n".join(problems)
 
 

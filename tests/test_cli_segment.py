@@ -124,7 +124,7 @@ def test_bad_inputs_give_messages(tmp_path, checkpoint, capsys):
             str(checkpoint),
         ]
     )
-    assert code == 2 and "2D: clicks must be on plane 0" in capsys.readouterr().err
+    assert code == 2 and "plane 5" in capsys.readouterr().err
     write_click_records(clicks, [ClickRecord(0, 100, 1, True, object_id=1)])
     code = main(
         [
@@ -139,7 +139,7 @@ def test_bad_inputs_give_messages(tmp_path, checkpoint, capsys):
             str(checkpoint),
         ]
     )
-    assert code == 2 and "outside the image" in capsys.readouterr().err
+    assert code == 2 and "is outside the volume" in capsys.readouterr().err
     code = main(
         [
             "segment",

@@ -55,10 +55,26 @@ def _steps(run: Path) -> list[int]:
 
 def test_quick_run_trains_logs_checkpoints_and_evaluates(blob_folder, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(_args(blob_folder, run, "--max-steps", "3", "--eval-objects", "2", "--eval-max-clicks", "2")) == 0
+    assert (
+        main(
+            _args(
+                blob_folder,
+                run,
+                "--max-steps",
+                "3",
+                "--eval-objects",
+                "2",
+                "--eval-max-clicks",
+                "2",
+            )
+        )
+        == 0
+    )
     assert _steps(run) == [1, 2, 3]
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"loss", "loss_mask", "loss_dice", "loss_class", "iou", "lr", "samples_per_s"} <= set(record)
+    assert {"loss", "loss_mask", "loss_dice", "loss_class", "iou", "lr", "samples_per_s"} <= set(
+        record
+    )
     assert np.isfinite(record["loss"])
     last = torch.load(run / "last.pt", weights_only=True)
     assert last["step"] == 3 and "optimizer" in last
@@ -110,7 +126,16 @@ def test_existing_run_is_never_overwritten(blob_folder, tmp_path):
 )
 def test_bad_data_is_reported_before_training(tmp_path, capsys, dataset, data, message):
     run = tmp_path / "run"
-    args = ["--dataset", dataset, "--data", str(tmp_path / (data or "x")), "--out", str(run), "--max-steps", "1"]
+    args = [
+        "--dataset",
+        dataset,
+        "--data",
+        str(tmp_path / (data or "x")),
+        "--out",
+        str(run),
+        "--max-steps",
+        "1",
+    ]
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not (run / "last.pt").exists()
@@ -121,7 +146,12 @@ def test_resume_after_sigkill_loses_no_finished_step(blob_folder, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "training.finetune"]
     reference = tmp_path / "reference"
-    subprocess.run([*cmd, *_args(blob_folder, reference, "--max-steps", "6", "--no-eval")], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cmd, *_args(blob_folder, reference, "--max-steps", "6", "--no-eval")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     run = tmp_path / "run"
     proc = subprocess.Popen([*cmd, *_args(blob_folder, run, "--max-steps", "6", "--save-every", "1", "--no-eval")],
@@ -135,7 +165,9 @@ def test_resume_after_sigkill_loses_no_finished_step(blob_folder, tmp_path):
     proc.wait()
     saved = torch.load(run / "last.pt", weights_only=True)["step"]
     assert saved >= 3 and saved == max(_steps(run))  # every finished step is in the checkpoint
-    subprocess.run([*cmd, "--resume", str(run), "--no-eval"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cmd, "--resume", str(run), "--no-eval"], env=env, check=True, capture_output=True
+    )
     assert _steps(run) == [1, 2, 3, 4, 5, 6]
     a = torch.load(reference / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(run / "final.pt", weights_only=True)["state_dict"]

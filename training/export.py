@@ -20,11 +20,15 @@ from napari_adaptiveclick.weights import DEFAULT_MANIFEST, save_checkpoint, sha2
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.export", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--checkpoint", required=True, help="training checkpoint (last.pt / final.pt)")
     p.add_argument("--out", required=True, help="output weights file")
     p.add_argument("--half", action="store_true", help="store floating-point weights as float16")
-    p.add_argument("--default", action="store_true", help="make it the shipped default (weights/default.json)")
+    p.add_argument(
+        "--default", action="store_true", help="make it the shipped default (weights/default.json)"
+    )
     p.add_argument("--note", default="", help="free text stored in the file (data, steps, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
@@ -33,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
     model = build_model(None, args.checkpoint)
-    save_checkpoint(out, model, half=args.half, extra={"note": args.note, "source": Path(args.checkpoint).name})
+    save_checkpoint(
+        out, model, half=args.half, extra={"note": args.note, "source": Path(args.checkpoint).name}
+    )
     digest = sha256sum(out)
     if args.default:
         if out.resolve().parent != DEFAULT_MANIFEST.parent.resolve():

@@ -130,8 +130,22 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
     results = []
     for spec in (DatasetSpec.parse(s) for s in cfg.datasets):
         out = Path(cfg.out) / f"eval_{str(spec).replace(':', '_').replace('=', '-')}"
-        argv = ["--dataset", spec.name, "--data", cfg.data, "--split", "test", "--checkpoint", str(checkpoint),
-                "--max-clicks", str(cfg.eval_max_clicks), "--device", cfg.device, "--out", str(out)]
+        argv = [
+            "--dataset",
+            spec.name,
+            "--data",
+            cfg.data,
+            "--split",
+            "test",
+            "--checkpoint",
+            str(checkpoint),
+            "--max-clicks",
+            str(cfg.eval_max_clicks),
+            "--device",
+            cfg.device,
+            "--out",
+            str(out),
+        ]
         for key, value in spec.options.items():
             argv += [option_flags.get(key, f"--{key.replace('_', '-')}"), str(value)]
         if cfg.eval_objects:

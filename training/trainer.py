@@ -270,7 +270,12 @@ class Trainer:
                     self.save_state()
                     last_save = time.monotonic()
                 if log is not None:
-                    record = {"step": self.step, **metrics, "samples_per_s": rate, "time": time.time()}
+                    record = {
+                        "step": self.step,
+                        **metrics,
+                        "samples_per_s": rate,
+                        "time": time.time(),
+                    }
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                 bar.update(1)
@@ -298,7 +303,9 @@ class Trainer:
         dist.all_gather(gathered, checksum)
         values = [float(v) for v in gathered]
         if self.rank == 0:
-            (self.run_dir / "ddp_sync.json").write_text(json.dumps({"step": self.step, "checksums": values}))
+            (self.run_dir / "ddp_sync.json").write_text(
+                json.dumps({"step": self.step, "checksums": values})
+            )
         if max(values) - min(values) > 1e-6 * max(1.0, abs(values[0])):
             raise RuntimeError(f"DDP ranks diverged: parameter checksums {values}")
 

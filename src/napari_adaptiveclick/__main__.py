@@ -33,13 +33,17 @@ def _segment_parser(sub) -> None:
         "--flip-tta", action="store_true", help="average with the horizontally flipped slice"
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--labels", default=None, help="labels the annotation started from (same shape)")
+    p.add_argument(
+        "--overwrite-objects", action="store_true", help="let objects overwrite earlier ones"
+    )
 
 
 def segment(args: argparse.Namespace) -> int:
     from .clicks import read_click_records
     from .io import read_image, write_labels
-    from .replay import replay_clicks
     from .session import ClickSession
+    from .volume import replay_records
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -48,22 +52,30 @@ def segment(args: argparse.Namespace) -> int:
     records = read_click_records(args.clicks)
     if not records:
         raise ValueError(f"{args.clicks} holds no clicks.")
-    model = args.checkpoint or args.model
+    start_labels = None
+    if args.labels:
+        start_labels = read_image(args.labels).data
+        if start_labels.shape != volume.spatial_shape:
+            raise ValueError(
+                f"--labels shape {start_labels.shape} does not match the image {volume.spatial_shape}."
+            )
+    model = args.checkpoint or args.model or records[0].model or None
     session = ClickSession(
-        model,
+        None if model == "default" else model,
         device=args.device,
         zoom_in=not args.no_zoom_in,
         flip_tta=args.flip_tta,
         threshold=args.threshold,
     )
-    rgb = getattr(volume, "is_rgb", False)
-    labels = replay_clicks(
+    labels = replay_records(
         volume.data,
         records,
         session,
-        rgb=rgb,
+        rgb=volume.is_rgb,
+        labels=start_labels,
+        overwrite=args.overwrite_objects,
         progress=lambda done, total: print(
-            f"\rsegmented {done}/{total} object planes", end="", file=sys.stderr
+            f"\rreplayed {done}/{total} clicks", end="", file=sys.stderr
         ),
     )
     print(file=sys.stderr)

@@ -247,7 +247,10 @@ class ClickSession:
 
         size = self.config.input_size
         zeros = torch.zeros(1, 1, size, size, device=self.device)
-        with torch.inference_mode(), torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision),
+        ):
             self.model(zeros.expand(-1, 3, -1, -1), zeros, zeros.expand(-1, 2, -1, -1))
 
     def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:

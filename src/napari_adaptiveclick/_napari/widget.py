@@ -1,0 +1,259 @@
+"""The AdaptiveClick dock widget: a form over an :class:`AnnotationController`.
+
+It only reads the user's choices, forwards button presses and shows the controller's state;
+all napari-layer logic lives in the controller, all segmentation logic in ``volume.py``.
+"""
+
+from __future__ import annotations
+
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..weights import default_checkpoint
+from .controller import AnnotationController
+from .loading import AnnotationSettings
+
+NEW_LABELS = "<new>"
+AUTO_AXIS = "auto (coarsest spacing)"
+NO_AXIS = "none"
+
+
+class AdaptiveClickWidget(QWidget):
+    """Pick image, labels, model, device and threshold; click; commit, undo, propagate."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.controller = AnnotationController(napari_viewer)
+        self._build()
+        self._refresh_layers()
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self.controller.changed.connect(self._show_state)
+        self.controller.status.connect(self._show_status)
+        self.controller.progress.connect(self._show_progress)
+        self.controller.propagated.connect(self._show_report)
+        self._show_state()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.image_combo, self.labels_combo = QComboBox(), QComboBox()
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)
+        self.model_combo.addItems(["default", "tiny", "vit_b", "vit_h"])
+        self.model_combo.setToolTip(
+            "default: the shipped tiny weights"
+            + ("" if default_checkpoint() else " (none installed: a random tiny model)")
+            + "; a registry name; or a checkpoint path (Browse)."
+        )
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse_checkpoint)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.threshold_spin = QDoubleSpinBox(
+            decimals=2, minimum=0.01, maximum=0.99, singleStep=0.05, value=0.49
+        )
+        self.threshold_spin.valueChanged.connect(self._threshold_changed)
+        self.axis_combo, self.extra_combo = QComboBox(), QComboBox()
+        self.axis_combo.addItems([AUTO_AXIS, "0", "1", "2"])
+        self.extra_combo.addItems([NO_AXIS, "0", "1", "2", "3"])
+        self.overwrite_check = QCheckBox("Overwrite other objects")
+        self.overwrite_check.toggled.connect(self._overwrite_changed)
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+
+        setup = QFormLayout()
+        setup.addRow("Image", self.image_combo)
+        setup.addRow("Labels", self.labels_combo)
+        setup.addRow("Model", self.model_combo)
+        setup.addRow("", browse)
+        setup.addRow("Device", self.device_combo)
+        setup.addRow("Threshold", self.threshold_spin)
+        setup.addRow("Slicing axis", self.axis_combo)
+        setup.addRow("Time/channel axis", self.extra_combo)
+        setup.addRow(self.overwrite_check)
+        setup.addRow(self.start_button)
+        setup_box = QGroupBox("Setup")
+        setup_box.setLayout(setup)
+
+        self.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1)
+        self.object_spin.setKeyboardTracking(False)
+        self.object_spin.valueChanged.connect(self._object_chosen)
+        self.polarity_button = QPushButton()
+        self.polarity_button.clicked.connect(self.controller.toggle_polarity)
+        buttons = {
+            "Commit (C)": self.controller.commit,
+            "Undo (Ctrl-Z)": self.controller.undo,
+            "Reset (Shift-C)": self.controller.reset,
+            "New object": lambda: self.controller.select_object(None),
+            "Propagate (Shift-P)": self.controller.propagate,
+            "Cancel": self.controller.cancel,
+            "Save clicks...": self._save_clicks,
+            "Load clicks...": self._load_clicks,
+        }
+        self.buttons: dict[str, QPushButton] = {}
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Object id"), 0, 0)
+        grid.addWidget(self.object_spin, 0, 1)
+        grid.addWidget(self.polarity_button, 1, 0, 1, 2)
+        for i, (text, action) in enumerate(buttons.items()):
+            button = QPushButton(text)
+            button.clicked.connect(action)
+            self.buttons[text] = button
+            grid.addWidget(button, 2 + i // 2, i % 2)
+        self.progress_bar = QProgressBar()
+        self.least_sure = QListWidget()
+        self.least_sure.setMaximumHeight(90)
+        self.least_sure.setToolTip(
+            "Propagated slices where the model was least sure: click to go there."
+        )
+        self.least_sure.itemClicked.connect(self._go_to_item)
+        self.status = QLabel("Choose an image and press Start.")
+        self.status.setWordWrap(True)
+        annotate_box = QGroupBox("Annotate")
+        annotate = QVBoxLayout()
+        annotate.addLayout(grid)
+        annotate.addWidget(self.progress_bar)
+        annotate.addWidget(QLabel("Least sure slices"))
+        annotate.addWidget(self.least_sure)
+        annotate_box.setLayout(annotate)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(setup_box)
+        layout.addWidget(annotate_box)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    # ------------------------------------------------------------------ choices
+    def _refresh_layers(self, event=None) -> None:
+        for combo, kind, extra in (
+            (self.image_combo, Image, []),
+            (self.labels_combo, Labels, [NEW_LABELS]),
+        ):
+            current = combo.currentText()
+            names = extra + [layer.name for layer in self.viewer.layers if isinstance(layer, kind)]
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+
+    def settings(self) -> AnnotationSettings:
+        """The settings the form shows."""
+        axis, extra = self.axis_combo.currentText(), self.extra_combo.currentText()
+        return AnnotationSettings(
+            model=self.model_combo.currentText().strip() or "default",
+            device=self.device_combo.currentText(),
+            threshold=self.threshold_spin.value(),
+            axis=None if axis == AUTO_AXIS else int(axis),
+            extra_axis=None if extra == NO_AXIS else int(extra),
+            overwrite=self.overwrite_check.isChecked(),
+        )
+
+    def start(self) -> None:
+        """Start (or restart with new settings) on the chosen layers."""
+        layers = {layer.name: layer for layer in self.viewer.layers}
+        image = layers.get(self.image_combo.currentText())
+        labels_name = self.labels_combo.currentText()
+        labels = None if labels_name in ("", NEW_LABELS) else layers.get(labels_name)
+        try:
+            self.controller.start(image, labels, self.settings())
+        except ValueError as error:
+            self.controller._fail(str(error))
+
+    def _browse_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model checkpoint", "", "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"
+        )
+        if path:
+            self.model_combo.setCurrentText(path)
+
+    def _threshold_changed(self, value: float) -> None:
+        if self.controller.ready:
+            self.controller.annotator.session.threshold = value
+
+    def _overwrite_changed(self, checked: bool) -> None:
+        if self.controller.ready:
+            self.controller.annotator.overwrite = checked
+
+    def _object_chosen(self, value: int) -> None:
+        if self.controller.ready and value != self.controller.object_id:
+            self.controller.select_object(value)
+
+    def _save_clicks(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save clicks", "clicks.csv", "CSV (*.csv);;JSON (*.json)"
+        )
+        if path:
+            self.controller.save_clicks(path)
+
+    def _load_clicks(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load clicks", "", "Clicks (*.csv *.json)")
+        if path:
+            try:
+                self.controller.load_clicks(path)
+            except (OSError, ValueError) as error:
+                self.controller._fail(str(error))
+
+    # ------------------------------------------------------------------ state
+    def _show_state(self) -> None:
+        ready, busy = self.controller.ready, self.controller.busy
+        self.start_button.setText("Restart with these settings" if ready else "Start")
+        self.start_button.setEnabled(not busy)
+        for text, button in self.buttons.items():
+            button.setEnabled(
+                ready
+                and (
+                    text == "Cancel"
+                    or text.startswith("Save")
+                    or not busy
+                    or text.startswith(("Undo", "Commit"))
+                )
+            )
+        self.object_spin.setEnabled(ready)
+        self.polarity_button.setEnabled(ready)
+        self.polarity_button.setText(
+            "Clicks: positive (object) - T toggles"
+            if self.controller.positive
+            else "Clicks: negative (background) - T toggles"
+        )
+        if ready:
+            self.labels_combo.setCurrentText(self.controller.labels.name)
+            self.object_spin.blockSignals(True)
+            self.object_spin.setValue(self.controller.object_id)
+            self.object_spin.blockSignals(False)
+
+    def _show_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setMaximum(max(total, 1))
+        self.progress_bar.setValue(min(done, max(total, 1)))
+
+    def _show_report(self, report) -> None:
+        self.least_sure.clear()
+        for plane, uncertainty in report.least_sure:
+            item = QListWidgetItem(f"plane {plane}: uncertainty {uncertainty:.2f}")
+            item.setData(256, plane)  # Qt.UserRole
+            self.least_sure.addItem(item)
+
+    def _go_to_item(self, item: QListWidgetItem) -> None:
+        if self.controller.ready:
+            self.controller.go_to_plane(int(item.data(256)))

@@ -1,0 +1,199 @@
+"""The plugin manifest, its reader and writer, and its sample data (no display needed)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_adaptiveclick._napari import sample_data  # noqa: E402
+from napari_adaptiveclick._napari.files import get_reader, write_labels_layer  # noqa: E402
+from napari_adaptiveclick.io import read_image  # noqa: E402
+
+DATA = Path(
+    os.environ.get(
+        "ADAPTIVECLICK_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    )
+)
+
+
+def test_manifest_is_valid_and_importable():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-adaptiveclick")
+    manifest.validate_imports()
+    contributions = manifest.contributions
+    assert [w.display_name for w in contributions.widgets] == ["AdaptiveClick"]
+    assert {s.key for s in contributions.sample_data} == {"em", "mri", "sstem"}
+    assert (
+        contributions.menus["napari/layers/segment"][0].command
+        == "napari-adaptiveclick.make_widget"
+    )
+    assert "*.nii.gz" in contributions.readers[0].filename_patterns
+
+
+def write_nifti(path: Path, data: np.ndarray, spacing, origin) -> None:
+    """``data`` is (plane, row, col); NIfTI stores (x, y, z)."""
+    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+    affine[:3, 3] = origin[::-1]
+    nib.save(nib.Nifti1Image(data.transpose(), affine), path)
+
+
+def write_itk(path: Path, data: np.ndarray, spacing, origin) -> None:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(data)
+    image.SetSpacing([float(s) for s in spacing[::-1]])
+    image.SetOrigin([float(o) for o in origin[::-1]])
+    image.SetDirection([0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # a flipped frame
+    sitk.WriteImage(image, str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "writer"),
+    [
+        ("scan.nii.gz", write_nifti),
+        ("scan.nii", write_nifti),
+        ("scan.mha", write_itk),
+        ("scan.mhd", write_itk),
+        ("scan.nrrd", write_itk),
+    ],
+)
+def test_reader_sets_scale_and_writer_keeps_geometry(tmp_path, name, writer):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 1000, (6, 9, 8)).astype(np.int16)
+    spacing, origin = (2.5, 0.8, 0.7), (-10.0, 4.0, 3.5)
+    writer(tmp_path / name, data, spacing, origin)
+    reader = get_reader(str(tmp_path / name))
+    assert reader is not None and get_reader(str(tmp_path / "scan.png")) is None
+    [(array, kwargs, kind)] = reader(str(tmp_path / name))
+    assert kind == "image" and array.shape == (6, 9, 8)
+    np.testing.assert_allclose(kwargs["scale"], spacing)
+    np.testing.assert_array_equal(array, data)
+
+    labels = (array > 500).astype(np.int32) * 3
+    out = tmp_path / ("labels_" + name)
+    attributes = {
+        "metadata": kwargs["metadata"],
+        "scale": kwargs["scale"],
+        "translate": kwargs["translate"],
+    }
+    assert write_labels_layer(str(out), labels, attributes) == [str(out)]
+    source, written = read_image(tmp_path / name), read_image(out)
+    np.testing.assert_array_equal(written.data, labels)
+    np.testing.assert_allclose(written.spacing, source.spacing)
+    np.testing.assert_allclose(written.origin, source.origin)
+    if source.affine is not None:
+        np.testing.assert_allclose(written.affine, source.affine)
+    if source.direction is not None:
+        np.testing.assert_allclose(written.direction, source.direction)
+
+
+def test_manifest_reader_and_writer_through_napari(tmp_path):
+    import napari
+    from napari.layers import Labels
+
+    write_nifti(
+        tmp_path / "brain_seg.nii.gz",
+        np.eye(4, dtype=np.uint8)[None].repeat(3, 0),
+        (3.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+    )
+    import npe2
+
+    npe2.PluginManager.instance().discover(include_npe1=False)
+    [(data, kwargs, kind)] = npe2.read(
+        [str(tmp_path / "brain_seg.nii.gz")], stack=False, plugin_name="napari-adaptiveclick"
+    )
+    assert kind == "labels"  # integer files named like a segmentation open as Labels
+    layer = Labels(data, **kwargs)
+    paths = napari.save_layers(str(tmp_path / "copy.nrrd"), [layer], plugin="napari-adaptiveclick")
+    assert paths == [str(tmp_path / "copy.nrrd")]
+    assert read_image(tmp_path / "copy.nrrd").spacing == pytest.approx((3.0, 1.0, 1.0))
+
+
+def test_bundled_samples_work_offline():
+    [(em, em_kwargs, em_kind)] = sample_data.em_sample()
+    assert em_kind == "image" and em.shape == (16, 256, 256) and em.dtype == np.uint8
+    assert em_kwargs["scale"] == pytest.approx((50.0, 4.6, 4.6))
+    [(mri, mri_kwargs, _)] = sample_data.mri_sample()
+    assert mri.shape == (24, 128, 128) and mri_kwargs["scale"] == pytest.approx((5.0, 1.0, 1.0))
+    total = sum(p.stat().st_size for p in sample_data.SAMPLE_DIR.iterdir())
+    assert total < 3_000_000
+
+
+class _Counting(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    """Serve a folder on 127.0.0.1; yields (start(folder) -> base URL, request log)."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_Counting, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    _Counting.requests = []
+    yield start, _Counting.requests
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_checks_sums_and_caches(tmp_path, local_server):
+    start, requests = local_server
+    served = tmp_path / "served"
+    served.mkdir()
+    rng = np.random.default_rng(0)
+    sums = {}
+    for name in ("00.tif", "01.tif"):
+        payload = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+        (served / name).write_bytes(payload)
+        sums[name] = hashlib.sha256(payload).hexdigest()
+    url = start(served)
+    paths = sample_data.fetch_files(url, sums, tmp_path / "cache")
+    assert [p.read_bytes() for p in paths] == [(served / n).read_bytes() for n in sums]
+    assert len(requests) == 2
+    sample_data.fetch_files(url, sums, tmp_path / "cache")
+    assert len(requests) == 2  # cached files are checked, not downloaded again
+
+    (served / "01.tif").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="SHA-256"):
+        sample_data.fetch_files(url, sums, tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / "01.tif").exists()
+    with pytest.raises(ConnectionError, match="Cannot download"):
+        sample_data.fetch_files(url, {"missing.tif": "0" * 64}, tmp_path / "fresh")
+
+
+@pytest.mark.data
+def test_sstem_sample_downloads_the_pinned_stack(tmp_path, local_server, monkeypatch):
+    raw = DATA / "sstem-drosophila-vnc" / "stack1" / "raw"
+    if not raw.is_dir():
+        pytest.skip(f"{raw} is not available")
+    start, _ = local_server
+    monkeypatch.setenv("ADAPTIVECLICK_SSTEM_URL", start(raw))
+    monkeypatch.setenv("ADAPTIVECLICK_CACHE", str(tmp_path))
+    [(stack, kwargs, kind)] = sample_data.sstem_sample()
+    assert kind == "image" and stack.shape == (20, 1024, 1024) and stack.dtype == np.uint8
+    assert kwargs["scale"] == sample_data.SSTEM_SPACING

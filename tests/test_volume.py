@@ -1,0 +1,245 @@
+"""Slice-by-slice annotation, undo, object ids, propagation and replay (volume.py).
+
+The model is a randomly initialised ``tiny`` (its masks are meaningless): the assertions are
+about which planes and ids are written, what undo restores and what replay reproduces.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_adaptiveclick.volume import (
+    PropagationSettings,
+    SliceGeometry,
+    VolumeAnnotator,
+    default_slicing_axis,
+    derived_click,
+    replay_records,
+)
+
+# Stops only where the written mask is empty, at the volume's end or at clicked planes, so the
+# outcome does not depend on what the random model predicts.
+LENIENT = PropagationSettings(min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0)
+
+
+@pytest.fixture(scope="module")
+def session():
+    from napari_adaptiveclick.session import ClickSession
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no default weights": random tiny is fine here
+        return ClickSession(model="tiny", device="cpu")
+
+
+def make_volume(planes: int = 4, size: int = 32, seed: int = 0) -> np.ndarray:
+    """(planes, size, size) float32: noise plus a bright disk in every plane."""
+    rng = np.random.default_rng(seed)
+    volume = rng.normal(100.0, 10.0, (planes, size, size)).astype(np.float32)
+    rows, cols = np.mgrid[:size, :size]
+    volume[:, (rows - size / 2) ** 2 + (cols - size / 2) ** 2 < (size / 4) ** 2] += 80.0
+    return volume
+
+
+def test_default_slicing_axis_is_the_coarsest():
+    assert default_slicing_axis((50.0, 4.6, 4.6)) == 0
+    assert default_slicing_axis((1.0, 1.0, 3.0)) == 2
+    assert default_slicing_axis((1.0, 1.0, 1.0)) == 0
+    with pytest.raises(ValueError, match="positive"):
+        default_slicing_axis((1.0, 0.0, 1.0))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_slice_geometry_round_trip(axis):
+    geometry = SliceGeometry((3, 5, 7), axis)
+    volume = np.arange(3 * 5 * 7).reshape(3, 5, 7)
+    assert volume[geometry.index(1)].shape == geometry.slice_shape
+    rng = np.random.default_rng(axis)
+    for _ in range(10):
+        point = [int(rng.integers(n)) for n in volume.shape]
+        plane, row, col = geometry.to_slice(point)
+        assert geometry.to_volume(plane, row, col) == tuple(float(v) for v in point)
+        assert volume[geometry.index(plane)][int(row), int(col)] == volume[tuple(point)]
+        assert geometry.contains(plane, row, col)
+    assert not geometry.contains(geometry.planes, 0, 0)
+    assert not geometry.contains(0, -0.6, 0)
+
+
+def test_derived_click_on_the_bounding_box_equals_the_whole_slice():
+    from scipy import ndimage
+
+    from napari_adaptiveclick.simulator import next_click
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        source = ndimage.binary_opening(rng.random((40, 50)) > 0.6, iterations=2)
+        source[rng.integers(40), rng.integers(50)] = True  # never empty
+        start = (
+            None
+            if rng.random() < 0.3
+            else ndimage.binary_dilation(source, iterations=int(rng.integers(0, 3)))
+        )
+        expected = next_click(source, np.zeros_like(source) if start is None else start)
+        if expected is None:
+            expected = next_click(source, np.zeros_like(source))
+        assert derived_click(source, start) == expected
+
+
+def test_click_writes_its_plane_and_never_other_objects(session):
+    labels = np.zeros((4, 32, 32), np.int32)
+    labels[2, :12, :12] = 7
+    annotator = VolumeAnnotator(make_volume(), labels, session, model_name="tiny")
+    assert annotator.object_id == 8  # a new object gets a free id
+    outcome = annotator.add_click(2, 16, 16, positive=True)
+    assert outcome.record.plane == 2 and outcome.record.object_id == 8
+    assert outcome.record.model == "tiny" and outcome.record.order == 0
+    assert (labels[[0, 1, 3]] == 0).all()
+    assert (labels[2, :12, :12] == 7).all()
+    assert outcome.area == int((labels[2] == 8).sum())
+
+    annotator.overwrite = True
+    annotator.add_click(2, 5, 5, positive=True)
+    annotator.undo()
+    assert (labels[2, :12, :12] == 7).all()
+
+
+def test_undo_restores_labels_and_the_next_click(session):
+    labels = np.zeros((4, 32, 32), np.int32)
+    annotator = VolumeAnnotator(make_volume(), labels, session)
+    annotator.add_click(1, 16, 16, positive=True)
+    after_first = labels.copy()
+    annotator.add_click(1, 20, 20, positive=False)
+    after_second = labels.copy()
+    assert annotator.undo()
+    np.testing.assert_array_equal(labels, after_first)
+    assert [r.positive for r in annotator.records] == [True]
+    annotator.add_click(1, 20, 20, positive=False)  # the session was rolled back too
+    np.testing.assert_array_equal(labels, after_second)
+    assert annotator.undo() and annotator.undo() and not annotator.undo()
+    assert not labels.any() and annotator.records == []
+
+
+def test_commit_and_refining_an_existing_object(session):
+    labels = np.zeros((4, 32, 32), np.int32)
+    labels[0, 8:20, 8:20] = 5
+    original = labels.copy()
+    annotator = VolumeAnnotator(make_volume(), labels, session)
+    assert annotator.commit() == annotator.object_id == 6  # nothing drawn yet: keeps its id
+    annotator.select_object(5)
+    annotator.add_click(0, 14, 14, positive=True)
+    assert annotator.commit() == 6
+    assert annotator.reset() == 0  # nothing done to object 6 yet
+    annotator.select_object(5)
+    annotator.add_click(0, 25, 25, positive=False)
+    assert annotator.reset() == 1
+    assert annotator.undo() and annotator.object_id == 5
+    np.testing.assert_array_equal(labels, original)
+    with pytest.raises(ValueError, match="out of range"):
+        VolumeAnnotator(make_volume(), labels.astype(np.uint8), session).select_object(300)
+
+
+def test_propagation_stops_at_clicked_planes_and_undoes_at_once(session):
+    labels = np.zeros((6, 32, 32), np.int32)
+    annotator = VolumeAnnotator(make_volume(6), labels, session)
+    annotator.add_click(4, 16, 16)
+    annotator.add_click(1, 16, 16)
+    before = labels.copy()
+    seen = []
+    report = annotator.propagate(1, LENIENT, progress=seen.append)
+    assert [r.plane for r in seen] == [2, 3, 0]
+    assert set(report.written) == {0, 2, 3}
+    assert report.stops == {
+        1: "reached plane 4, which has your clicks",
+        -1: "reached the end of the volume",
+    }
+    assert sorted(u for _, u in report.least_sure) == sorted(
+        (u for _, u in report.least_sure), reverse=False
+    )
+    assert [u for _, u in report.least_sure] == sorted(
+        (u for _, u in report.least_sure), reverse=True
+    )
+    for plane in (0, 2, 3):
+        assert (labels[plane] == annotator.object_id).any()
+    np.testing.assert_array_equal(labels[5], before[5])
+    assert annotator.undo()
+    np.testing.assert_array_equal(labels, before)
+
+
+def test_propagation_ends_with_the_object_and_can_be_cancelled(session):
+    labels = np.zeros((4, 32, 32), np.int32)
+    labels[3] = 9  # plane 3 belongs to another object: nothing is left for ours there
+    annotator = VolumeAnnotator(make_volume(), labels, session)
+    annotator.add_click(1, 16, 16)
+    report = annotator.propagate(
+        1,
+        PropagationSettings(
+            min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0, directions=(1,)
+        ),
+    )
+    assert report.written == (2,)
+    assert report.stops[1] == "the object ends at plane 3"
+    assert (labels[3] == 9).all()
+
+    cancelled = annotator.propagate(2, LENIENT, cancelled=lambda: True)
+    assert len(cancelled.written) <= 1
+    assert "cancelled" in cancelled.stops.values()
+    with pytest.raises(ValueError, match="no pixels on plane 0"):
+        VolumeAnnotator(make_volume(), np.zeros((4, 32, 32), np.int32), session).propagation(0)
+
+
+def test_replay_of_the_records_gives_the_same_labels(session):
+    image = make_volume(5)
+    initial = np.zeros((5, 32, 32), np.int32)
+    initial[4, :6, :6] = 3
+    labels = initial.copy()
+    annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
+    annotator.add_click(2, 16, 16, True)
+    annotator.add_click(2, 4, 4, False)
+    annotator.add_click(2, 28, 28, False)
+    annotator.undo()  # the session rolls back inside a run
+    annotator.add_click(3, 16, 16, True)  # an empty plane next to the object: carried prior
+    annotator.undo()  # the run on plane 3 is gone: a click on plane 2 continues that run
+    annotator.add_click(2, 20, 10, True)
+    annotator.commit()
+    annotator.add_click(0, 10, 10, True)
+    annotator.propagate(0, LENIENT)
+    calls = []
+    replayed = replay_records(
+        image, annotator.records, session, labels=initial, progress=lambda *a: calls.append(a)
+    )
+    np.testing.assert_array_equal(replayed, labels)
+    assert calls[-1] == (len(annotator.records), len(annotator.records))
+    np.testing.assert_array_equal(initial[4, :6, :6], 3)  # the start labels are not modified
+
+
+def test_bad_input_says_what_to_do(session):
+    with pytest.raises(ValueError, match="do not match"):
+        VolumeAnnotator(make_volume(), np.zeros((4, 32, 31), np.int32), session)
+    with pytest.raises(ValueError, match="choose one time point"):
+        VolumeAnnotator(np.zeros((2, 4, 32, 32)), np.zeros((2, 4, 32), np.int32), session)
+    annotator = VolumeAnnotator(make_volume(), np.zeros((4, 32, 32), np.int32), session)
+    with pytest.raises(ValueError, match="outside the volume"):
+        annotator.add_click(1, 40, 3)
+    with pytest.raises(ValueError, match="outside the volume"):
+        annotator.add_click(4, 3, 3)
+    assert annotator.records == [] and not annotator.can_undo
+
+
+def test_replay_along_another_axis_and_of_a_2d_image(session):
+    image = make_volume(5)
+    labels = np.zeros((5, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session, axis=2)
+    annotator.add_click(16, 2, 16)  # plane 16 along axis 2: (row, col) index axes 0 and 1
+    assert annotator.records[0].axis == 2
+    assert labels[:, :, 16].any() and not labels[:, :, 15].any()
+    np.testing.assert_array_equal(replay_records(image, annotator.records, session), labels)
+
+    flat = np.zeros((1, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image[2:3], flat, session)
+    annotator.add_click(0, 16, 16)
+    np.testing.assert_array_equal(replay_records(image[2], annotator.records, session), flat[0])
+    other_axis = VolumeAnnotator(image, np.zeros((5, 32, 32), np.int32), session, axis=1)
+    with pytest.raises(ValueError, match="along axis 0"):
+        next(other_axis.replay(annotator.records))

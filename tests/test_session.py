@@ -184,3 +184,19 @@ def test_bad_model_name_and_threshold():
         ClickSession("tiny", threshold=1.5)
     with pytest.raises(TypeError, match="model must be"):
         ClickSession(3.5)
+
+
+def test_first_click_window_focuses_the_first_click_on_large_images(image):
+    s = ClickSession("tiny", device="cpu", first_click_window=200)
+    big = np.tile(image, (4, 4))  # 1200 x 1040
+    s.set_image(big)
+    s.add_click(600, 900)
+    roi = s._history[-1].roi
+    assert (roi.height, roi.width) == (200, 200) and roi.top <= 600 < roi.bottom and roi.left <= 900 < roi.right
+    s.set_image(image)  # 300 x 260: larger than the window, still focused
+    s.add_click(10, 10)
+    assert s._history[-1].roi == Box(0, 0, 200, 200)
+    small = ClickSession(s.model, device="cpu", first_click_window=512)
+    small.set_image(image)  # smaller than the window: whole image
+    small.add_click(10, 10)
+    assert small._history[-1].roi is None

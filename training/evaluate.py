@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-flip", action="store_true", help="no horizontal-flip test-time augmentation"
     )
+    p.add_argument(
+        "--first-click-window",
+        type=int,
+        help="first click sees an N-pixel window around it instead of the whole image",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print runs side by side and exit")
@@ -176,6 +181,7 @@ def build_predictor(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any]
             zoom_in=not args.no_zoom_in,
             flip_tta=not args.no_flip,
             threshold=PREDICTION_THRESHOLD,
+            first_click_window=args.first_click_window,
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
@@ -222,6 +228,7 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
             "stop_at": stop_at,
             "zoom_in": info["model"] != RANDOM_WALKER and not args.no_zoom_in,
             "flip_tta": info["model"] != RANDOM_WALKER and not args.no_flip,
+            "first_click_window": None if info["model"] == RANDOM_WALKER else args.first_click_window,
         },
         "metrics": summary,
         "timing": timing,

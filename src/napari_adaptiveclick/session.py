@@ -124,6 +124,8 @@ class ClickSession:
     ``device`` ("auto", "cpu", "cuda", "mps"), ``zoom_in`` (focus crop after the first click),
     ``flip_tta`` (average with the horizontally flipped input), ``threshold`` (mask = prob >
     threshold), ``zoom_expand`` / ``zoom_min_size`` / ``zoom_recompute_iou`` (SPEC.md 4),
+    ``first_click_window`` (None: the first click sees the whole image, as in the release;
+    N: a window of N pixels a side centred on it, for images larger than that),
     ``half_precision`` ("auto" = float16 autocast on CUDA only).
     """
 
@@ -138,6 +140,7 @@ class ClickSession:
         zoom_expand: float = 1.4,
         zoom_min_size: int = 200,
         zoom_recompute_iou: float = 0.5,
+        first_click_window: int | None = None,
         half_precision: bool | str = "auto",
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -151,6 +154,7 @@ class ClickSession:
             zoom_min_size,
             zoom_recompute_iou,
         )
+        self.first_click_window = first_click_window
         self.half_precision = (
             self.device == "cuda" if half_precision == "auto" else bool(half_precision)
         )
@@ -274,13 +278,23 @@ class ClickSession:
     def _prediction(self, prob: np.ndarray, seconds: float = 0.0) -> Prediction:
         return Prediction(prob, prob > self.threshold, seconds)
 
+    def _first_click_box(self, click: Click) -> Box | None:
+        """With ``first_click_window``, the first click on a large image sees a window of that
+        side centred on it instead of the whole image (small objects keep more pixels)."""
+        size = self.first_click_window
+        h, w = self.image_shape
+        if size is None or (h <= size and w <= size):
+            return None
+        centre = Box(int(click.row), int(click.col), int(click.row) + 1, int(click.col) + 1)
+        return expand_box(centre, (h, w), 1.0, size)
+
     def _choose_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
         """Zoom-in focus crop (release ``ZoomIn``): None means the whole image."""
         if not self.zoom_in:
             return None
         mask = previous.probability > 0.5
         if len(clicks) <= 1 and not mask.any():
-            return None
+            return self._first_click_box(clicks[0])
         positives = [c for c in clicks if c.positive]
         for c in positives:
             mask[int(round(c.row)), int(round(c.col))] = True

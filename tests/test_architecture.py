@@ -11,10 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_adaptiveclick"
 
 # Lowest first: a module may import only its own layer and the layers before it.
 LAYERS = [
-    {"config", "clicks", "transforms", "io", "simulator"},
+    {"config", "clicks", "transforms", "io", "simulator", "slicing", "edits"},
     {"model"},
     {"registry", "weights"},
-    {"session", "volume", "baseline"},
+    {"session", "volume", "annotator", "predictor", "propagation", "replay", "baseline"},
     {"evaluation"},
     {"_napari", "__main__"},
 ]

@@ -30,8 +30,12 @@ def regression_figures(data_root, objects: int = 8, seed: int = 0) -> dict[str, 
     session = ClickSession(None, device="cpu", flip_tta=False)
     out = {}
     for key, (name, options) in SUBSETS.items():
-        samples = build_dataset(name, data_root, "test", **options).random_subset(objects, seed=seed)
-        summary = summarize(evaluate_dataset(session, samples, max_clicks=20, stop_at=0.9, stats=(0.0, 1.0)), 20)
+        samples = build_dataset(name, data_root, "test", **options).random_subset(
+            objects, seed=seed
+        )
+        summary = summarize(
+            evaluate_dataset(session, samples, max_clicks=20, stop_at=0.9, stats=(0.0, 1.0)), 20
+        )
         out[key] = {"NoC@85": summary["NoC@85"], "NoC@90": summary["NoC@90"]}
     return out
 
@@ -45,4 +49,9 @@ def test_default_weights_keep_their_noc(shared_data):
     measured = regression_figures(shared_data)
     for key, figures in reference.items():
         for metric, value in figures.items():
-            assert abs(measured[key][metric] - value) <= MARGIN_NOC, (key, metric, measured[key][metric], value)
+            assert abs(measured[key][metric] - value) <= MARGIN_NOC, (
+                key,
+                metric,
+                measured[key][metric],
+                value,
+            )

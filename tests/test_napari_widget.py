@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -59,7 +60,17 @@ def idle(qtbot, controller) -> None:
     qtbot.waitUntil(lambda: not controller.busy, timeout=TIMEOUT_MS)
 
 
-def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path):
+def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_adaptiveclick.session import ClickSession
+
+    warmups = []  # for each warm-up call: did it run on the Qt (main) thread?
+    warmup = ClickSession.warmup
+
+    def recording_warmup(session):
+        warmups.append(threading.current_thread() is threading.main_thread())
+        warmup(session)
+
+    monkeypatch.setattr(ClickSession, "warmup", recording_warmup)
     viewer = make_napari_viewer()
     image = viewer.add_image(make_volume(), name="vol", scale=(3.0, 1.0, 1.0))
     labels_layer = viewer.add_labels(
@@ -72,6 +83,7 @@ def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path):
     c = widget.controller
     idle(qtbot, c)
     assert c.ready and c.labels is labels_layer and c.object_id == 5
+    assert warmups == [False]  # one dummy forward in the loader worker, not on the Qt thread
     assert c.annotator.geometry.axis == 0  # the coarsest spacing
     assert c.points.ndim == 3 and viewer.layers.selection.active is c.points
 

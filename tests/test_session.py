@@ -192,7 +192,11 @@ def test_first_click_window_focuses_the_first_click_on_large_images(image):
     s.set_image(big)
     s.add_click(600, 900)
     roi = s._history[-1].roi
-    assert (roi.height, roi.width) == (200, 200) and roi.top <= 600 < roi.bottom and roi.left <= 900 < roi.right
+    assert (
+        (roi.height, roi.width) == (200, 200)
+        and roi.top <= 600 < roi.bottom
+        and roi.left <= 900 < roi.right
+    )
     s.set_image(image)  # 300 x 260: larger than the window, still focused
     s.add_click(10, 10)
     assert s._history[-1].roi == Box(0, 0, 200, 200)

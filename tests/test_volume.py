@@ -1,4 +1,5 @@
-"""Slice-by-slice annotation, undo, object ids, propagation and replay (volume.py).
+"""Slice-by-slice annotation, undo, object ids, propagation and replay (volume.py and the
+modules it gathers).
 
 The model is a randomly initialised ``tiny`` (its masks are meaningless): the assertions are
 about which planes and ids are written, what undo restores and what replay reproduces.
@@ -85,6 +86,25 @@ def test_derived_click_on_the_bounding_box_equals_the_whole_slice():
         if expected is None:
             expected = next_click(source, np.zeros_like(source))
         assert derived_click(source, start) == expected
+
+
+def test_a_label_patch_undoes_an_edit_and_a_run_keeps_its_prior():
+    from napari_adaptiveclick.edits import Run, replace_object
+
+    rng = np.random.default_rng(5)
+    view = rng.integers(0, 4, (20, 30)).astype(np.int32)
+    before = view.copy()
+    mask = rng.random((20, 30)) > 0.7
+    patch = replace_object(view, 3, 2, mask)
+    np.testing.assert_array_equal(view == 2, mask)  # object 2 has exactly the mask's pixels
+    untouched = ~mask & (before != 2)
+    np.testing.assert_array_equal(view[untouched], before[untouched])
+    patch.restore(view)
+    np.testing.assert_array_equal(view, before)
+    assert patch.plane == 3 and replace_object(view, 3, 2, before == 2) is None  # no change
+    prior = rng.random((7, 9)) > 0.5
+    np.testing.assert_array_equal(Run.starting_from(1, 0, prior).prior_mask((7, 9)), prior)
+    assert Run.starting_from(1, 0, None).prior_mask((7, 9)) is None
 
 
 def test_click_writes_its_plane_and_never_other_objects(session):

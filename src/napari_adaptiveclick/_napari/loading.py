@@ -50,12 +50,14 @@ def avoid_triton_llvm_clash() -> None:
 def load_annotator(
     settings: AnnotationSettings, image: np.ndarray, labels: np.ndarray, axis: int
 ) -> VolumeAnnotator:
-    """Build the ClickSession (loads the model) and the annotator; runs in a worker."""
+    """Build the ClickSession (loads the model, then one dummy forward so the user's first
+    click does not pay for lazy kernel set-up) and the annotator; runs in a worker."""
     avoid_triton_llvm_clash()
     from ..session import ClickSession
 
     model = None if settings.model == "default" else settings.model
     session = ClickSession(model, settings.device, threshold=settings.threshold)
+    session.warmup()
     return VolumeAnnotator(
         np.asarray(image),
         labels,

@@ -1,7 +1,8 @@
 """The AdaptiveClick dock widget: a form over an :class:`AnnotationController`.
 
 It only reads the user's choices, forwards button presses and shows the controller's state;
-all napari-layer logic lives in the controller, all segmentation logic in ``volume.py``.
+all napari-layer logic lives in the controller (which also loads and warms up the model in a
+worker), all segmentation logic in the core's volume modules (``volume.py``).
 """
 
 from __future__ import annotations

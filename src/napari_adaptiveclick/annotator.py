@@ -1,0 +1,285 @@
+"""Click segmentation of one object at a time in a label volume, with undo.
+
+Follows the rules of :mod:`napari_adaptiveclick.volume` (runs, priors, what is written).
+Torch is used only through the ClickSession; napari is never imported here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .clicks import Click, ClickRecord
+from .edits import Run, Step, replace_object
+from .predictor import RunPredictor
+from .propagation import PropagatedSlice, Propagation, PropagationReport, PropagationSettings
+from .slicing import SliceGeometry
+from .transforms import IntensityStats, intensity_stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Prediction
+
+
+@dataclass(frozen=True)
+class ClickOutcome:
+    """What a click did: its record, how many pixels the object has on that plane now, and
+    the prediction time in seconds."""
+
+    record: ClickRecord
+    area: int
+    seconds: float
+
+
+class VolumeAnnotator:
+    """Click segmentation of one object at a time in a label volume, following the rules of
+    :mod:`napari_adaptiveclick.volume`.
+
+    ``image``: ``(P, R, C)`` grey or ``(P, R, C, 3)`` RGB, any numeric dtype.
+    ``labels``: ``(P, R, C)`` integer array, edited IN PLACE (pass a napari layer's data).
+    ``session``: the ClickSession that predicts (a fresh one per annotator; not thread-safe:
+    call one method at a time). ``axis``: slicing axis. ``model_name``: stored in records.
+    ``stats``: intensity range (lo, hi) for all slices (default: from the whole volume).
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        session,
+        *,
+        axis: int = 0,
+        model_name: str = "",
+        stats: IntensityStats | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        image = np.asarray(image)
+        spatial = image.shape[:3]
+        if image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[-1] not in (3, 4)):
+            raise ValueError(
+                f"Expected a (plane, row, col) volume or an RGB (plane, row, col, 3) stack, got "
+                f"shape {image.shape}. Pass a 2D image as image[None]; choose one time point or "
+                "channel of 4D data."
+            )
+        if not isinstance(labels, np.ndarray) or labels.shape != spatial:
+            raise ValueError(
+                f"Labels of shape {np.shape(labels)} do not match the image's {spatial}; create "
+                "a Labels array of the image's shape."
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"Labels must have an integer dtype, got {labels.dtype}.")
+        self.image, self.labels, self.session = image, labels, session
+        self.geometry = SliceGeometry(spatial, axis)
+        self.model_name = model_name
+        self.overwrite = overwrite
+        self.stats = stats if stats is not None else intensity_stats(image)
+        self._predictor = RunPredictor(session, image, self.geometry, self.stats)
+        self._runs: list[Run] = []
+        self._history: list[Step] = []
+        self._object_id = 1
+        self._selection_mark = 0
+        self.select_object(None)
+
+    # ------------------------------------------------------------------ objects
+    @property
+    def object_id(self) -> int:
+        """The id that clicks currently segment."""
+        return self._object_id
+
+    @property
+    def records(self) -> list[ClickRecord]:
+        """All click records, in order."""
+        return [record for run in self._runs for record in run.records]
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    def object_records(self, object_id: int | None = None) -> list[ClickRecord]:
+        """Records of one object (default: the current one), in order."""
+        object_id = self._object_id if object_id is None else object_id
+        return [r for run in self._runs if run.object_id == object_id for r in run.records]
+
+    def anchor_planes(self, object_id: int | None = None) -> set[int]:
+        """Planes where the object has clicks of its own (not derived by propagation)."""
+        object_id = self._object_id if object_id is None else object_id
+        return {r.plane for r in self._runs if r.object_id == object_id and not r.propagated}
+
+    def next_free_id(self) -> int:
+        """One more than the largest id in the labels and the records."""
+        used = [int(self.labels.max()) if self.labels.size else 0]
+        used += [run.object_id for run in self._runs]
+        return max(used) + 1
+
+    def select_object(self, object_id: int | None) -> int:
+        """Make ``object_id`` current (an existing id refines that object); None picks a new id."""
+        new_id = self.next_free_id() if object_id is None else int(object_id)
+        limit = np.iinfo(self.labels.dtype).max
+        if not 1 <= new_id <= limit:
+            raise ValueError(
+                f"Label id {new_id} is out of range for {self.labels.dtype} labels (1..{limit}); "
+                "use a Labels layer with a wider dtype (e.g. int32)."
+            )
+        self._object_id = new_id
+        self._selection_mark = len(self._history)
+        return new_id
+
+    def commit(self) -> int:
+        """Fix the current object and move to a new id (returned). An object without pixels
+        keeps its id."""
+        if not (self.labels == self._object_id).any():
+            return self._object_id
+        return self.select_object(None)
+
+    def reset(self) -> int:
+        """Undo everything done to the current object since it was selected; returns the
+        number of undo levels removed."""
+        count = 0
+        while len(self._history) > self._selection_mark and self.undo():
+            count += 1
+        return count
+
+    def undo(self) -> bool:
+        """Remove the last click (or propagation) and restore the labels it changed; the
+        object it belonged to becomes current. False when there is nothing to undo."""
+        if not self._history:
+            return False
+        step = self._history.pop()
+        for patch in reversed(step.patches):
+            patch.restore(self.labels[self.geometry.index(patch.plane)])
+        for _ in range(step.n_records):
+            self._runs[-1].records.pop()
+            if not self._runs[-1].records:
+                self._runs.pop()
+        self._predictor.undo_to(self._runs[-1] if self._runs else None)
+        self._object_id = step.object_id
+        self._selection_mark = min(self._selection_mark, len(self._history))
+        return True
+
+    # ------------------------------------------------------------------ clicks
+    def mask(self, plane: int, object_id: int | None = None) -> np.ndarray:
+        """(rows, cols) bool mask of an object (default: current) on ``plane``."""
+        object_id = self._object_id if object_id is None else object_id
+        return self.labels[self.geometry.index(plane)] == object_id
+
+    def add_click(self, plane: int, row: float, col: float, positive: bool = True) -> ClickOutcome:
+        """Click at (row, col) of ``plane`` for the current object: predict and write the
+        labels of that plane. Raises ValueError for a point outside the volume."""
+        if not self.geometry.contains(plane, row, col):
+            rows, cols = self.geometry.slice_shape
+            raise ValueError(
+                f"Click at plane {plane}, (row {row:.1f}, col {col:.1f}) is outside the volume "
+                f"({self.geometry.planes} planes of {rows} x {cols}); click on the image."
+            )
+        click = Click(float(row), float(col), bool(positive))
+        run, prediction, seconds = self.predict_click(plane, click)
+        record = self.accept_click(run, click, prediction.mask, Step(self._object_id))
+        return ClickOutcome(record, int(self.mask(plane).sum()), seconds)
+
+    def start_mask(self, plane: int) -> np.ndarray | None:
+        """The (rows, cols) bool mask a click on ``plane`` builds on: the object's mask there
+        when the click continues the last run (rule 1), else that run's prior (rule 2)."""
+        return self.mask(plane) if self._continues_last_run(plane) else self._run_prior(plane)
+
+    def _continues_last_run(self, plane: int) -> bool:
+        last = self._runs[-1] if self._runs else None
+        return last is not None and (last.object_id, last.plane) == (self._object_id, plane)
+
+    def _run_prior(self, plane: int) -> np.ndarray | None:
+        """Rule 2 of :mod:`napari_adaptiveclick.volume`."""
+        own = self.mask(plane)
+        if own.any():
+            return own
+        neighbours = [q for q in (plane - 1, plane + 1) if 0 <= q < self.geometry.planes]
+        neighbours = [q for q in neighbours if self.mask(q).any()]
+        if not neighbours:
+            return None
+        previous = next(
+            (r.plane for r in reversed(self._runs) if r.object_id == self._object_id), None
+        )
+        if previous is not None:
+            neighbours.sort(key=lambda q: abs(q - previous))
+        return self.mask(neighbours[0])
+
+    def predict_click(self, plane: int, click: Click) -> tuple[Run, Prediction, float]:
+        """Predict ``click`` on ``plane`` in its run (rule 1) without writing anything.
+        Returns (run, prediction, seconds); the run is new (not yet listed) when it starts.
+        Pass the result to :meth:`accept_click` to keep it."""
+        start = time.perf_counter()
+        if self._continues_last_run(plane):
+            run = self._runs[-1]
+        else:
+            run = Run.starting_from(self._object_id, plane, self._run_prior(plane))
+        prediction = self._predictor.predict(run, click)
+        return run, prediction, time.perf_counter() - start
+
+    def accept_click(self, run: Run, click: Click, mask: np.ndarray, step: Step) -> ClickRecord:
+        """Record ``click`` in ``run``, write ``mask`` into the labels (rule 3) and add both
+        to ``step``, which becomes an undo level with its first record."""
+        if not step.n_records:
+            self._history.append(step)
+        if not self._runs or self._runs[-1] is not run:
+            self._runs.append(run)
+        record = ClickRecord(
+            plane=run.plane,
+            row=click.row,
+            col=click.col,
+            positive=click.positive,
+            object_id=run.object_id,
+            order=sum(len(r.records) for r in self._runs),
+            model=self.model_name,
+            axis=self.geometry.axis,
+        )
+        run.records.append(record)
+        self._predictor.hold(run)
+        step.n_records += 1
+        view = self.labels[self.geometry.index(run.plane)]
+        patch = replace_object(view, run.plane, self._object_id, self.written_mask(run.plane, mask))
+        if patch is not None:
+            step.patches.append(patch)
+        return record
+
+    def written_mask(self, plane: int, mask: np.ndarray) -> np.ndarray:
+        """The pixels of ``mask`` the current object may take on ``plane`` (rule 3)."""
+        if self.overwrite:
+            return mask
+        current = self.labels[self.geometry.index(plane)]
+        return mask & ((current == 0) | (current == self._object_id))
+
+    # ------------------------------------------------------------------ many clicks
+    def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
+        """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""
+        return Propagation(self, plane, settings or PropagationSettings())
+
+    def propagate(
+        self,
+        plane: int,
+        settings: PropagationSettings | None = None,
+        progress: Callable[[PropagatedSlice], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> PropagationReport:
+        """Propagate the current object from ``plane`` through the volume; ``progress`` is
+        called after each slice, ``cancelled()`` is checked before each slice."""
+        job = self.propagation(plane, settings)
+        for result in job:
+            if progress is not None:
+                progress(result)
+            if cancelled is not None and cancelled():
+                job.cancel()
+        return job.report()
+
+    def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
+        """Apply click records in ``order`` (each one undo level), yielding each outcome."""
+        for record in sorted(records, key=lambda r: r.order):
+            if record.axis != self.geometry.axis:
+                raise ValueError(
+                    f"Click {record.order} was made on slices along axis {record.axis}, but "
+                    f"this volume is cut along axis {self.geometry.axis}."
+                )
+            if record.object_id != self._object_id:
+                self.select_object(record.object_id)
+            self.model_name = record.model or self.model_name
+            yield self.add_click(record.plane, record.row, record.col, record.positive)

@@ -1,0 +1,67 @@
+"""One :class:`~napari_adaptiveclick.session.ClickSession` kept in step with the runs of a
+volume annotation (rule 1 of :mod:`napari_adaptiveclick.volume`).
+
+The session holds the clicks of at most one run. A click that continues that run is a
+single forward pass; any other click first rebuilds the session's state: the run's slice, its
+prior mask and its earlier clicks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .clicks import Click
+from .edits import Run
+from .slicing import SliceGeometry
+from .transforms import IntensityStats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Prediction
+
+
+class RunPredictor:
+    """Predicts the clicks of runs (:class:`~napari_adaptiveclick.edits.Run`) with ``session``.
+
+    ``image``: ``(P, R, C)`` grey or ``(P, R, C, 3)`` RGB, cut into slices by ``geometry``;
+    ``stats``: the intensity range (lo, hi) of every slice.
+    """
+
+    def __init__(
+        self, session, image: np.ndarray, geometry: SliceGeometry, stats: IntensityStats
+    ) -> None:
+        self.session, self.image, self.geometry, self.stats = session, image, geometry, stats
+        self._run: Run | None = None  # the run the session holds, and how many of its clicks
+        self._clicks = 0
+
+    def predict(self, run: Run, click: Click) -> Prediction:
+        """The session's prediction (``.probability``, ``.mask``: (rows, cols)) for ``click``
+        after the records of ``run`` (none for a new run), on top of the run's prior.
+        Call :meth:`hold` once the click is recorded in ``run``."""
+        if not (self._run is run and self._clicks == len(run.records)):
+            self._restart(run)
+        self._run, self._clicks = None, 0  # until the result is accepted
+        return self.session.add_click(click.row, click.col, click.positive)
+
+    def hold(self, run: Run) -> None:
+        """The session now holds all records of ``run``."""
+        self._run, self._clicks = run, len(run.records)
+
+    def undo_to(self, last: Run | None) -> None:
+        """Undo the session's clicks beyond the records ``last`` (the last run) still has;
+        forget its state when it holds another run."""
+        if self._run is None or last is not self._run:
+            self._run = None
+            return
+        while self._clicks > len(last.records):
+            self.session.undo()
+            self._clicks -= 1
+
+    def _restart(self, run: Run) -> None:
+        self.session.set_image(self.image[self.geometry.index(run.plane)], stats=self.stats)
+        prior = run.prior_mask(self.geometry.slice_shape)
+        if prior is not None:
+            self.session.set_previous_mask(prior.astype(np.float32))
+        for record in run.records:
+            self.session.add_click(record.row, record.col, record.positive)

@@ -1,0 +1,204 @@
+"""Propagation of one object from a slice through its neighbours, one slice at a time.
+
+Provenance: prompting each next slice with the previous slice's mask and prompts derived from
+it follows micro-sam's ``segment_mask_in_volume`` (its "mask" and "points" projections); the
+stop on collapse replaces its IoU threshold between slices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .clicks import Click
+from .edits import Step
+from .simulator import next_click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .annotator import VolumeAnnotator
+
+
+@dataclass(frozen=True)
+class PropagatedSlice:
+    """One step of a propagation: ``plane`` was predicted from ``source``; ``accepted``
+    tells whether it was written; ``reason`` says why not; ``uncertainty`` in [0, 1] is the
+    mean of ``1 - |2p - 1|`` over the predicted and source masks (high = unsure)."""
+
+    plane: int
+    source: int
+    accepted: bool
+    area: int
+    uncertainty: float
+    seconds: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """When propagation stops: an empty prediction (the object ended), an area below
+    ``min_area_ratio`` or above ``max_area_ratio`` times the source slice's, or an overlap
+    (IoU) with the source slice below ``min_iou`` (the prediction collapsed or jumped).
+    ``max_slices`` limits each direction (None: to the end of the volume)."""
+
+    min_area_ratio: float = 0.25
+    max_area_ratio: float = 4.0
+    min_iou: float = 0.1
+    max_slices: int | None = None
+    directions: tuple[int, ...] = (1, -1)
+
+
+@dataclass(frozen=True)
+class PropagationReport:
+    """Summary of a propagation: slices written, why each direction stopped, and the
+    written slices sorted from least to most sure."""
+
+    source: int
+    written: tuple[int, ...]
+    stops: dict[int, str]
+    least_sure: tuple[tuple[int, float], ...]
+    seconds: float
+
+
+class Propagation:
+    """Segment the current object of ``annotator`` through the neighbouring slices of
+    ``source``, in both directions (``settings.directions``), one slice per :meth:`step`.
+
+    For each target slice the run's prior follows the rules of
+    :mod:`napari_adaptiveclick.volume` (the previous slice's mask when the target is empty)
+    and one click is derived from the previous slice's mask with the NoC simulator
+    (:func:`derived_click`): a positive click deep inside the object, or a correction where
+    the target's existing mask disagrees. A direction stops at the volume's end, at a slice
+    the user clicked for this object, where the prediction is empty or collapses
+    (:class:`PropagationSettings`), or after ``max_slices``. The whole propagation is one
+    undo level.
+    """
+
+    def __init__(self, annotator: VolumeAnnotator, source: int, settings: PropagationSettings):
+        if not 0 <= source < annotator.geometry.planes:
+            raise ValueError(
+                f"Plane {source} is outside the volume (0..{annotator.geometry.planes - 1})."
+            )
+        if not annotator.mask(source).any():
+            raise ValueError(
+                f"Object {annotator.object_id} has no pixels on plane {source}: click on it "
+                "there before propagating."
+            )
+        self.annotator, self.source, self.settings = annotator, source, settings
+        self._anchors = annotator.anchor_planes() - {source}
+        self._step = Step(annotator.object_id)
+        self._directions = list(settings.directions)
+        self._current = source
+        self._count = 0
+        self._results: list[PropagatedSlice] = []
+        self.stops: dict[int, str] = {}
+        self._start = time.perf_counter()
+
+    def __iter__(self) -> Iterator[PropagatedSlice]:
+        while (result := self.step()) is not None:
+            yield result
+
+    @property
+    def total(self) -> int:
+        """Upper bound of the slices this propagation can visit (for progress bars)."""
+        planes, limit = self.annotator.geometry.planes, self.settings.max_slices
+        counts = [
+            planes - 1 - self.source if d > 0 else self.source for d in self.settings.directions
+        ]
+        return sum(min(c, limit) if limit is not None else c for c in counts)
+
+    @property
+    def done(self) -> bool:
+        """True when every direction has stopped (or was cancelled)."""
+        return not self._directions
+
+    def cancel(self) -> None:
+        for direction in self._directions:
+            self.stops.setdefault(direction, "cancelled")
+        self._directions.clear()
+
+    def step(self) -> PropagatedSlice | None:
+        """Predict the next slice; None when every direction has stopped."""
+        while self._directions:
+            direction = self._directions[0]
+            target = self._current + direction
+            reason = self._stop_before(target)
+            if reason:
+                self._end_direction(reason)
+                continue
+            result = self._predict(target, self._current)
+            self._results.append(result)
+            if result.accepted:
+                self._current, self._count = target, self._count + 1
+            else:
+                self._end_direction(result.reason)
+            return result
+        return None
+
+    def _end_direction(self, reason: str) -> None:
+        self.stops[self._directions.pop(0)] = reason
+        self._current, self._count = self.source, 0
+
+    def _stop_before(self, target: int) -> str:
+        if not 0 <= target < self.annotator.geometry.planes:
+            return "reached the end of the volume"
+        if target in self._anchors:
+            return f"reached plane {target}, which has your clicks"
+        if self.settings.max_slices is not None and self._count >= self.settings.max_slices:
+            return f"did the maximum of {self.settings.max_slices} slices"
+        return ""
+
+    def _predict(self, target: int, source: int) -> PropagatedSlice:
+        annotator = self.annotator
+        source_mask = annotator.mask(source)
+        click = derived_click(source_mask, annotator.start_mask(target))
+        run, prediction, seconds = annotator.predict_click(target, click)
+        run.propagated = run.propagated or not run.records
+        written = annotator.written_mask(target, prediction.mask)
+        area, source_area = int(written.sum()), int(source_mask.sum())
+        union = written | source_mask
+        iou = (written & source_mask).sum() / max(union.sum(), 1)
+        p = prediction.probability[union]
+        uncertainty = float(np.mean(1.0 - np.abs(2.0 * p - 1.0))) if p.size else 1.0
+        reason = ""
+        if area == 0:
+            reason = f"the object ends at plane {target}"
+        elif not self.settings.min_area_ratio <= area / source_area <= self.settings.max_area_ratio:
+            reason = f"the area changed {area / source_area:.2f}x at plane {target}"
+        elif iou < self.settings.min_iou:
+            reason = f"the mask jumped (IoU {iou:.2f} with plane {source}) at plane {target}"
+        if not reason:  # one undo level, listed once something is written
+            annotator.accept_click(run, click, prediction.mask, self._step)
+        return PropagatedSlice(target, source, not reason, area, uncertainty, seconds, reason)
+
+    def report(self, top: int = 5) -> PropagationReport:
+        """Slices written so far, why each direction stopped, the ``top`` least sure slices."""
+        accepted = [r for r in self._results if r.accepted]
+        ranked = sorted(accepted, key=lambda r: -r.uncertainty)[:top]
+        return PropagationReport(
+            self.source,
+            tuple(r.plane for r in accepted),
+            dict(self.stops),
+            tuple((r.plane, r.uncertainty) for r in ranked),
+            time.perf_counter() - self._start,
+        )
+
+
+def derived_click(source: np.ndarray, start: np.ndarray | None) -> Click:
+    """The click propagation derives from the previous slice's mask ``source`` (H, W) bool for
+    a slice whose prediction starts from ``start``: the NoC simulator's click with ``source``
+    as the truth, or, when ``start`` already equals it, a positive click at its deepest point.
+    Computed on the masks' bounding box plus a 1-px margin, which gives the same click as on
+    the whole slice (every path out of the masks crosses that all-background margin)."""
+    union = source if start is None else source | start
+    rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
+    top, left = max(int(rows[0]) - 1, 0), max(int(cols[0]) - 1, 0)
+    box = (slice(top, int(rows[-1]) + 2), slice(left, int(cols[-1]) + 2))
+    empty = np.zeros_like(source[box])
+    click = None if start is None else next_click(source[box], start[box])
+    if click is None:
+        click = next_click(source[box], empty)
+    return Click(click.row + top, click.col + left, click.positive)

@@ -131,7 +131,7 @@ def test_previous_mask_is_fed_back(session, image):
 
 
 def test_zoom_in_crops_around_the_object_after_the_first_click(image):
-    s = ClickSession("tiny", device="cpu", zoom_in=True)
+    s = ClickSession("tiny", device="cpu", zoom_in=True, first_click_window=None)
     big = np.tile(image, (4, 4))  # 1200 x 1040
     s.set_image(big)
     s.add_click(120, 100)
@@ -204,3 +204,6 @@ def test_first_click_window_focuses_the_first_click_on_large_images(image):
     small.set_image(image)  # smaller than the window: whole image
     small.add_click(10, 10)
     assert small._history[-1].roi is None
+    assert ClickSession(s.model, device="cpu").first_click_window == int(1.5 * s.config.input_size)
+    with pytest.raises(ValueError, match="first_click_window"):
+        ClickSession(s.model, device="cpu", first_click_window=-3)

@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--first-click-window",
-        type=int,
-        help="first click sees an N-pixel window around it instead of the whole image",
+        type=lambda v: v if v == "auto" else int(v),
+        help="N or 'auto': the first click sees an N-pixel window around it (default: the whole "
+        "image, as the release's protocol does)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
@@ -228,7 +229,9 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
             "stop_at": stop_at,
             "zoom_in": info["model"] != RANDOM_WALKER and not args.no_zoom_in,
             "flip_tta": info["model"] != RANDOM_WALKER and not args.no_flip,
-            "first_click_window": None if info["model"] == RANDOM_WALKER else args.first_click_window,
+            "first_click_window": None
+            if info["model"] == RANDOM_WALKER
+            else args.first_click_window,
         },
         "metrics": summary,
         "timing": timing,

@@ -104,51 +104,25 @@ def test_2d_tiff_replay(tmp_path, checkpoint):
     assert labels.shape == (96, 80) and set(np.unique(labels)) <= {0, 3}
 
 
+def _segment(image, clicks, out, *extra) -> int:
+    return main(
+        ["segment", "--image", str(image), "--clicks", str(clicks), "--out", str(out), *extra]
+    )
+
+
 def test_bad_inputs_give_messages(tmp_path, checkpoint, capsys):
     import tifffile
 
     image = tmp_path / "slice.tif"
     tifffile.imwrite(image, np.random.default_rng(2).integers(0, 255, (40, 40), dtype=np.uint8))
     clicks = tmp_path / "clicks.csv"
+    out = tmp_path / "o.tif"
     write_click_records(clicks, [ClickRecord(5, 1, 1, True, object_id=1)])
-    code = main(
-        [
-            "segment",
-            "--image",
-            str(image),
-            "--clicks",
-            str(clicks),
-            "--out",
-            str(tmp_path / "o.tif"),
-            "--checkpoint",
-            str(checkpoint),
-        ]
-    )
-    assert code == 2 and "plane 5" in capsys.readouterr().err
+    assert _segment(image, clicks, out, "--checkpoint", str(checkpoint)) == 2
+    assert "plane 5" in capsys.readouterr().err
     write_click_records(clicks, [ClickRecord(0, 100, 1, True, object_id=1)])
-    code = main(
-        [
-            "segment",
-            "--image",
-            str(image),
-            "--clicks",
-            str(clicks),
-            "--out",
-            str(tmp_path / "o.tif"),
-            "--checkpoint",
-            str(checkpoint),
-        ]
-    )
-    assert code == 2 and "is outside the volume" in capsys.readouterr().err
-    code = main(
-        [
-            "segment",
-            "--image",
-            str(tmp_path / "missing.tif"),
-            "--clicks",
-            str(clicks),
-            "--out",
-            str(tmp_path / "o.tif"),
-        ]
-    )
-    assert code == 2 and "missing.tif" in capsys.readouterr().err
+    assert _segment(image, clicks, out, "--checkpoint", str(checkpoint)) == 2
+    assert "is outside the volume" in capsys.readouterr().err
+    assert _segment(tmp_path / "missing.tif", clicks, out) == 2
+    assert "missing.tif" in capsys.readouterr().err
+    assert not out.exists()

@@ -91,7 +91,6 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 50
     save_every_seconds: float = 300.0
-    log_every: int = 1
     eval_objects: int | None = None
     eval_max_clicks: int = 20
     device: str = "auto"

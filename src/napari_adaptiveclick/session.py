@@ -255,7 +255,7 @@ class ClickSession:
     # ------------------------------------------------------------------ prediction
     def warmup(self) -> None:
         """Run one dummy forward so the first real click does not pay for lazy kernel set-up
-        (about 2 s on the CPU here); call it in a background thread after loading."""
+        (seconds on a busy CPU, a GPU's first launch); call it in a background thread."""
         import torch
 
         size = self.config.input_size

@@ -49,29 +49,17 @@ def test_volume_replay_writes_labels_on_the_clicked_planes(tmp_path, checkpoint)
         ],
     )
     out = tmp_path / "labels.nii.gz"
-    argv = [
-        "segment",
-        "--image",
-        str(image),
-        "--clicks",
-        str(clicks),
-        "--out",
-        str(out),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-    ]
-    assert main(argv) == 0
+    ckpt = ("--checkpoint", str(checkpoint), "--device", "cpu")
+    assert _segment(image, clicks, out, *ckpt) == 0
     labels = read_image(out)
     assert labels.data.shape == vol.shape
     np.testing.assert_allclose(labels.spacing, read_image(image).spacing)
     assert set(np.unique(labels.data[2])) <= {0, 1} and set(np.unique(labels.data[4])) <= {0, 7}
     assert not labels.data[[0, 1, 3, 5]].any()
     # Refuses to overwrite, then replays identically when allowed.
-    assert main(argv) == 2
+    assert _segment(image, clicks, out, *ckpt) == 2
     first = labels.data.copy()
-    assert main([*argv, "--overwrite"]) == 0
+    assert _segment(image, clicks, out, *ckpt, "--overwrite") == 0
     assert np.array_equal(read_image(out).data, first)
 
 
@@ -84,22 +72,7 @@ def test_2d_tiff_replay(tmp_path, checkpoint):
     clicks = tmp_path / "clicks.json"
     write_click_records(clicks, [ClickRecord(0, 45, 35, True, object_id=3)])
     out = tmp_path / "labels.tif"
-    assert (
-        main(
-            [
-                "segment",
-                "--image",
-                str(image),
-                "--clicks",
-                str(clicks),
-                "--out",
-                str(out),
-                "--checkpoint",
-                str(checkpoint),
-            ]
-        )
-        == 0
-    )
+    assert _segment(image, clicks, out, "--checkpoint", str(checkpoint)) == 0
     labels = tifffile.imread(out)
     assert labels.shape == (96, 80) and set(np.unique(labels)) <= {0, 3}
 

@@ -68,22 +68,21 @@ def resolve_model(model: Any) -> nn.Module:
 
     if isinstance(model, nn.Module):
         return model
-    if model is None:
-        path = default_checkpoint()
+    if model is None or model in ("default", "tiny"):
+        path = default_checkpoint()  # verified by SHA-256: call it once
         if path is not None:
             return build_model(None, path)
-        warnings.warn(
-            "No default weights are installed: using a randomly initialised 'tiny' model, "
-            "whose masks are meaningless. Pass a checkpoint.",
-            stacklevel=3,
-        )
+        if model == "default":
+            return build_model(None, "default")  # raises: no default weights shipped
+        if model is None:
+            warnings.warn(
+                "No default weights are installed: using a randomly initialised 'tiny' model, "
+                "whose masks are meaningless. Pass a checkpoint.",
+                stacklevel=3,
+            )
         return build_model("tiny")
     if isinstance(model, str) and model in CONFIGS:
-        if model == "tiny" and default_checkpoint() is not None:
-            return build_model("tiny", default_checkpoint())
         return build_model(model)
-    if isinstance(model, str) and model == "default":
-        return build_model(None, "default")
     if isinstance(model, str | Path):
         if not Path(model).is_file():
             raise ValueError(

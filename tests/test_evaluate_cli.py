@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from training.evaluate import main
+from training.evaluate import build_predictor, main, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -229,6 +229,15 @@ def test_learned_model_end_to_end(folder, tmp_path, tiny_checkpoint):
     assert metrics["metrics"]["objects"] == 1 and len(metrics["metrics"]["mIoU"]) == 2
     assert _evaluate(folder, tmp_path / "two", *extra) == 0
     assert _without_timing(tmp_path / "two") == metrics
+
+
+def test_zoom_min_size_reaches_the_session_and_the_record(folder, tmp_path, tiny_checkpoint):
+    extra = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--zoom-min-size", "64"]
+    args = parse_args(["--dataset", "folder", "--out", str(tmp_path / "unused"), *extra])
+    session, _ = build_predictor(args)
+    assert session.zoom_min_size == 64
+    assert _evaluate(folder, tmp_path / "run", *extra, "--max-clicks", "1", "--objects", "1") == 0
+    assert _without_timing(tmp_path / "run")["protocol"]["zoom_min_size"] == 64
 
 
 def test_wrong_architecture_checkpoint(folder, tmp_path, tiny_checkpoint, capsys):

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="N or 'auto': the first click sees an N-pixel window around it (default: the whole "
         "image, as the release's protocol does)",
     )
+    p.add_argument(
+        "--zoom-min-size",
+        type=int,
+        default=200,
+        help="smallest side of the zoom-in crop in pixels (default 200, the release's)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print runs side by side and exit")
@@ -183,6 +189,7 @@ def build_predictor(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any]
             flip_tta=not args.no_flip,
             threshold=PREDICTION_THRESHOLD,
             first_click_window=args.first_click_window,
+            zoom_min_size=args.zoom_min_size,
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
@@ -216,6 +223,7 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
         )
     summary = summarize(results, args.max_clicks)
     timing = summary.pop("timing")
+    zoom_in = info["model"] != RANDOM_WALKER and not args.no_zoom_in
     metrics = {
         "dataset": args.dataset,
         "data": args.data,
@@ -227,7 +235,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
             "max_clicks": args.max_clicks,
             "threshold": PREDICTION_THRESHOLD,
             "stop_at": stop_at,
-            "zoom_in": info["model"] != RANDOM_WALKER and not args.no_zoom_in,
+            "zoom_in": zoom_in,
+            "zoom_min_size": args.zoom_min_size if zoom_in else None,
             "flip_tta": info["model"] != RANDOM_WALKER and not args.no_flip,
             "first_click_window": None
             if info["model"] == RANDOM_WALKER

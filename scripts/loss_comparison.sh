@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #6 item 4: the paper's loss claim (Table VI) on our data. Fine-tunes the same initial
 # weights on ssTEM mitochondria (training split) with each mask loss for the same budget (same
-# seed, so the same crops and clicks), then measures NoC on the ssTEM test split (release
+# seed, so the same crops and initial clicks), then measures NoC on the ssTEM test split (release
 # protocol). Resumable: re-running skips finished parts and resumes a stopped run.
 #
 #   bash scripts/loss_comparison.sh [OUT_DIR] [STEPS] [INIT] [SEED] [LOSSES]

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthetic import disk_volume
+
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 if sys.platform.startswith("linux") and not (
@@ -33,15 +35,6 @@ def _quiet_random_model():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No default weights")
         yield
-
-
-def make_volume(planes: int = 5, size: int = 40, seed: int = 0) -> np.ndarray:
-    """(planes, size, size) float32 noise with a bright disk in the middle of each plane."""
-    rng = np.random.default_rng(seed)
-    volume = rng.normal(100.0, 10.0, (planes, size, size)).astype(np.float32)
-    rows, cols = np.mgrid[:size, :size]
-    volume[:, (rows - size / 2) ** 2 + (cols - size / 2) ** 2 < (size / 4) ** 2] += 80.0
-    return volume
 
 
 def dock_widget(viewer, qtbot, image, model: str = "tiny", start: bool = True):
@@ -72,7 +65,7 @@ def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path, monkeyp
 
     monkeypatch.setattr(ClickSession, "warmup", recording_warmup)
     viewer = make_napari_viewer()
-    image = viewer.add_image(make_volume(), name="vol", scale=(3.0, 1.0, 1.0))
+    image = viewer.add_image(disk_volume(5, 40), name="vol", scale=(3.0, 1.0, 1.0))
     labels_layer = viewer.add_labels(
         np.zeros((5, 40, 40), np.int32), name="seg", scale=(3.0, 1.0, 1.0)
     )
@@ -130,7 +123,7 @@ def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path, monkeyp
 
 def test_propagation_and_least_sure_list(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    image = viewer.add_image(make_volume(), name="vol")
+    image = viewer.add_image(disk_volume(5, 40), name="vol")
     widget = dock_widget(viewer, qtbot, image)
     c = widget.controller
     c.propagation_settings = PropagationSettings(
@@ -164,7 +157,7 @@ def test_propagation_and_least_sure_list(make_napari_viewer, qtbot):
 
 def test_bad_input_keeps_the_viewer_working(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    image = viewer.add_image(make_volume(3, 32), name="vol")
+    image = viewer.add_image(disk_volume(3, 32), name="vol")
     viewer.add_labels(np.zeros((3, 32, 31), np.int32), name="wrong")
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -200,7 +193,7 @@ def test_bad_input_keeps_the_viewer_working(make_napari_viewer, qtbot, tmp_path)
 
 def test_rgb_and_2d_images(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    rgb = np.stack([make_volume(1, 32)[0]] * 3, axis=-1).astype(np.uint8)
+    rgb = np.stack([disk_volume(1, 32)[0]] * 3, axis=-1).astype(np.uint8)
     image = viewer.add_image(rgb, name="rgb")
     widget = dock_widget(viewer, qtbot, image)
     c = widget.controller
@@ -236,7 +229,7 @@ def test_screenshot_of_the_docked_widget(make_napari_viewer, qtbot, tmp_path):
 
 def test_time_axis_of_4d_images(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    image = viewer.add_image(np.stack([make_volume(3, 32, seed) for seed in (1, 2)]), name="movie")
+    image = viewer.add_image(np.stack([disk_volume(3, 32, seed) for seed in (1, 2)]), name="movie")
     viewer.dims.set_point(0, 1)  # time point 1 is on screen
     widget = dock_widget(viewer, qtbot, image, start=False)
     widget.extra_combo.setCurrentText("0")

@@ -20,6 +20,7 @@ from napari_adaptiveclick.volume import (
     derived_click,
     replay_records,
 )
+from synthetic import disk_volume
 
 # Stops only where the written mask is empty, at the volume's end or at clicked planes, so the
 # outcome does not depend on what the random model predicts.
@@ -33,15 +34,6 @@ def session():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no default weights": random tiny is fine here
         return ClickSession(model="tiny", device="cpu")
-
-
-def make_volume(planes: int = 4, size: int = 32, seed: int = 0) -> np.ndarray:
-    """(planes, size, size) float32: noise plus a bright disk in every plane."""
-    rng = np.random.default_rng(seed)
-    volume = rng.normal(100.0, 10.0, (planes, size, size)).astype(np.float32)
-    rows, cols = np.mgrid[:size, :size]
-    volume[:, (rows - size / 2) ** 2 + (cols - size / 2) ** 2 < (size / 4) ** 2] += 80.0
-    return volume
 
 
 def test_default_slicing_axis_is_the_coarsest():
@@ -110,7 +102,7 @@ def test_a_label_patch_undoes_an_edit_and_a_run_keeps_its_prior():
 def test_click_writes_its_plane_and_never_other_objects(session):
     labels = np.zeros((4, 32, 32), np.int32)
     labels[2, :12, :12] = 7
-    annotator = VolumeAnnotator(make_volume(), labels, session, model_name="tiny")
+    annotator = VolumeAnnotator(disk_volume(4, 32), labels, session, model_name="tiny")
     assert annotator.object_id == 8  # a new object gets a free id
     outcome = annotator.add_click(2, 16, 16, positive=True)
     assert outcome.record.plane == 2 and outcome.record.object_id == 8
@@ -127,7 +119,7 @@ def test_click_writes_its_plane_and_never_other_objects(session):
 
 def test_undo_restores_labels_and_the_next_click(session):
     labels = np.zeros((4, 32, 32), np.int32)
-    annotator = VolumeAnnotator(make_volume(), labels, session)
+    annotator = VolumeAnnotator(disk_volume(4, 32), labels, session)
     annotator.add_click(1, 16, 16, positive=True)
     after_first = labels.copy()
     annotator.add_click(1, 20, 20, positive=False)
@@ -145,7 +137,7 @@ def test_commit_and_refining_an_existing_object(session):
     labels = np.zeros((4, 32, 32), np.int32)
     labels[0, 8:20, 8:20] = 5
     original = labels.copy()
-    annotator = VolumeAnnotator(make_volume(), labels, session)
+    annotator = VolumeAnnotator(disk_volume(4, 32), labels, session)
     assert annotator.commit() == annotator.object_id == 6  # nothing drawn yet: keeps its id
     annotator.select_object(5)
     annotator.add_click(0, 14, 14, positive=True)
@@ -157,12 +149,12 @@ def test_commit_and_refining_an_existing_object(session):
     assert annotator.undo() and annotator.object_id == 5
     np.testing.assert_array_equal(labels, original)
     with pytest.raises(ValueError, match="out of range"):
-        VolumeAnnotator(make_volume(), labels.astype(np.uint8), session).select_object(300)
+        VolumeAnnotator(disk_volume(4, 32), labels.astype(np.uint8), session).select_object(300)
 
 
 def test_propagation_stops_at_clicked_planes_and_undoes_at_once(session):
     labels = np.zeros((6, 32, 32), np.int32)
-    annotator = VolumeAnnotator(make_volume(6), labels, session)
+    annotator = VolumeAnnotator(disk_volume(6, 32), labels, session)
     annotator.add_click(4, 16, 16)
     annotator.add_click(1, 16, 16)
     before = labels.copy()
@@ -190,7 +182,7 @@ def test_propagation_stops_at_clicked_planes_and_undoes_at_once(session):
 def test_propagation_ends_with_the_object_and_can_be_cancelled(session):
     labels = np.zeros((4, 32, 32), np.int32)
     labels[3] = 9  # plane 3 belongs to another object: nothing is left for ours there
-    annotator = VolumeAnnotator(make_volume(), labels, session)
+    annotator = VolumeAnnotator(disk_volume(4, 32), labels, session)
     annotator.add_click(1, 16, 16)
     report = annotator.propagate(
         1,
@@ -206,11 +198,11 @@ def test_propagation_ends_with_the_object_and_can_be_cancelled(session):
     assert len(cancelled.written) <= 1
     assert "cancelled" in cancelled.stops.values()
     with pytest.raises(ValueError, match="no pixels on plane 0"):
-        VolumeAnnotator(make_volume(), np.zeros((4, 32, 32), np.int32), session).propagation(0)
+        VolumeAnnotator(disk_volume(4, 32), np.zeros((4, 32, 32), np.int32), session).propagation(0)
 
 
 def test_replay_of_the_records_gives_the_same_labels(session):
-    image = make_volume(5)
+    image = disk_volume(5, 32)
     initial = np.zeros((5, 32, 32), np.int32)
     initial[4, :6, :6] = 3
     labels = initial.copy()
@@ -236,10 +228,10 @@ def test_replay_of_the_records_gives_the_same_labels(session):
 
 def test_bad_input_says_what_to_do(session):
     with pytest.raises(ValueError, match="do not match"):
-        VolumeAnnotator(make_volume(), np.zeros((4, 32, 31), np.int32), session)
+        VolumeAnnotator(disk_volume(4, 32), np.zeros((4, 32, 31), np.int32), session)
     with pytest.raises(ValueError, match="choose one time point"):
         VolumeAnnotator(np.zeros((2, 4, 32, 32)), np.zeros((2, 4, 32), np.int32), session)
-    annotator = VolumeAnnotator(make_volume(), np.zeros((4, 32, 32), np.int32), session)
+    annotator = VolumeAnnotator(disk_volume(4, 32), np.zeros((4, 32, 32), np.int32), session)
     with pytest.raises(ValueError, match="outside the volume"):
         annotator.add_click(1, 40, 3)
     with pytest.raises(ValueError, match="outside the volume"):
@@ -248,7 +240,7 @@ def test_bad_input_says_what_to_do(session):
 
 
 def test_replay_along_another_axis_and_of_a_2d_image(session):
-    image = make_volume(5)
+    image = disk_volume(5, 32)
     labels = np.zeros((5, 32, 32), np.int32)
     annotator = VolumeAnnotator(image, labels, session, axis=2)
     annotator.add_click(16, 2, 16)  # plane 16 along axis 2: (row, col) index axes 0 and 1

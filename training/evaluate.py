@@ -223,7 +223,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
         )
     summary = summarize(results, args.max_clicks)
     timing = summary.pop("timing")
-    zoom_in = info["model"] != RANDOM_WALKER and not args.no_zoom_in
+    learned = info["model"] != RANDOM_WALKER  # the baseline has no zoom-in, TTA or window
+    zoom_in = learned and not args.no_zoom_in
     metrics = {
         "dataset": args.dataset,
         "data": args.data,
@@ -237,10 +238,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
             "stop_at": stop_at,
             "zoom_in": zoom_in,
             "zoom_min_size": args.zoom_min_size if zoom_in else None,
-            "flip_tta": info["model"] != RANDOM_WALKER and not args.no_flip,
-            "first_click_window": None
-            if info["model"] == RANDOM_WALKER
-            else args.first_click_window,
+            "flip_tta": learned and not args.no_flip,
+            "first_click_window": args.first_click_window if learned else None,
         },
         "metrics": summary,
         "timing": timing,

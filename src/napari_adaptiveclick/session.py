@@ -123,9 +123,9 @@ class ClickSession:
     ``device`` ("auto", "cpu", "cuda", "mps"), ``zoom_in`` (focus crop after the first click),
     ``flip_tta`` (average with the horizontally flipped input), ``threshold`` (mask = prob >
     threshold), ``zoom_expand`` / ``zoom_min_size`` / ``zoom_recompute_iou`` (SPEC.md 4),
-    ``first_click_window`` (None: the first click sees the whole image, as in the release;
-    N: a window of N pixels a side centred on it, for images larger than that; "auto": 1.5 x
-    the model's input size, which gave small EM objects a much better first mask),
+    ``first_click_window`` (with ``zoom_in``; None: the first click sees the whole image, as
+    in the release; N: a window of N pixels a side centred on it, for images larger than that;
+    "auto": 1.5 x the model's input size, which gave small EM objects a much better first mask),
     ``half_precision`` ("auto" = float16 autocast on CUDA only).
     """
 

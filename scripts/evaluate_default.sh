@@ -22,16 +22,16 @@ mkdir -p "$out"
 cells=(--dataset sstem --kind cells --objects 100 --seed 0)
 mito=(--dataset sstem --kind mitochondria)
 (
-  evaluate tiny_sstem_mito_fcw384 "${mito[@]}" --first-click-window 384
+  evaluate tiny_sstem_mito_plugin "${mito[@]}" --first-click-window auto
   evaluate tiny_sstem_mito "${mito[@]}"
   evaluate tiny_brats_wt --dataset brats
 ) &
 first=$!
 (
-  evaluate tiny_sstem_cells_fcw384 "${cells[@]}" --first-click-window 384
+  evaluate tiny_sstem_cells_plugin "${cells[@]}" --first-click-window auto
   evaluate tiny_sstem_cells "${cells[@]}"
 ) &
 second=$!
 wait "$first" && wait "$second" || { echo "an evaluation failed: see $out/*.log" >&2; exit 1; }
-"$python" -m training.evaluate --compare "$out"/tiny_sstem_mito_fcw384 "$out"/tiny_sstem_mito \
-  "$out"/tiny_brats_wt "$out"/tiny_sstem_cells_fcw384 "$out"/tiny_sstem_cells
+"$python" -m training.evaluate --compare "$out"/tiny_sstem_mito_plugin "$out"/tiny_sstem_mito \
+  "$out"/tiny_brats_wt "$out"/tiny_sstem_cells_plugin "$out"/tiny_sstem_cells

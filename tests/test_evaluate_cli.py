@@ -240,6 +240,29 @@ def test_zoom_min_size_reaches_the_session_and_the_record(folder, tmp_path, tiny
     assert _without_timing(tmp_path / "run")["protocol"]["zoom_min_size"] == 64
 
 
+def test_first_click_window_options_reach_the_session_and_the_record(
+    folder, tmp_path, tiny_checkpoint
+):
+    base = ["--dataset", "folder", "--out", str(tmp_path / "unused")]
+    base += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
+    release, _ = build_predictor(parse_args(base))
+    assert release.first_click_window is None  # the release protocol: whole image
+    auto, _ = build_predictor(parse_args([*base, "--first-click-window", "auto"]))
+    assert auto.first_click_window == auto.config.input_size and auto.first_click_grow
+    fixed, _ = build_predictor(
+        parse_args([*base, "--first-click-window", "96", "--no-first-click-grow"])
+    )
+    assert fixed.first_click_window == 96 and not fixed.first_click_grow
+    run = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--max-clicks", "1"]
+    assert _evaluate(folder, tmp_path / "auto", *run, "--first-click-window", "auto") == 0
+    protocol = _without_timing(tmp_path / "auto")["protocol"]
+    assert protocol["first_click_window"] == auto.config.input_size
+    assert protocol["first_click_grow"] is True
+    assert _evaluate(folder, tmp_path / "whole", *run) == 0
+    protocol = _without_timing(tmp_path / "whole")["protocol"]
+    assert protocol["first_click_window"] is None and protocol["first_click_grow"] is False
+
+
 def test_wrong_architecture_checkpoint(folder, tmp_path, tiny_checkpoint, capsys):
     result = _evaluate(
         folder, tmp_path / "o", "--model", "vit_b", "--checkpoint", str(tiny_checkpoint)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_adaptiveclick import ClickSession
-from napari_adaptiveclick.session import box_iou, expand_box
+from napari_adaptiveclick.session import box_iou, expand_box, touches_inner_edge
 from napari_adaptiveclick.transforms import Box
 
 
@@ -187,7 +187,7 @@ def test_bad_model_name_and_threshold():
 
 
 def test_first_click_window_focuses_the_first_click_on_large_images(image):
-    s = ClickSession("tiny", device="cpu", first_click_window=200)
+    s = ClickSession("tiny", device="cpu", first_click_window=200, first_click_grow=False)
     big = np.tile(image, (4, 4))  # 1200 x 1040
     s.set_image(big)
     s.add_click(600, 900)
@@ -204,6 +204,63 @@ def test_first_click_window_focuses_the_first_click_on_large_images(image):
     small.set_image(image)  # smaller than the window: whole image
     small.add_click(10, 10)
     assert small._history[-1].roi is None
-    assert ClickSession(s.model, device="cpu").first_click_window == int(1.5 * s.config.input_size)
+    auto = ClickSession(s.model, device="cpu")
+    assert auto.first_click_window == s.config.input_size and auto.first_click_grow
     with pytest.raises(ValueError, match="first_click_window"):
         ClickSession(s.model, device="cpu", first_click_window=-3)
+
+
+def test_touches_inner_edge_ignores_the_image_border():
+    mask = np.zeros((100, 100), bool)
+    box = Box(0, 0, 50, 50)  # top and left edges are the image's
+    mask[0, 10] = mask[10, 0] = True
+    assert not touches_inner_edge(mask, box, mask.shape)
+    mask[49, 20] = True  # bottom edge, inside the image
+    assert touches_inner_edge(mask, box, mask.shape)
+    mask[:] = False
+    mask[20, 49] = True  # right edge
+    assert touches_inner_edge(mask, box, mask.shape)
+    assert not touches_inner_edge(mask, Box(0, 0, 100, 100), mask.shape)
+
+
+def _brightness_model(config):
+    """A model with the session's interface whose mask is "brighter than mid-grey", so the
+    window logic can be checked against a known answer."""
+    import torch
+
+    class Brightness(torch.nn.Module):
+        def forward(self, image, prev, maps):
+            return {"mask_logits": 40.0 * (image[:, :1] - 0.5)}
+
+    model = Brightness()
+    model.config = config
+    return model
+
+
+def test_first_click_window_grows_until_the_object_fits(session):
+    """A click on an object larger than the first window: the mask runs to the window's edges,
+    so the window doubles (here up to the whole image) and the object is found whole."""
+    from synthetic import disk_volume
+
+    image = disk_volume(1, 800)[0]  # a bright disk of radius 200 in the middle
+    rows, cols = np.mgrid[:800, :800]
+    disk = (rows - 400) ** 2 + (cols - 400) ** 2 < 200**2
+    model = _brightness_model(session.config)
+    grown = ClickSession(model, device="cpu", first_click_window=128)
+    grown.set_image(image)
+    mask = grown.add_click(400, 300).mask
+    assert grown._history[-1].roi is None  # 128 -> 256 -> 512 -> whole image
+    assert (mask & disk).sum() / (mask | disk).sum() > 0.95
+    small = disk_volume(1, 800)[0]
+    small[disk] = 100.0  # only the disk's middle 60 px stay bright: fits in 128
+    small[(rows - 400) ** 2 + (cols - 400) ** 2 < 30**2] += 80.0
+    kept = ClickSession(model, device="cpu", first_click_window=128)
+    kept.set_image(small)
+    kept.add_click(400, 400)
+    assert kept._history[-1].roi == Box(336, 336, 464, 464)
+    fixed = ClickSession(model, device="cpu", first_click_window=128, first_click_grow=False)
+    fixed.set_image(image)
+    assert fixed.add_click(400, 300).mask.sum() == 128 * 128  # the window, all bright
+    assert fixed._history[-1].roi == Box(336, 236, 464, 364)
+    fixed.add_click(400, 500)  # later clicks use the zoom-in box, never the window
+    assert min(fixed._history[-1].roi.height, fixed._history[-1].roi.width) > 128

@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         "image, as the release's protocol does)",
     )
     p.add_argument(
+        "--no-first-click-grow",
+        action="store_true",
+        help="keep the first-click window even when the first mask touches its edge",
+    )
+    p.add_argument(
         "--zoom-min-size",
         type=int,
         default=200,
@@ -189,6 +194,7 @@ def build_predictor(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any]
             flip_tta=not args.no_flip,
             threshold=PREDICTION_THRESHOLD,
             first_click_window=args.first_click_window,
+            first_click_grow=not args.no_first_click_grow,
             zoom_min_size=args.zoom_min_size,
         )
     except ValueError as err:  # an unusable device
@@ -224,6 +230,7 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarize(results, args.max_clicks)
     timing = summary.pop("timing")
     learned = info["model"] != RANDOM_WALKER  # the baseline has no zoom-in, TTA or window
+    window = predictor.first_click_window if learned else None
     zoom_in = learned and not args.no_zoom_in
     metrics = {
         "dataset": args.dataset,
@@ -239,7 +246,9 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
             "zoom_in": zoom_in,
             "zoom_min_size": args.zoom_min_size if zoom_in else None,
             "flip_tta": learned and not args.no_flip,
-            "first_click_window": args.first_click_window if learned else None,
+            # the window in pixels ("auto" resolved), and whether it may grow
+            "first_click_window": window,
+            "first_click_grow": window is not None and predictor.first_click_grow,
         },
         "metrics": summary,
         "timing": timing,

@@ -108,6 +108,18 @@ def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) ->
     return Box(out[0][0], out[1][0], out[0][1], out[1][1])
 
 
+def touches_inner_edge(mask: np.ndarray, box: Box, shape: tuple[int, int]) -> bool:
+    """True if ``mask`` (H, W) has a pixel on an edge row / column of ``box`` that is not an
+    edge of the image (the object probably goes on outside the box)."""
+    edges = (
+        (box.top > 0, mask[box.top, box.left : box.right]),
+        (box.bottom < shape[0], mask[box.bottom - 1, box.left : box.right]),
+        (box.left > 0, mask[box.top : box.bottom, box.left]),
+        (box.right < shape[1], mask[box.top : box.bottom, box.right - 1]),
+    )
+    return any(inside and line.any() for inside, line in edges)
+
+
 def box_iou(a: Box, b: Box) -> float:
     inter_h = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
     inter_w = max(0, min(a.right, b.right) - max(a.left, b.left))
@@ -125,7 +137,10 @@ class ClickSession:
     threshold), ``zoom_expand`` / ``zoom_min_size`` / ``zoom_recompute_iou`` (SPEC.md 4),
     ``first_click_window`` (with ``zoom_in``; None: the first click sees the whole image, as
     in the release; N: a window of N pixels a side centred on it, for images larger than that;
-    "auto": 1.5 x the model's input size, which gave small EM objects a much better first mask),
+    "auto": the model's input size, so the first click sees the image at its own resolution,
+    which gave EM objects a much better first mask), ``first_click_grow`` (with a window: when
+    the first mask touches the window's edge inside the image, the object is larger than the
+    window, so the window doubles and the click is predicted again, up to the whole image),
     ``half_precision`` ("auto" = float16 autocast on CUDA only).
     """
 
@@ -141,6 +156,7 @@ class ClickSession:
         zoom_min_size: int = 200,
         zoom_recompute_iou: float = 0.5,
         first_click_window: int | str | None = "auto",
+        first_click_grow: bool = True,
         half_precision: bool | str = "auto",
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -155,7 +171,7 @@ class ClickSession:
             zoom_recompute_iou,
         )
         if first_click_window == "auto":
-            first_click_window = int(1.5 * self.config.input_size)
+            first_click_window = self.config.input_size
         if first_click_window is not None and (
             not isinstance(first_click_window, int) or first_click_window < 32
         ):
@@ -163,6 +179,7 @@ class ClickSession:
                 f"first_click_window must be None, 'auto' or an int >= 32, got {first_click_window!r}."
             )
         self.first_click_window = first_click_window
+        self.first_click_grow = bool(first_click_grow)
         self.half_precision = (
             self.device == "cuda" if half_precision == "auto" else bool(half_precision)
         )
@@ -280,21 +297,45 @@ class ClickSession:
         clicks = (*previous.clicks, Click(float(row), float(col), bool(positive)))
         roi = self._choose_roi(clicks, previous)
         prob = self._predict(clicks, previous.probability, roi)
+        if roi is not None and self._is_first_window(clicks, previous):
+            roi, prob = self._grow_first_window(clicks, previous.probability, roi, prob)
         self._history.append(_State(clicks, prob, roi))
         return self._prediction(prob, time.perf_counter() - start)
 
     def _prediction(self, prob: np.ndarray, seconds: float = 0.0) -> Prediction:
         return Prediction(prob, prob > self.threshold, seconds)
 
-    def _first_click_box(self, click: Click) -> Box | None:
+    def _first_click_box(self, click: Click, size: int | None) -> Box | None:
         """With ``first_click_window``, the first click on a large image sees a window of that
         side centred on it instead of the whole image (small objects keep more pixels)."""
-        size = self.first_click_window
         h, w = self.image_shape
         if size is None or (h <= size and w <= size):
             return None
         centre = Box(int(click.row), int(click.col), int(click.row) + 1, int(click.col) + 1)
         return expand_box(centre, (h, w), 1.0, size)
+
+    def _is_first_window(self, clicks: tuple[Click, ...], previous: _State) -> bool:
+        """True when this click is predicted in the first-click window (no mask yet)."""
+        return (
+            self.zoom_in
+            and self.first_click_window is not None
+            and len(clicks) <= 1
+            and not (previous.probability > 0.5).any()
+        )
+
+    def _grow_first_window(
+        self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box, prob: np.ndarray
+    ) -> tuple[Box | None, np.ndarray]:
+        """While the first mask touches an edge of the window that is not the image's edge,
+        double the window (the whole image at last) and predict again."""
+        if not self.first_click_grow:
+            return roi, prob
+        size = self.first_click_window
+        while roi is not None and touches_inner_edge(prob > self.threshold, roi, self.image_shape):
+            size *= 2
+            roi = self._first_click_box(clicks[0], size)
+            prob = self._predict(clicks, prev_prob, roi)
+        return roi, prob
 
     def _choose_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
         """Zoom-in focus crop (release ``ZoomIn``): None means the whole image."""
@@ -302,7 +343,7 @@ class ClickSession:
             return None
         mask = previous.probability > 0.5
         if len(clicks) <= 1 and not mask.any():
-            return self._first_click_box(clicks[0])
+            return self._first_click_box(clicks[0], self.first_click_window)
         positives = [c for c in clicks if c.positive]
         for c in positives:
             mask[int(round(c.row)), int(round(c.col))] = True

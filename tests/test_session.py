@@ -264,3 +264,22 @@ def test_first_click_window_grows_until_the_object_fits(session):
     assert fixed._history[-1].roi == Box(336, 236, 464, 364)
     fixed.add_click(400, 500)  # later clicks use the zoom-in box, never the window
     assert min(fixed._history[-1].roi.height, fixed._history[-1].roi.width) > 128
+
+
+def test_second_click_leaves_the_first_click_window_for_the_zoom_in_box(session):
+    """The first-click window is no zoom-in box: the second click zooms onto the first mask
+    (here a 60 px disk: a 200 px box, the smallest), as the release does after its whole-image
+    first click, instead of keeping the larger window."""
+    from synthetic import disk_volume
+
+    image = disk_volume(1, 800)[0]
+    rows, cols = np.mgrid[:800, :800]
+    image[(rows - 400) ** 2 + (cols - 400) ** 2 < 200**2] = 100.0
+    image[(rows - 400) ** 2 + (cols - 400) ** 2 < 30**2] += 80.0  # only this disk is bright
+    s = ClickSession(_brightness_model(session.config), device="cpu", first_click_window=256)
+    s.set_image(image)
+    s.add_click(400, 400)
+    assert s._history[-1].roi == Box(272, 272, 528, 528)
+    s.add_click(400, 450, positive=False)
+    roi = s._history[-1].roi
+    assert (roi.height, roi.width) == (200, 200) and roi.top <= 400 < roi.bottom

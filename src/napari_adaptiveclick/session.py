@@ -356,7 +356,9 @@ class ClickSession:
             self.zoom_expand,
             self.zoom_min_size,
         )
-        old = previous.roi
+        # The first click's box (the first-click window) is not a zoom-in box: as in the
+        # release, whose first click sees the whole image, the second click chooses afresh.
+        old = previous.roi if len(previous.clicks) > 1 else None
         if old is None or box_iou(current, old) < self.zoom_recompute_iou:
             return current
         if any(

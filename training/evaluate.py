@@ -230,8 +230,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarize(results, args.max_clicks)
     timing = summary.pop("timing")
     learned = info["model"] != RANDOM_WALKER  # the baseline has no zoom-in, TTA or window
-    window = predictor.first_click_window if learned else None
     zoom_in = learned and not args.no_zoom_in
+    window = predictor.first_click_window if zoom_in else None  # used only with zoom-in
     metrics = {
         "dataset": args.dataset,
         "data": args.data,

@@ -237,23 +237,30 @@ def _brightness_model(config):
     return model
 
 
+def _bright_disks(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """An 800 x 800 noise image and the mask of a bright disk of ``radius`` at (400, 400)."""
+    from synthetic import disk_volume
+
+    image = disk_volume(1, 800)[0]  # its own bright disk has radius 200 at the same centre
+    rows, cols = np.mgrid[:800, :800]
+    disk = (rows - 400) ** 2 + (cols - 400) ** 2 < radius**2
+    if radius != 200:
+        image[(rows - 400) ** 2 + (cols - 400) ** 2 < 200**2] = 100.0
+        image[disk] += 80.0
+    return image, disk
+
+
 def test_first_click_window_grows_until_the_object_fits(session):
     """A click on an object larger than the first window: the mask runs to the window's edges,
     so the window doubles (here up to the whole image) and the object is found whole."""
-    from synthetic import disk_volume
-
-    image = disk_volume(1, 800)[0]  # a bright disk of radius 200 in the middle
-    rows, cols = np.mgrid[:800, :800]
-    disk = (rows - 400) ** 2 + (cols - 400) ** 2 < 200**2
+    image, disk = _bright_disks(200)
     model = _brightness_model(session.config)
     grown = ClickSession(model, device="cpu", first_click_window=128)
     grown.set_image(image)
     mask = grown.add_click(400, 300).mask
     assert grown._history[-1].roi is None  # 128 -> 256 -> 512 -> whole image
     assert (mask & disk).sum() / (mask | disk).sum() > 0.95
-    small = disk_volume(1, 800)[0]
-    small[disk] = 100.0  # only the disk's middle 60 px stay bright: fits in 128
-    small[(rows - 400) ** 2 + (cols - 400) ** 2 < 30**2] += 80.0
+    small, _ = _bright_disks(30)  # a 60 px disk: fits in 128
     kept = ClickSession(model, device="cpu", first_click_window=128)
     kept.set_image(small)
     kept.add_click(400, 400)
@@ -270,12 +277,7 @@ def test_second_click_leaves_the_first_click_window_for_the_zoom_in_box(session)
     """The first-click window is no zoom-in box: the second click zooms onto the first mask
     (here a 60 px disk: a 200 px box, the smallest), as the release does after its whole-image
     first click, instead of keeping the larger window."""
-    from synthetic import disk_volume
-
-    image = disk_volume(1, 800)[0]
-    rows, cols = np.mgrid[:800, :800]
-    image[(rows - 400) ** 2 + (cols - 400) ** 2 < 200**2] = 100.0
-    image[(rows - 400) ** 2 + (cols - 400) ** 2 < 30**2] += 80.0  # only this disk is bright
+    image, _ = _bright_disks(30)
     s = ClickSession(_brightness_model(session.config), device="cpu", first_click_window=256)
     s.set_image(image)
     s.add_click(400, 400)

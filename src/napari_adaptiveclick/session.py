@@ -295,10 +295,11 @@ class ClickSession:
         start = time.perf_counter()
         previous = self._history[-1]
         clicks = (*previous.clicks, Click(float(row), float(col), bool(positive)))
-        roi = self._choose_roi(clicks, previous)
-        prob = self._predict(clicks, previous.probability, roi)
-        if roi is not None and self._is_first_window(clicks, previous):
-            roi, prob = self._grow_first_window(clicks, previous.probability, roi, prob)
+        if len(clicks) == 1 and not (previous.probability > 0.5).any():
+            roi, prob = self._predict_first_click(clicks, previous.probability)
+        else:
+            roi = self._zoom_roi(clicks, previous)
+            prob = self._predict(clicks, previous.probability, roi)
         self._history.append(_State(clicks, prob, roi))
         return self._prediction(prob, time.perf_counter() - start)
 
@@ -306,44 +307,39 @@ class ClickSession:
         return Prediction(prob, prob > self.threshold, seconds)
 
     def _first_click_box(self, click: Click, size: int | None) -> Box | None:
-        """With ``first_click_window``, the first click on a large image sees a window of that
-        side centred on it instead of the whole image (small objects keep more pixels)."""
+        """A window of ``size`` pixels a side centred on ``click``; None (the whole image)
+        without a size or when the image fits in it."""
         h, w = self.image_shape
         if size is None or (h <= size and w <= size):
             return None
         centre = Box(int(click.row), int(click.col), int(click.row) + 1, int(click.col) + 1)
         return expand_box(centre, (h, w), 1.0, size)
 
-    def _is_first_window(self, clicks: tuple[Click, ...], previous: _State) -> bool:
-        """True when this click is predicted in the first-click window (no mask yet)."""
-        return (
-            self.zoom_in
-            and self.first_click_window is not None
-            and len(clicks) <= 1
-            and not (previous.probability > 0.5).any()
-        )
-
-    def _grow_first_window(
-        self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box, prob: np.ndarray
+    def _predict_first_click(
+        self, clicks: tuple[Click, ...], prev_prob: np.ndarray
     ) -> tuple[Box | None, np.ndarray]:
-        """While the first mask touches an edge of the window that is not the image's edge,
-        double the window (the whole image at last) and predict again."""
-        if not self.first_click_grow:
-            return roi, prob
-        size = self.first_click_window
-        while roi is not None and touches_inner_edge(prob > self.threshold, roi, self.image_shape):
+        """The first click of an object (no mask yet): with zoom-in and ``first_click_window``
+        it sees a window around it (small objects keep their pixels), else the whole image as
+        in the release. With ``first_click_grow``, while the mask touches an edge of the window
+        that is not the image's edge, the window doubles (the whole image at last)."""
+        size = self.first_click_window if self.zoom_in else None
+        roi = self._first_click_box(clicks[0], size)
+        prob = self._predict(clicks, prev_prob, roi)
+        while (
+            self.first_click_grow
+            and roi is not None
+            and touches_inner_edge(prob > self.threshold, roi, self.image_shape)
+        ):
             size *= 2
             roi = self._first_click_box(clicks[0], size)
             prob = self._predict(clicks, prev_prob, roi)
         return roi, prob
 
-    def _choose_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
-        """Zoom-in focus crop (release ``ZoomIn``): None means the whole image."""
+    def _zoom_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
+        """Zoom-in focus crop (release ``ZoomIn``) once a mask exists: None is the whole image."""
         if not self.zoom_in:
             return None
         mask = previous.probability > 0.5
-        if len(clicks) <= 1 and not mask.any():
-            return self._first_click_box(clicks[0], self.first_click_window)
         positives = [c for c in clicks if c.positive]
         for c in positives:
             mask[int(round(c.row)), int(round(c.col))] = True

@@ -169,7 +169,7 @@ def gui_benchmark(stack, spacing, model: str, clicks: int, slices: int, show: bo
 
 
 def propagation_benchmark(stack, model: str) -> None:
-    from napari_adaptiveclick.session import ClickSession
+    from napari_adaptiveclick.interactive.session import ClickSession
     from napari_adaptiveclick.volume import PropagationSettings, VolumeAnnotator
 
     session = ClickSession(None if model == "default" else model, "cpu")

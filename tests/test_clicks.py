@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_adaptiveclick.clicks import (
-    Click,
-    ClickRecord,
-    disk_maps,
-    read_click_records,
-    write_click_records,
-)
+from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
 
 
 def test_disk_of_radius_one_is_a_plus_sign():

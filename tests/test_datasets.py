@@ -12,8 +12,8 @@ import SimpleITK as sitk
 import tifffile
 from PIL import Image
 
-from napari_adaptiveclick.io import write_labels
-from napari_adaptiveclick.transforms import intensity_stats, normalize_intensity
+from napari_adaptiveclick.interactive.transforms import intensity_stats, normalize_intensity
+from napari_adaptiveclick.io.images import write_labels
 from training.datasets import (
     BRATS_SPLIT_CASES,
     DATASET_NAMES,

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from napari_adaptiveclick.weights import DEFAULT_MANIFEST, default_checkpoint
+from napari_adaptiveclick.models.checkpoint import DEFAULT_MANIFEST, default_checkpoint
 
 MARGIN_NOC = 0.75  # clicks
 SUBSETS = {
@@ -23,8 +23,8 @@ SUBSETS = {
 
 def regression_figures(data_root, objects: int = 8, seed: int = 0) -> dict[str, dict[str, float]]:
     """NoC@85/90 of the default weights on fixed test subsets (flip TTA off, 20 clicks max)."""
-    from napari_adaptiveclick.evaluation import evaluate_dataset, summarize
-    from napari_adaptiveclick.session import ClickSession
+    from napari_adaptiveclick.evaluation.noc import evaluate_dataset, summarize
+    from napari_adaptiveclick.interactive.session import ClickSession
     from training.datasets import build_dataset
 
     session = ClickSession(None, device="cpu", flip_tta=False)

@@ -200,8 +200,8 @@ def test_command_line_exit_code_without_traceback(tmp_path):
 def tiny_checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from napari_adaptiveclick.registry import build_model
-    from napari_adaptiveclick.weights import save_checkpoint
+    from napari_adaptiveclick.models.checkpoint import save_checkpoint
+    from napari_adaptiveclick.models.registry import build_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"

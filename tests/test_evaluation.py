@@ -5,14 +5,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from napari_adaptiveclick.baseline import RandomWalkerPredictor
-from napari_adaptiveclick.clicks import Click
-from napari_adaptiveclick.evaluation import (
+from napari_adaptiveclick.evaluation.baseline import RandomWalkerPredictor
+from napari_adaptiveclick.evaluation.noc import (
     evaluate_dataset,
     evaluate_object,
     mask_iou,
     summarize,
 )
+from napari_adaptiveclick.interactive.prompts import Click
 
 
 @dataclass

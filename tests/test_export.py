@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from napari_adaptiveclick.registry import build_model
-from napari_adaptiveclick.weights import atomic_torch_save, checkpoint_dict
+from napari_adaptiveclick.models.checkpoint import atomic_torch_save, checkpoint_dict
+from napari_adaptiveclick.models.registry import build_model
 from training.export import main
 
 

@@ -90,7 +90,7 @@ def test_weights_change_and_loss_is_selectable(blob_folder, tmp_path):
     assert main(_args(blob_folder, run, "--max-steps", "1", "--loss", "nfl", "--no-eval")) == 0
     cfg = json.loads((run / "train_config.json").read_text())
     assert cfg["loss"] == "nfl"
-    from napari_adaptiveclick.registry import build_from_config, get_config
+    from napari_adaptiveclick.models.registry import build_from_config, get_config
 
     torch.manual_seed(0)
     initial = build_from_config(get_config("tiny")).state_dict()

@@ -1,4 +1,4 @@
-"""Round trips and errors of napari_adaptiveclick.io on small generated files."""
+"""Round trips and errors of napari_adaptiveclick.io.images on small generated files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import SimpleITK as sitk
 import tifffile
 from PIL import Image
 
-from napari_adaptiveclick.io import (
+from napari_adaptiveclick.io.images import (
     ImageIOError,
     ImageVolume,
     label_dtype,

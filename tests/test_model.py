@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_adaptiveclick.model.click_decoder import click_attention_maps
-from napari_adaptiveclick.model.ms_deform_attn import ms_deform_attn_core
-from napari_adaptiveclick.model.position import sine_position_encoding
-from napari_adaptiveclick.model.vit import window_partition, window_unpartition
-from napari_adaptiveclick.registry import CONFIGS, build_from_config, build_model, get_config
+from napari_adaptiveclick.models.network.click_decoder import click_attention_maps
+from napari_adaptiveclick.models.network.ms_deform_attn import ms_deform_attn_core
+from napari_adaptiveclick.models.network.position import sine_position_encoding
+from napari_adaptiveclick.models.network.vit import window_partition, window_unpartition
+from napari_adaptiveclick.models.registry import CONFIGS, build_from_config, build_model, get_config
 
 S = 256
 
@@ -164,7 +164,7 @@ def test_vit_b_matches_release_size():
 
 def test_config_round_trip():
     for cfg in CONFIGS.values():
-        from napari_adaptiveclick.config import ModelConfig
+        from napari_adaptiveclick.models.config import ModelConfig
 
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -177,7 +177,7 @@ def test_unknown_model_name():
 def test_build_from_config_checks_decoder_width():
     from dataclasses import replace
 
-    from napari_adaptiveclick.config import DecoderConfig
+    from napari_adaptiveclick.models.config import DecoderConfig
 
     bad = replace(get_config("tiny"), decoder=DecoderConfig(hidden_dim=64))
     with pytest.raises(ValueError, match="hidden_dim"):

@@ -17,7 +17,7 @@ pytest.importorskip("napari")
 
 from napari_adaptiveclick._napari import sample_data  # noqa: E402
 from napari_adaptiveclick._napari.files import get_reader, write_labels_layer  # noqa: E402
-from napari_adaptiveclick.io import read_image  # noqa: E402
+from napari_adaptiveclick.io.images import read_image  # noqa: E402
 
 DATA = Path(
     os.environ.get(

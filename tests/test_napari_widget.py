@@ -24,8 +24,8 @@ if sys.platform.startswith("linux") and not (
 ):
     pytest.skip("napari's canvas needs a display: run under xvfb-run -a", allow_module_level=True)
 
-from napari_adaptiveclick.clicks import read_click_records  # noqa: E402
 from napari_adaptiveclick.volume import PropagationSettings  # noqa: E402
+from napari_adaptiveclick.volume.records import read_click_records  # noqa: E402
 
 TIMEOUT_MS = 60_000
 
@@ -54,7 +54,7 @@ def idle(qtbot, controller) -> None:
 
 
 def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_adaptiveclick.session import ClickSession
+    from napari_adaptiveclick.interactive.session import ClickSession
 
     warmups = []  # for each warm-up call: did it run on the Qt (main) thread?
     warmup = ClickSession.warmup
@@ -253,7 +253,7 @@ def test_demo_script_through_the_widget(make_napari_viewer, qtbot, tmp_path, cap
     assert play_script(viewer, widget, tmp_path, timeout=120) == 0
     printed = capsys.readouterr().out
     assert printed.count("ms\n") == 3 and "propagated object 2" in printed
-    from napari_adaptiveclick.io import read_image
+    from napari_adaptiveclick.io.images import read_image
 
     labels = read_image(tmp_path / "labels.tif")
     assert labels.data.shape == (16, 256, 256) and labels.spacing == pytest.approx((50.0, 4.6, 4.6))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from napari_adaptiveclick import ClickSession
-from napari_adaptiveclick.session import box_iou, expand_box, touches_inner_edge
-from napari_adaptiveclick.transforms import Box
+from napari_adaptiveclick.interactive.focus import box_iou, expand_box, touches_inner_edge
+from napari_adaptiveclick.interactive.transforms import Box
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_adaptiveclick.clicks import Click
-from napari_adaptiveclick.simulator import next_click, next_clicks
+from napari_adaptiveclick.evaluation.simulator import next_click, next_clicks
+from napari_adaptiveclick.interactive.prompts import Click
 
 
 def mask(shape, *boxes):

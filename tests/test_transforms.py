@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_adaptiveclick.transforms import Box, CropResize, intensity_stats, normalize_intensity
+from napari_adaptiveclick.interactive.transforms import (
+    Box,
+    CropResize,
+    intensity_stats,
+    normalize_intensity,
+)
 
 TRANSFORMS = [
     CropResize.whole((1024, 1024), (256, 256)),

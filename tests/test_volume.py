@@ -29,7 +29,7 @@ LENIENT = PropagationSettings(min_area_ratio=0.0, max_area_ratio=np.inf, min_iou
 
 @pytest.fixture(scope="module")
 def session():
-    from napari_adaptiveclick.session import ClickSession
+    from napari_adaptiveclick.interactive.session import ClickSession
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no default weights": random tiny is fine here
@@ -63,7 +63,7 @@ def test_slice_geometry_round_trip(axis):
 def test_derived_click_on_the_bounding_box_equals_the_whole_slice():
     from scipy import ndimage
 
-    from napari_adaptiveclick.simulator import next_click
+    from napari_adaptiveclick.evaluation.simulator import next_click
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -81,7 +81,7 @@ def test_derived_click_on_the_bounding_box_equals_the_whole_slice():
 
 
 def test_a_label_patch_undoes_an_edit_and_a_run_keeps_its_prior():
-    from napari_adaptiveclick.edits import Run, replace_object
+    from napari_adaptiveclick.volume.edits import Run, replace_object
 
     rng = np.random.default_rng(5)
     view = rng.integers(0, 4, (20, 30)).astype(np.int32)

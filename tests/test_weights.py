@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_adaptiveclick.registry import build_model
-from napari_adaptiveclick.weights import (
+from napari_adaptiveclick.models.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
-    load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     sha256sum,
     verify_sha256,
 )
+from napari_adaptiveclick.models.registry import build_model, load_model
 
 LISTING = (
     Path(__file__).resolve().parents[1].parent
@@ -79,7 +78,7 @@ def test_released_vitb_checkpoint_loads_with_no_missing_or_unexpected_keys(tmp_p
         own["click_aware_decoder.query_feat.weight"], state["click_aware_decoder.query_feat.weight"]
     )
     # The name is inferred from the weights when not given.
-    assert load_checkpoint(path).config.name == "vit_b"
+    assert load_model(path).config.name == "vit_b"
 
 
 class _Exploit:

@@ -134,3 +134,77 @@ def augment_pair(
     offset = centre - inverse @ target
     warped, warped_mask = _warp_window(image, mask, inverse, offset, crop_size)
     return _adjust_intensity(warped, rng, brightness, contrast), warped_mask > 0.5
+
+
+def _elastic(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, alpha: float, cells: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random displacement (up to about ``alpha`` px) of image and mask together."""
+    from training.synthetic import smooth_field
+
+    shape = image.shape
+    rows, cols = np.indices(shape, dtype=np.float32)
+    coords = [
+        rows + alpha * smooth_field(rng, shape, cells) / 2.0,
+        cols + alpha * smooth_field(rng, shape, cells) / 2.0,
+    ]
+    warped = ndimage.map_coordinates(image, coords, order=1, mode="reflect")
+    warped_mask = ndimage.map_coordinates(mask.astype(np.float32), coords, order=1) > 0.5
+    return warped.astype(np.float32), warped_mask
+
+
+def randomize_domain(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, probability: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Domain randomisation of a training crop, so the model meets other microscopes,
+    scanners and pixel sizes than the training data's. Each change below is applied with
+    ``probability`` times its own rate, in this order:
+
+    elastic deformation (image and mask together; 0.3), resolution change (down-sampling by
+    1.5-4x and back, as other pixel sizes, thick slices or a small image shown at the model's
+    input size look; 0.35; anisotropic half of the time), blur (0.3), contrast and bias field
+    (0.5), gamma (0.5), intensity inversion (0.2), Gaussian or Poisson-like noise (0.4).
+
+    ``image``: ``(S, S)`` float32 in [0, 1]; ``mask``: ``(S, S)`` bool. Returns new arrays of
+    the same shapes and types. ``probability`` 0 returns the inputs unchanged.
+    """
+    if probability <= 0:
+        return image, mask
+    p = float(probability)
+    image = np.asarray(image, np.float32)
+    if rng.random() < 0.3 * p:
+        image, mask = _elastic(image, mask, rng, rng.uniform(2, 10), rng.uniform(3, 8))
+    if rng.random() < 0.35 * p:
+        factor = (
+            rng.uniform(1.5, 4.0, 2) if rng.random() < 0.5 else np.full(2, rng.uniform(1.5, 4.0))
+        )
+        small = ndimage.zoom(image, 1.0 / factor, order=1, prefilter=False)
+        zoom = np.array(image.shape) / np.array(small.shape)
+        image = ndimage.zoom(small, zoom, order=1, prefilter=False)[
+            : mask.shape[0], : mask.shape[1]
+        ]
+        image = np.pad(
+            image,
+            [(0, mask.shape[0] - image.shape[0]), (0, mask.shape[1] - image.shape[1])],
+            "edge",
+        )
+    if rng.random() < 0.3 * p:
+        image = ndimage.gaussian_filter(image, rng.uniform(0.4, 1.5))
+    if rng.random() < 0.5 * p:
+        from training.synthetic import smooth_field
+
+        bias = np.exp(rng.uniform(0.05, 0.35) * smooth_field(rng, image.shape, 2))
+        mean = float(image.mean())
+        image = (image - mean) * rng.uniform(0.5, 1.5) + mean
+        image = image * bias
+    if rng.random() < 0.5 * p:
+        image = np.clip(image, 0, 1) ** np.exp(rng.uniform(-0.5, 0.5))
+    if rng.random() < 0.2 * p:
+        image = 1.0 - np.clip(image, 0, 1)
+    if rng.random() < 0.4 * p:
+        sigma = rng.uniform(0.01, 0.08)
+        if rng.random() < 0.5:
+            image = image + sigma * rng.standard_normal(image.shape)
+        else:  # signal-dependent (shot-like) noise
+            image = image + sigma * np.sqrt(np.clip(image, 0, 1)) * rng.standard_normal(image.shape)
+    return np.clip(image, 0, 1).astype(np.float32), mask

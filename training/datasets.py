@@ -2,7 +2,7 @@
 
 Every dataset is a list of objects; an object is one bool mask on one 2D slice. Slices are
 normalised to float32 [0, 1] with statistics of their WHOLE volume or stack
-(:func:`~napari_adaptiveclick.transforms.intensity_stats`), so all slices of a volume look
+(:func:`~napari_adaptiveclick.interactive.transforms.intensity_stats`), so all slices of a volume look
 alike, and each slice is kept once in memory; masks are stored as a bounding box and a crop.
 
 Datasets (``build_dataset(name, root, split, ...)``; splits per SPEC.md section 5):
@@ -12,6 +12,9 @@ Datasets (``build_dataset(name, root, split, ...)``; splits per SPEC.md section 
 - ``brats``: case folders with ``*_{flair,t1,t1ce,t2,seg}.nii.gz`` (BraTS 2017-2020 labels
   1/2/4) or ``*_{FLAIR,T1,T1C,T2,truth}.mha`` (BRATS 2012 labels 1 edema, 2 core); per
   slice the whole target region is one object (or its components). Split by case.
+- ``brats2015``: the DeepMedic copies of BRATS 2015 cases: ``<case>/{Flair,T1c}_subtrMeanDivStd.nii.gz``
+  (z-scored inside the brain) with ``OTMultiClass.nii.gz`` (1 necrosis, 2 edema, 3
+  non-enhancing, 4 enhancing); whole tumour = any label > 0. All cases are training cases.
 - ``oaizib``: ``images/*`` and ``segmentations/*`` (or ``labels/``) volumes with matching
   names; each non-zero label of a slice is one object. Split by volume.
 - ``folder``: ``images/*`` and ``labels/*`` with matching names, 2D or 3D; labels are instance
@@ -23,6 +26,7 @@ before any training starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -34,17 +38,22 @@ from typing import Any, overload
 import numpy as np
 from scipy import ndimage
 
-from napari_adaptiveclick.io import ImageIOError, ImageVolume, read_image, split_image_name
-from napari_adaptiveclick.transforms import (
+from napari_adaptiveclick.interactive.transforms import (
     Box,
     IntensityStats,
     intensity_stats,
     normalize_intensity,
 )
+from napari_adaptiveclick.io.images import ImageIOError, ImageVolume, read_image, split_image_name
 
-DATASET_NAMES: tuple[str, ...] = ("sstem", "brats", "oaizib", "folder")
+DATASET_NAMES: tuple[str, ...] = ("sstem", "brats", "brats2015", "oaizib", "folder")
 SPLITS: tuple[str, ...] = ("train", "test", "all")
-_SUBDIRS = {"sstem": "sstem-drosophila-vnc", "brats": "brats", "oaizib": "oai-zib"}
+_SUBDIRS = {
+    "sstem": "sstem-drosophila-vnc",
+    "brats": "brats",
+    "brats2015": "brats2015-deepmedic",
+    "oaizib": "oai-zib",
+}
 _LABEL_DIRS = ("labels", "segmentations", "segmentation_masks", "masks")
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -66,6 +75,10 @@ _BRATS_TARGETS = {
     "seg": {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)},
     "truth": {"wt": (1, 2), "tc": (2,)},
 }
+# BRATS 2013/2015 (DeepMedic copies): 1 necrosis, 2 edema, 3 non-enhancing, 4 enhancing.
+_BRATS2015_TARGETS = {"wt": (1, 2, 3, 4), "tc": (1, 3, 4), "et": (4,)}
+_BRATS2015_MODALITIES = {"flair": "Flair", "t1c": "T1c", "t1ce": "T1c"}
+_BRATS2015_LABELS = "OTMultiClass.nii.gz"
 _BRATS_MODALITIES = {"flair": ("flair",), "t1": ("t1",), "t1ce": ("t1ce", "t1c"), "t2": ("t2",)}
 
 
@@ -406,6 +419,12 @@ def build_dataset(
     file name without extension; without it the last ``test_fraction`` of the sorted names
     are the test split. Raises :class:`DatasetError` for any layout, data or option problem.
     """
+    if name == "synthetic":
+        from training.synthetic import SyntheticDataset
+
+        if axis is not None or min_area is not None:
+            raise DatasetError("axis and min_area do not apply to synthetic data.")
+        return SyntheticDataset(split, **options)
     _check_choice("dataset name", name, DATASET_NAMES)
     _check_choice("split", split, SPLITS)
     builder, accepted = _BUILDERS[name]
@@ -504,16 +523,11 @@ def _build_brats(
 
     collector = _Collector()
     for case, image_path, label_path, values in plans:
-
-        def to_id_map(plane: np.ndarray, values: tuple[int, ...] = values) -> np.ndarray:
-            region = np.isin(plane, values)
-            return _components(region) if objects == "components" else region.astype(np.uint8)
-
         image = _read(image_path)
         collector.add_volume(
             image,
             _checked_labels(image, _read(label_path)),
-            to_id_map,
+            _brats_id_maps(values, objects),
             axis=0 if axis is None else axis,
             source=f"brats/{case.name}/{image_path.name}",
             group=f"brats/{case.name}",
@@ -523,6 +537,84 @@ def _build_brats(
     return collector.build(
         _title(
             "brats",
+            split,
+            modality=modality,
+            target=target,
+            objects=objects,
+            axis=axis,
+            min_area=min_area,
+        )
+    )
+
+
+def _brats_id_maps(values: tuple[int, ...], objects: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Object ids of a label plane: the target region as one object, or its components."""
+
+    def to_id_map(plane: np.ndarray) -> np.ndarray:
+        region = np.isin(plane, values)
+        return _components(region) if objects == "components" else region.astype(np.uint8)
+
+    return to_id_map
+
+
+def _build_brats2015(
+    root: Path,
+    split: str,
+    axis: int | None,
+    min_area: int | None,
+    modality: str = "flair",
+    target: str = "wt",
+    objects: str = "slice",
+) -> ObjectDataset:
+    """BRATS 2015 cases in the DeepMedic layout (SOURCE.md of ``brats2015-deepmedic``). The
+    images are z-scored inside the brain, so the volume statistics come from the brain
+    (every voxel above the volume's minimum, which fills the outside) and the outside maps to
+    0."""
+    _check_choice("brats2015 modality", modality, _BRATS2015_MODALITIES)
+    _check_choice("brats2015 target", target, _BRATS2015_TARGETS)
+    _check_choice("brats2015 objects", objects, ("slice", "components"))
+    if split == "test":
+        raise DatasetError(
+            "brats2015 has no test cases: all six are training cases (SPEC.md section 5); "
+            "evaluate on the brats test split instead."
+        )
+    min_area = 50 if min_area is None else min_area
+    cases = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    prefix = _BRATS2015_MODALITIES[modality]
+    plans = []
+    for case in cases:
+        image_path = case / f"{prefix}_subtrMeanDivStd.nii.gz"
+        label_path = case / _BRATS2015_LABELS
+        missing = [p.name for p in (image_path, label_path) if not p.is_file()]
+        if missing:
+            raise DatasetError(
+                f"Expected {', '.join(missing)} in {case} (the DeepMedic BRATS 2015 layout)."
+            )
+        plans.append((case, image_path, label_path))
+    if not plans:
+        raise DatasetError(f"Expected BRATS 2015 case folders under {root}.")
+    collector = _Collector()
+    for case, image_path, label_path in plans:
+        image = _read(image_path)
+        data = np.asarray(image.data, np.float32)
+        brain = data > data.min()  # outside the brain, the z-scored copies hold one value
+        if not brain.any():
+            raise DatasetError(f"Image {image_path} is constant: nothing to segment.")
+        lo, hi = intensity_stats(data[brain])
+        data = np.where(brain, data, lo)
+        collector.add_volume(
+            dataclasses.replace(image, data=data),
+            _checked_labels(image, _read(label_path)),
+            _brats_id_maps(_BRATS2015_TARGETS[target], objects),
+            axis=0 if axis is None else axis,
+            source=f"brats2015/{case.name}/{image_path.name}",
+            group=f"brats2015/{case.name}",
+            tag=target,
+            min_area=min_area,
+        )
+    return collector.build(
+        _title(
+            "brats2015",
             split,
             modality=modality,
             target=target,
@@ -748,6 +840,7 @@ def _build_folder(
 _BUILDERS: dict[str, tuple[Callable[..., ObjectDataset], tuple[str, ...]]] = {
     "sstem": (_build_sstem, ("kind",)),
     "brats": (_build_brats, ("modality", "target", "objects")),
+    "brats2015": (_build_brats2015, ("modality", "target", "objects")),
     "oaizib": (_build_oaizib, ("labels", "split_file", "test_fraction")),
     "folder": (_build_folder, ("split_file", "test_fraction")),
 }

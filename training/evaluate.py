@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.evaluation import (
+from napari_adaptiveclick.evaluation.noc import (
     PAPER_RESULTS,
-    PREDICTION_THRESHOLD,
     ObjectResult,
     Predictor,
     evaluate_dataset,
     summarize,
 )
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.models.registry import model_names
 from training.datasets import DATASET_NAMES, DatasetError, ObjectDataset, build_dataset
 
 RANDOM_WALKER = "random_walker"
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint path, or 'default' for the shipped weights")
     p.add_argument(
         "--model",
-        help=f"architecture the checkpoint must hold (tiny, vit_b, vit_h; default: read from "
+        help=f"architecture the checkpoint must hold ({', '.join(model_names())}; default: read from "
         f"the checkpoint), or '{RANDOM_WALKER}' for the non-learned baseline",
     )
     p.add_argument("--max-clicks", type=int, default=20)
@@ -166,7 +167,7 @@ def build_predictor(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any]
     if args.model == RANDOM_WALKER:
         import skimage
 
-        from napari_adaptiveclick.baseline import RandomWalkerPredictor
+        from napari_adaptiveclick.evaluation.baseline import RandomWalkerPredictor
 
         versions["scikit-image"] = skimage.__version__
         info = {"model": RANDOM_WALKER, "checkpoint": None, "device": "cpu", "versions": versions}
@@ -174,9 +175,9 @@ def build_predictor(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any]
 
     import torch
 
-    from napari_adaptiveclick.registry import CONFIGS, build_model
-    from napari_adaptiveclick.session import ClickSession
-    from napari_adaptiveclick.weights import CheckpointError
+    from napari_adaptiveclick.interactive.session import ClickSession
+    from napari_adaptiveclick.models.checkpoint import CheckpointError
+    from napari_adaptiveclick.models.registry import CONFIGS, build_model
 
     if args.model is not None and args.model not in CONFIGS:
         raise EvaluationError(

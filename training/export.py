@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_adaptiveclick.registry import build_model
-from napari_adaptiveclick.weights import DEFAULT_MANIFEST, save_checkpoint, sha256sum
+from napari_adaptiveclick.models.checkpoint import DEFAULT_MANIFEST, save_checkpoint, sha256sum
+from napari_adaptiveclick.models.registry import build_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from napari_adaptiveclick.models.registry import model_names
 from training.trainer import DatasetSpec, TrainConfig, Trainer
 
 _EXAMPLE = "sstem:kind=mitochondria,sstem:kind=cells,brats:modality=flair"
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="JSON or YAML file with any of the options below (CLI wins)")
     p.add_argument("--dataset", help=f"dataset name or comma-separated mix, e.g. {_EXAMPLE}")
     p.add_argument("--data", help="data root (default ../shared/data or $ADAPTIVECLICK_DATA)")
-    p.add_argument("--model", choices=["tiny", "vit_b", "vit_h"])
+    p.add_argument("--model", choices=model_names())
     p.add_argument("--init", help="initial weights: this project's checkpoint or a released .pth")
     p.add_argument("--loss", help="mask loss: afl, bce, wbce, balanced_ce, soft_iou, fl, nfl, pl")
     p.add_argument(
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         ("scale-min", float),
         ("scale-max", float),
         ("fused-weight", float),
+        ("domain-randomization", float),
+        ("zoom-prob", float),
+        ("zoom-max", float),
         ("seed", int),
         ("save-every", int),
         ("save-every-seconds", float),
@@ -157,7 +161,7 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from napari_adaptiveclick.weights import CheckpointError
+    from napari_adaptiveclick.models.checkpoint import CheckpointError
     from training.datasets import DatasetError
 
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_adaptiveclick.clicks import Click
+from napari_adaptiveclick.interactive.prompts import Click
 
 
 def truncated_geometric(rng: np.random.Generator, ratio: float, max_value: int) -> int:

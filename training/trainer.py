@@ -22,17 +22,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from napari_adaptiveclick.clicks import Click, disk_maps
-from napari_adaptiveclick.registry import build_from_config, build_model, get_config
-from napari_adaptiveclick.simulator import next_click
-from napari_adaptiveclick.weights import (
+from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.interactive.predict import (
+    PREDICTION_THRESHOLD,
+    predict_probability,
+    prompt_maps,
+)
+from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+from napari_adaptiveclick.models.checkpoint import (
     FORMAT,
     VERSION,
     atomic_torch_save,
     read_checkpoint,
     save_checkpoint,
 )
-from training.augment import augment_pair
+from napari_adaptiveclick.models.registry import MODELS, build_from_config, build_model, get_config
+from training.augment import augment_pair, randomize_domain
 from training.datasets import ObjectDataset, build_dataset
 from training.matcher import SetCriterion
 from training.sampler import sample_initial_clicks
@@ -88,6 +93,12 @@ class TrainConfig:
     scale_min: float = 0.75
     scale_max: float = 1.25
     fused_weight: float = 0.0
+    # Domain randomisation (augment.randomize_domain) of each crop: 0 = off, 1 = full rates.
+    domain_randomization: float = 0.0
+    # Share of crops zoomed in beyond scale_max (up to zoom_max), as the session shows small
+    # images and small zoom-in crops: upscaled to the model's input.
+    zoom_prob: float = 0.0
+    zoom_max: float = 4.0
     seed: int = 0
     save_every: int = 50
     save_every_seconds: float = 300.0
@@ -143,7 +154,7 @@ class Trainer:
     def _build_model(self):
         if self.cfg.init:
             model = build_model(None, self.cfg.init)
-            if model.config.name != self.cfg.model and self.cfg.model in ("tiny", "vit_b", "vit_h"):
+            if model.config.name != self.cfg.model and self.cfg.model in MODELS:
                 raise ValueError(
                     f"--init holds a '{model.config.name}' model but --model is '{self.cfg.model}'."
                 )
@@ -164,17 +175,15 @@ class Trainer:
     def _draw_sample(self, rng: np.random.Generator):
         dataset = self.datasets[int(rng.choice(len(self.datasets), p=self.mix))]
         sample = dataset[int(rng.integers(len(dataset)))]
-        image, mask = augment_pair(
-            sample.image,
-            sample.mask,
-            rng,
-            self.input_size,
-            scale=(self.cfg.scale_min, self.cfg.scale_max),
-        )
+        scale = (self.cfg.scale_min, self.cfg.scale_max)
+        if self.cfg.zoom_prob > 0 and rng.random() < self.cfg.zoom_prob:
+            scale = (self.cfg.scale_max, max(self.cfg.zoom_max, self.cfg.scale_max))
+        image, mask = augment_pair(sample.image, sample.mask, rng, self.input_size, scale=scale)
         if mask.sum() < 4:  # object cropped away or shrunk to nothing: a plain resize instead
             image, mask = augment_pair(
                 sample.image, sample.mask, rng, self.input_size, scale=(1.0, 1.0)
             )
+        image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
         clicks = sample_initial_clicks(mask, rng) if mask.any() else []
         return image, mask, clicks
 
@@ -189,9 +198,7 @@ class Trainer:
         )
 
     def _click_maps(self, clicks: list[list[Click]]) -> torch.Tensor:
-        size = (self.input_size, self.input_size)
-        maps = np.stack([disk_maps(c, size, self.model.config.click_radius) for c in clicks])
-        return torch.from_numpy(maps).to(self.device)
+        return prompt_maps(clicks, self.input_size, self.model.config.click_radius, self.device)
 
     def add_error_clicks(self, images, masks, clicks, rng) -> torch.Tensor:
         """0..max_extra_clicks rounds (drawn per batch) of no-grad prediction + a simulated click
@@ -200,9 +207,8 @@ class Trainer:
         prev = torch.zeros(b, 1, s, s, device=self.device)
         rounds = int(rng.integers(0, self.cfg.max_extra_clicks + 1))
         for _ in range(rounds):
-            with torch.no_grad():
-                prev = self.model(images, prev, self._click_maps(clicks))["mask_logits"].sigmoid()
-            preds = (prev[:, 0] > 0.49).cpu().numpy()
+            prev = predict_probability(self.model, images, prev, self._click_maps(clicks))
+            preds = (prev[:, 0] > PREDICTION_THRESHOLD).cpu().numpy()
             for i in range(b):
                 clicked = disk_maps(clicks[i], (s, s), 1.0).max(0) > 0 if clicks[i] else None
                 click = next_click(masks[i], preds[i], clicked)
@@ -378,7 +384,7 @@ def keep_freed_memory() -> None:
 
 
 def _device(name: str, rank: int) -> torch.device:
-    from napari_adaptiveclick.session import pick_device
+    from napari_adaptiveclick.models.device import pick_device
 
     chosen = pick_device(name)
     if chosen == "cuda":

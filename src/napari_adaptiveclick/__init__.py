@@ -19,17 +19,17 @@ __version__ = "0.1.0"
 __all__ = ["build_model", "ClickSession", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .registry import build_model
-    from .session import ClickSession
+    from napari_adaptiveclick.interactive.session import ClickSession
+    from napari_adaptiveclick.models.registry import build_model
 
 
 def __getattr__(name: str) -> Any:
     if name == "build_model":
-        from .registry import build_model
+        from napari_adaptiveclick.models.registry import build_model
 
         return build_model
     if name == "ClickSession":
-        from .session import ClickSession
+        from napari_adaptiveclick.interactive.session import ClickSession
 
         return ClickSession
     raise AttributeError(f"module 'napari_adaptiveclick' has no attribute {name!r}")

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+
 
 def _segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="replay clicks on an image or volume and write the labels")
@@ -25,7 +27,7 @@ def _segment_parser(sub) -> None:
         "--model", default=None, help="registry name (tiny, vit_b, vit_h) when no checkpoint"
     )
     p.add_argument("--device", default="auto")
-    p.add_argument("--threshold", type=float, default=0.49)
+    p.add_argument("--threshold", type=float, default=PREDICTION_THRESHOLD)
     p.add_argument(
         "--no-zoom-in", action="store_true", help="predict on the whole slice at every click"
     )
@@ -40,10 +42,10 @@ def _segment_parser(sub) -> None:
 
 
 def segment(args: argparse.Namespace) -> int:
-    from .clicks import read_click_records
-    from .io import read_image, write_labels
-    from .session import ClickSession
-    from .volume import replay_records
+    from napari_adaptiveclick.interactive.session import ClickSession
+    from napari_adaptiveclick.io.images import read_image, write_labels
+    from napari_adaptiveclick.volume import replay_records
+    from napari_adaptiveclick.volume.records import read_click_records
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
-        from ._napari.demo import main as demo_main
+        from napari_adaptiveclick._napari.demo import main as demo_main
 
         return demo_main(rest)
     if rest:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ..clicks import ClickRecord
-from ..volume import ClickOutcome, PropagatedSlice
-from .jobs import ActionQueue
+from napari_adaptiveclick._napari.jobs import ActionQueue
+from napari_adaptiveclick.volume import ClickOutcome, PropagatedSlice
+from napari_adaptiveclick.volume.records import ClickRecord
 
 KEY_HINTS = "T: polarity | C: commit | Shift-C: reset | Ctrl-Z: undo | Shift-P: propagate"
 

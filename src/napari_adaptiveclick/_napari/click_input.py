@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layers as L
+from napari_adaptiveclick._napari import layers as L
 
 
 class ClickInput:

@@ -24,19 +24,19 @@ from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 from qtpy.QtCore import QTimer
 
-from ..clicks import ClickRecord, read_click_records, write_click_records
-from ..volume import (
+from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.actions import KEY_HINTS, AnnotationActions
+from napari_adaptiveclick._napari.click_input import ClickInput
+from napari_adaptiveclick._napari.loading import AnnotationSettings, load_annotator
+from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers
+from napari_adaptiveclick.volume import (
     ClickOutcome,
     Propagation,
     PropagationReport,
     PropagationSettings,
     VolumeAnnotator,
 )
-from . import layers as L
-from .actions import KEY_HINTS, AnnotationActions
-from .click_input import ClickInput
-from .loading import AnnotationSettings, load_annotator
-from .placement import VolumePlacement, choose_layers
+from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
 
 
 class AnnotationController(ClickInput, AnnotationActions):

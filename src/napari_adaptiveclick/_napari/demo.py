@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..clicks import read_click_records
-from ..io import write_labels
+from napari_adaptiveclick.io.images import write_labels
+from napari_adaptiveclick.volume.records import read_click_records
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_demo(viewer, model: str, device: str):
     """Add the sample EM stack and the widget (from the manifest) to ``viewer``; start it."""
-    from .sample_data import em_sample
+    from napari_adaptiveclick._napari.sample_data import em_sample
 
     data, kwargs, _ = em_sample()[0]
     image = viewer.add_image(data, **kwargs)
@@ -99,8 +99,8 @@ def open_demo(viewer, model: str, device: str):
 
 def play_script(viewer, widget, out: Path, timeout: float) -> int:
     """The scripted session of ``sample_data/em_stack_clicks.csv``; see the module docstring."""
-    from .layers import GEOMETRY_KEY
-    from .sample_data import EM_CLICKS_FILE
+    from napari_adaptiveclick._napari.layers import GEOMETRY_KEY
+    from napari_adaptiveclick._napari.sample_data import EM_CLICKS_FILE
 
     controller = widget.controller
     start = time.perf_counter()

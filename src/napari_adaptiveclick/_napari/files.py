@@ -1,7 +1,7 @@
 """npe2 reader (NIfTI, MetaImage, NRRD with voxel spacing) and Labels writer (source geometry).
 
 The reader sets each layer's ``scale`` from the voxel spacing and ``translate`` from the
-origin, and keeps the :class:`~napari_adaptiveclick.io.ImageVolume` (affine, header,
+origin, and keeps the :class:`~napari_adaptiveclick.io.images.ImageVolume` (affine, header,
 direction) in ``metadata["adaptiveclick_source"]``; Labels made by the widget inherit it, and
 the writer uses it to save them with the source geometry.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import ImageVolume, read_image, write_labels
-from .layers import GEOMETRY_KEY
+from napari_adaptiveclick._napari.layers import GEOMETRY_KEY
+from napari_adaptiveclick.io.images import ImageVolume, read_image, write_labels
 
 EXTENSIONS = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 LABEL_WORDS = ("seg", "label", "truth", "mask", "annot")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels, Points
 
-from ..clicks import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord
 
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"

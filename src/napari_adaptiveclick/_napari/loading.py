@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..volume import VolumeAnnotator
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.volume import VolumeAnnotator
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class AnnotationSettings:
 
     model: str = "default"
     device: str = "auto"
-    threshold: float = 0.49
+    threshold: float = PREDICTION_THRESHOLD
     axis: int | None = None
     extra_axis: int | None = None
     overwrite: bool = False
@@ -53,7 +54,7 @@ def load_annotator(
     """Build the ClickSession (loads the model, then one dummy forward so the user's first
     click does not pay for lazy kernel set-up) and the annotator; runs in a worker."""
     avoid_triton_llvm_clash()
-    from ..session import ClickSession
+    from napari_adaptiveclick.interactive.session import ClickSession
 
     model = None if settings.model == "default" else settings.model
     session = ClickSession(model, settings.device, threshold=settings.threshold)

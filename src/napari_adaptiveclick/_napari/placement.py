@@ -2,7 +2,7 @@
 
 A point goes from the image layer's data coordinates to the annotated volume's (plane, row,
 col) (:class:`~.layers.VolumeSelection`), then to a slice's (plane, row, col)
-(:class:`~napari_adaptiveclick.slicing.SliceGeometry`), and back the same way.
+(:class:`~napari_adaptiveclick.volume.slicing.SliceGeometry`), and back the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels
 
-from ..slicing import SliceGeometry, default_slicing_axis
-from . import layers as L
-from .loading import AnnotationSettings
+from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.loading import AnnotationSettings
+from napari_adaptiveclick.volume.slicing import SliceGeometry, default_slicing_axis
 
 
 def choose_layers(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_image
-from ..weights import sha256sum
-from .files import LayerData, layer_data
+from napari_adaptiveclick._napari.files import LayerData, layer_data
+from napari_adaptiveclick.io.images import read_image
+from napari_adaptiveclick.models.checkpoint import sha256sum
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 EM_FILE = SAMPLE_DIR / "em_stack.tif"

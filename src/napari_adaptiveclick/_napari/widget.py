@@ -26,9 +26,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..weights import default_checkpoint
-from .controller import AnnotationController
-from .loading import AnnotationSettings
+from napari_adaptiveclick._napari.controller import AnnotationController
+from napari_adaptiveclick._napari.loading import AnnotationSettings
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, MODEL_CHOICES, MODELS
 
 NEW_LABELS = "<new>"
 AUTO_AXIS = "auto (coarsest spacing)"
@@ -57,10 +58,14 @@ class AdaptiveClickWidget(QWidget):
         self.image_combo, self.labels_combo = QComboBox(), QComboBox()
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
-        self.model_combo.addItems(["default", "tiny", "vit_b", "vit_h"])
+        self.model_combo.addItems(list(MODEL_CHOICES))
         self.model_combo.setToolTip(
             "default: the shipped tiny weights"
-            + ("" if default_checkpoint() else " (none installed: a random tiny model)")
+            + (
+                ""
+                if MODELS[DEFAULT_ARCHITECTURE].weights_installed
+                else " (none installed: a random tiny model)"
+            )
             + "; a registry name; or a checkpoint path (Browse)."
         )
         browse = QPushButton("Browse...")
@@ -68,7 +73,7 @@ class AdaptiveClickWidget(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.threshold_spin = QDoubleSpinBox(
-            decimals=2, minimum=0.01, maximum=0.99, singleStep=0.05, value=0.49
+            decimals=2, minimum=0.01, maximum=0.99, singleStep=0.05, value=PREDICTION_THRESHOLD
         )
         self.threshold_spin.valueChanged.connect(self._threshold_changed)
         self.axis_combo, self.extra_combo = QComboBox(), QComboBox()

@@ -2,7 +2,7 @@
 patches that undo them.
 
 A plane is a ``(rows, cols)`` view of the labels (see
-:class:`~napari_adaptiveclick.slicing.SliceGeometry`); masks are ``(rows, cols)`` bool.
+:class:`~napari_adaptiveclick.volume.slicing.SliceGeometry`); masks are ``(rows, cols)`` bool.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clicks import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,29 @@ feeding the previous probability back, thresholds and undo.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .clicks import Click, disk_maps
-from .transforms import Box, CropResize, IntensityStats, normalize_intensity
+from napari_adaptiveclick.interactive.focus import touches_inner_edge, window_around, zoom_box
+from napari_adaptiveclick.interactive.predict import (
+    PREDICTION_THRESHOLD,
+    predict_probability,
+    prompt_maps,
+)
+from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.transforms import (
+    Box,
+    CropResize,
+    IntensityStats,
+    normalize_intensity,
+)
+from napari_adaptiveclick.models.device import pick_device
+from napari_adaptiveclick.models.registry import resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torch import nn
+    pass
 
 
 @dataclass(frozen=True)
@@ -38,94 +49,6 @@ class _State:
     clicks: tuple[Click, ...]
     probability: np.ndarray  # (H, W) float32
     roi: Box | None
-
-
-def pick_device(device: str = "auto") -> str:
-    """ "auto" -> "cuda" if available, else "mps", else "cpu"; other names are checked."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise ValueError(
-            f"Device {device!r} is not usable here ({exc}); use 'auto' or 'cpu'."
-        ) from None
-    return device
-
-
-def resolve_model(model: Any) -> nn.Module:
-    """A model object, a registry name, a checkpoint path, or None (shipped default weights)."""
-    from torch import nn
-
-    from .registry import CONFIGS, build_model
-    from .weights import default_checkpoint
-
-    if isinstance(model, nn.Module):
-        return model
-    if model is None or model in ("default", "tiny"):
-        path = default_checkpoint()  # verified by SHA-256: call it once
-        if path is not None:
-            return build_model(None, path)
-        if model == "default":
-            return build_model(None, "default")  # raises: no default weights shipped
-        if model is None:
-            warnings.warn(
-                "No default weights are installed: using a randomly initialised 'tiny' model, "
-                "whose masks are meaningless. Pass a checkpoint.",
-                stacklevel=3,
-            )
-        return build_model("tiny")
-    if isinstance(model, str) and model in CONFIGS:
-        return build_model(model)
-    if isinstance(model, str | Path):
-        if not Path(model).is_file():
-            raise ValueError(
-                f"Unknown model name {str(model)!r}: neither a registered model "
-                f"({', '.join(sorted(CONFIGS))}) nor an existing checkpoint file."
-            )
-        return build_model(None, model)
-    raise TypeError(
-        f"model must be None, a name in {sorted(CONFIGS)}, a checkpoint path or a module, not {type(model).__name__}."
-    )
-
-
-def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) -> Box:
-    """Grow ``box`` about its centre by ``ratio`` (at least ``min_size`` a side), clamped to
-    the image (release ``expand_bbox`` + ``clamp_bbox``)."""
-    out = []
-    for lo, hi, limit in ((box.top, box.bottom, shape[0]), (box.left, box.right, shape[1])):
-        centre = 0.5 * (lo + hi)
-        half = 0.5 * min(max((hi - lo) * ratio, min_size), limit)
-        start = int(round(centre - half))
-        start = min(max(start, 0), limit - int(round(2 * half)))
-        out.append((max(start, 0), min(start + int(round(2 * half)), limit)))
-    return Box(out[0][0], out[1][0], out[0][1], out[1][1])
-
-
-def touches_inner_edge(mask: np.ndarray, box: Box, shape: tuple[int, int]) -> bool:
-    """True if ``mask`` (H, W) has a pixel on an edge row / column of ``box`` that is not an
-    edge of the image (the object probably goes on outside the box)."""
-    edges = (
-        (box.top > 0, mask[box.top, box.left : box.right]),
-        (box.bottom < shape[0], mask[box.bottom - 1, box.left : box.right]),
-        (box.left > 0, mask[box.top : box.bottom, box.left]),
-        (box.right < shape[1], mask[box.top : box.bottom, box.right - 1]),
-    )
-    return any(inside and line.any() for inside, line in edges)
-
-
-def box_iou(a: Box, b: Box) -> float:
-    inter_h = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
-    inter_w = max(0, min(a.right, b.right) - max(a.left, b.left))
-    inter = inter_h * inter_w
-    union = a.height * a.width + b.height * b.width - inter
-    return inter / union if union else 0.0
 
 
 class ClickSession:
@@ -151,7 +74,7 @@ class ClickSession:
         *,
         zoom_in: bool = True,
         flip_tta: bool = False,
-        threshold: float = 0.49,
+        threshold: float = PREDICTION_THRESHOLD,
         zoom_expand: float = 1.4,
         zoom_min_size: int = 200,
         zoom_recompute_iou: float = 0.5,
@@ -276,11 +199,13 @@ class ClickSession:
 
         size = self.config.input_size
         zeros = torch.zeros(1, 1, size, size, device=self.device)
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision),
-        ):
-            self.model(zeros.expand(-1, 3, -1, -1), zeros, zeros.expand(-1, 2, -1, -1))
+        predict_probability(
+            self.model,
+            zeros.expand(-1, 3, -1, -1),
+            zeros,
+            zeros.expand(-1, 2, -1, -1),
+            half_precision=self.half_precision,
+        )
 
     def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:
         """Add a click at (row, col) image pixels and predict; returns the full-size result."""
@@ -306,15 +231,6 @@ class ClickSession:
     def _prediction(self, prob: np.ndarray, seconds: float = 0.0) -> Prediction:
         return Prediction(prob, prob > self.threshold, seconds)
 
-    def _first_click_box(self, click: Click, size: int | None) -> Box | None:
-        """A window of ``size`` pixels a side centred on ``click``; None (the whole image)
-        without a size or when the image fits in it."""
-        h, w = self.image_shape
-        if size is None or (h <= size and w <= size):
-            return None
-        centre = Box(int(click.row), int(click.col), int(click.row) + 1, int(click.col) + 1)
-        return expand_box(centre, (h, w), 1.0, size)
-
     def _predict_first_click(
         self, clicks: tuple[Click, ...], prev_prob: np.ndarray
     ) -> tuple[Box | None, np.ndarray]:
@@ -323,7 +239,7 @@ class ClickSession:
         in the release. With ``first_click_grow``, while the mask touches an edge of the window
         that is not the image's edge, the window doubles (the whole image at last)."""
         size = self.first_click_window if self.zoom_in else None
-        roi = self._first_click_box(clicks[0], size)
+        roi = window_around(clicks[0], self.image_shape, size)
         prob = self._predict(clicks, prev_prob, roi)
         while (
             self.first_click_grow
@@ -331,37 +247,22 @@ class ClickSession:
             and touches_inner_edge(prob > self.threshold, roi, self.image_shape)
         ):
             size *= 2
-            roi = self._first_click_box(clicks[0], size)
+            roi = window_around(clicks[0], self.image_shape, size)
             prob = self._predict(clicks, prev_prob, roi)
         return roi, prob
 
     def _zoom_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
-        """Zoom-in focus crop (release ``ZoomIn``) once a mask exists: None is the whole image."""
         if not self.zoom_in:
             return None
-        mask = previous.probability > 0.5
-        positives = [c for c in clicks if c.positive]
-        for c in positives:
-            mask[int(round(c.row)), int(round(c.col))] = True
-        if not mask.any():
-            return previous.roi
-        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-        current = expand_box(
-            Box(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1),
-            self.image_shape,
-            self.zoom_expand,
-            self.zoom_min_size,
+        return zoom_box(
+            previous.probability,
+            clicks,
+            previous.roi,
+            len(previous.clicks),
+            expand=self.zoom_expand,
+            min_size=self.zoom_min_size,
+            recompute_iou=self.zoom_recompute_iou,
         )
-        # The first click's box (the first-click window) is not a zoom-in box: as in the
-        # release, whose first click sees the whole image, the second click chooses afresh.
-        old = previous.roi if len(previous.clicks) > 1 else None
-        if old is None or box_iou(current, old) < self.zoom_recompute_iou:
-            return current
-        if any(
-            not (old.top <= c.row < old.bottom and old.left <= c.col < old.right) for c in positives
-        ):
-            return current
-        return old
 
     def _predict(
         self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box | None
@@ -375,23 +276,18 @@ class ClickSession:
         )
         points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
         net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]
-        maps = torch.from_numpy(disk_maps(net_clicks, (size, size), self.config.click_radius))[
-            None
-        ].to(self.device)
-        prev = torch.from_numpy(prev_prob)[None, None].to(self.device)
-        image = transform.forward_image(self._image)
-        prev = transform.forward_image(prev)
-        if self.flip_tta:
-            image, prev, maps = (torch.cat([t, t.flip(-1)]) for t in (image, prev, maps))
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device, dtype=torch.float16, enabled=self.half_precision),
-        ):
-            logits = self.model(image, prev, maps)["mask_logits"].float()
-        if self.flip_tta:
-            logits = 0.5 * (logits[:1] + logits[1:].flip(-1))
-        prob = transform.inverse_image(logits.sigmoid(), fill=0.0)
+        maps = prompt_maps([net_clicks], size, self.config.click_radius, self.device)
+        prev = transform.forward_image(torch.from_numpy(prev_prob)[None, None].to(self.device))
+        prob = predict_probability(
+            self.model,
+            transform.forward_image(self._image),
+            prev,
+            maps,
+            flip_tta=self.flip_tta,
+            half_precision=self.half_precision,
+        )
+        prob = transform.inverse_image(prob, fill=0.0)
         return prob[0, 0].cpu().numpy().astype(np.float32)
 
 
-__all__ = ["ClickSession", "Prediction", "pick_device", "resolve_model"]
+__all__ = ["ClickSession", "Prediction"]

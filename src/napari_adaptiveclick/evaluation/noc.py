@@ -1,7 +1,7 @@
 """NoC / NoF / mIoU@k evaluation of an interactive segmenter with simulated clicks.
 
 Protocol of the AdaptiveClick release (SPEC.md section 4, after RITM's ``evaluate_sample``):
-for each object, click where :func:`~napari_adaptiveclick.simulator.next_click` says, let the
+for each object, click where :func:`~napari_adaptiveclick.evaluation.simulator.next_click` says, let the
 predictor update its mask (it feeds its previous mask back itself), threshold the probability
 at 0.49 and record the IoU after every click, up to ``max_clicks`` (20). NoC@t is the first
 click count whose IoU reaches t (``max_clicks`` if never), averaged over objects.
@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .clicks import Click
-from .simulator import next_click
+from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.interactive.prompts import Click
 
-PREDICTION_THRESHOLD = 0.49  # mask = probability > 0.49 (release)
 NOC_THRESHOLDS = (0.80, 0.85, 0.90)
 NOF_THRESHOLDS = (0.85, 0.90)
 

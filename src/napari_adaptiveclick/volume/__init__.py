@@ -15,7 +15,7 @@ One rule decides what the model sees, for clicks made by a user, clicks derived 
 records of a session (:func:`replay_records`) gives back its labels:
 
 1. Records are applied in ``order``. Consecutive records of the same object on the same
-   plane form a *run*, predicted by one :class:`~napari_adaptiveclick.session.ClickSession`.
+   plane form a *run*, predicted by one :class:`~napari_adaptiveclick.interactive.session.ClickSession`.
 2. A run starts from a previous mask (the *prior*): the object's current mask on that plane;
    if that is empty, its mask on an adjacent plane (the one nearer to the plane of the
    object's previous run, the lower one on ties), so that working slice by slice carries the
@@ -25,21 +25,23 @@ records of a session (:func:`replay_records`) gives back its labels:
 
 Manual edits of the labels (painting) are not part of the record.
 Torch is used only through the ClickSession; napari is never imported here.
+
+May import: ``interactive``, ``evaluation`` (the next-click rule), ``models``, ``io``.
 """
 
 from __future__ import annotations
 
-from .annotator import ClickOutcome, VolumeAnnotator
-from .edits import PlanePatch
-from .propagation import (
+from napari_adaptiveclick.volume.annotator import ClickOutcome, VolumeAnnotator
+from napari_adaptiveclick.volume.edits import PlanePatch
+from napari_adaptiveclick.volume.propagation import (
     PropagatedSlice,
     Propagation,
     PropagationReport,
     PropagationSettings,
     derived_click,
 )
-from .replay import replay_records
-from .slicing import SliceGeometry, default_slicing_axis
+from napari_adaptiveclick.volume.replay import replay_records
+from napari_adaptiveclick.volume.slicing import SliceGeometry, default_slicing_axis
 
 __all__ = [
     "ClickOutcome",

@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .clicks import Click, ClickRecord
-from .edits import Run, Step, replace_object
-from .predictor import RunPredictor
-from .propagation import PropagatedSlice, Propagation, PropagationReport, PropagationSettings
-from .slicing import SliceGeometry
-from .transforms import IntensityStats, intensity_stats
+from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.transforms import IntensityStats, intensity_stats
+from napari_adaptiveclick.volume.edits import Run, Step, replace_object
+from napari_adaptiveclick.volume.predictor import RunPredictor
+from napari_adaptiveclick.volume.propagation import (
+    PropagatedSlice,
+    Propagation,
+    PropagationReport,
+    PropagationSettings,
+)
+from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .session import Prediction
+    from napari_adaptiveclick.interactive.session import Prediction
 
 
 @dataclass(frozen=True)

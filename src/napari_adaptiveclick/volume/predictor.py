@@ -1,4 +1,4 @@
-"""One :class:`~napari_adaptiveclick.session.ClickSession` kept in step with the runs of a
+"""One :class:`~napari_adaptiveclick.interactive.session.ClickSession` kept in step with the runs of a
 volume annotation (rule 1 of :mod:`napari_adaptiveclick.volume`).
 
 The session holds the clicks of at most one run. A click that continues that run is a
@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .clicks import Click
-from .edits import Run
-from .slicing import SliceGeometry
-from .transforms import IntensityStats
+from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.transforms import IntensityStats
+from napari_adaptiveclick.volume.edits import Run
+from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .session import Prediction
+    from napari_adaptiveclick.interactive.session import Prediction
 
 
 class RunPredictor:
-    """Predicts the clicks of runs (:class:`~napari_adaptiveclick.edits.Run`) with ``session``.
+    """Predicts the clicks of runs (:class:`~napari_adaptiveclick.volume.edits.Run`) with ``session``.
 
     ``image``: ``(P, R, C)`` grey or ``(P, R, C, 3)`` RGB, cut into slices by ``geometry``;
     ``stats``: the intensity range (lo, hi) of every slice.

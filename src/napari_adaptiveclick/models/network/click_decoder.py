@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_adaptiveclick.config import DecoderConfig
-
-from .position import sine_position_encoding
+from napari_adaptiveclick.models.config import DecoderConfig
+from napari_adaptiveclick.models.network.position import sine_position_encoding
 
 
 class CrossAttentionLayer(nn.Module):

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .annotator import VolumeAnnotator
-from .clicks import ClickRecord
-from .transforms import IntensityStats
+from napari_adaptiveclick.interactive.transforms import IntensityStats
+from napari_adaptiveclick.volume.annotator import VolumeAnnotator
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 def replay_records(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from .clicks import Click
+from napari_adaptiveclick.interactive.prompts import Click
 
 
 def _padded_distance(region: np.ndarray) -> np.ndarray:

@@ -17,9 +17,8 @@ from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from napari_adaptiveclick.config import ViTConfig
-
-from .patch_embed import PatchEmbed
+from napari_adaptiveclick.models.config import ViTConfig
+from napari_adaptiveclick.models.network.patch_embed import PatchEmbed
 
 
 def window_partition(x: torch.Tensor, grid: tuple[int, int], window_tokens: int):

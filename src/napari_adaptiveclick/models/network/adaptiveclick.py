@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_adaptiveclick.config import ModelConfig
+from napari_adaptiveclick.models.config import ModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class AdaptiveClick(nn.Module):
-    """Built from parts by :func:`napari_adaptiveclick.registry.build_model`.
+    """Built from parts by :func:`napari_adaptiveclick.models.registry.build_model`.
 
     Inputs: ``image`` (B, 3, H, W) RGB in [0, 1] (grey repeated to 3 channels),
     ``prev_mask`` (B, 1, H, W) previous probability, ``click_maps`` (B, 2, H, W): channel 0

@@ -19,7 +19,7 @@ The crop is downsampled so its longer side is at most ``max_side`` px for speed 
 slice costs a fraction of a second per click on a CPU), and the probability is resized back
 into the crop at full resolution; outside the crop it is 0.
 
-Implements the :class:`napari_adaptiveclick.evaluation.Predictor` protocol; images are
+Implements the :class:`napari_adaptiveclick.evaluation.noc.Predictor` protocol; images are
 ``(H, W)`` grey or ``(H, W, 3)`` RGB (averaged to grey), clicks (row, col) in image pixels.
 """
 
@@ -29,8 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .clicks import Click, disk_maps
-from .transforms import Box, CropResize, IntensityStats, normalize_intensity
+from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+from napari_adaptiveclick.interactive.transforms import (
+    Box,
+    CropResize,
+    IntensityStats,
+    normalize_intensity,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class RandomWalkerPredictor:
 
     def set_image(self, image: np.ndarray, stats: IntensityStats | None = None) -> None:
         """Set a ``(H, W)`` or ``(H, W, 3)`` image of any numeric dtype and clear the clicks;
-        ``stats`` = (lo, hi) for :func:`~napari_adaptiveclick.transforms.normalize_intensity`."""
+        ``stats`` = (lo, hi) for :func:`~napari_adaptiveclick.interactive.transforms.normalize_intensity`."""
         image = np.asarray(image)
         if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
             raise ValueError(f"Expected a (H, W) or (H, W, 3) image, got shape {image.shape}.")

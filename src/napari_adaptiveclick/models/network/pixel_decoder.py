@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_adaptiveclick.config import PixelDecoderConfig
-
-from .ms_deform_attn import MSDeformAttn
-from .position import sine_position_encoding
+from napari_adaptiveclick.models.config import PixelDecoderConfig
+from napari_adaptiveclick.models.network.ms_deform_attn import MSDeformAttn
+from napari_adaptiveclick.models.network.position import sine_position_encoding
 
 
 class DeformableEncoderLayer(nn.Module):

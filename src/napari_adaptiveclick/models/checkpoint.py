@@ -22,14 +22,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ModelConfig
+from napari_adaptiveclick.models.config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 FORMAT = "napari-adaptiveclick"
 VERSION = 1
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MANIFEST = WEIGHTS_DIR / "default.json"
 
 # Released-checkpoint entries that our model does not have: unused heads and saved buffers,
@@ -313,33 +313,27 @@ def load_state_into(model: nn.Module, state: dict, source: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def load_checkpoint(path: str | Path, expected_name: str | None = None) -> nn.Module:
-    """Build the model a checkpoint describes and load its weights (see module docstring).
+def read_model_weights(
+    path: str | Path, expected_name: str | None = None
+) -> tuple[ModelConfig | str, dict]:
+    """The architecture and the weights a checkpoint holds, without building a model.
 
-    ``path="default"`` loads the shipped default weights. ``expected_name``, if given, must
-    match the checkpoint's architecture.
+    Returns ``(config, state_dict)`` for this project's checkpoints (they carry their
+    config) and ``(name, state_dict)`` for released ``.pth`` files, whose architecture is
+    given by ``expected_name`` or inferred from the weights ("vit_b" / "vit_h"); the state
+    dict is mapped to this project's key names. ``expected_name``, if given, must match.
+    The registry builds the model (:func:`napari_adaptiveclick.models.registry.load_model`).
     """
-    from .registry import build_from_config, get_config
-
-    if str(path) == "default":
-        found = default_checkpoint()
-        if found is None:
-            raise CheckpointError("No default weights are shipped with this installation.")
-        path = found
     ckpt = read_checkpoint(path)
     if ckpt.get("format") == FORMAT:
         config = ModelConfig.from_dict(ckpt["config"])
-        state = ckpt["state_dict"]
         if expected_name and expected_name != config.name:
             raise CheckpointError(f"{path} holds a '{config.name}' model, not '{expected_name}'.")
-    else:
-        state = map_release_state_dict(ckpt["state_dict"])
-        name = expected_name or _infer_release_name(state)
-        if not name:
-            raise CheckpointError(
-                f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h)."
-            )
-        config = get_config(name)
-    model = build_from_config(config)
-    load_state_into(model, state, str(path))
-    return model.eval()
+        return config, ckpt["state_dict"]
+    state = map_release_state_dict(ckpt["state_dict"])
+    name = expected_name or _infer_release_name(state)
+    if not name:
+        raise CheckpointError(
+            f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h)."
+        )
+    return name, state

@@ -10,16 +10,40 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .clicks import Click
-from .edits import Step
-from .simulator import next_click
+from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.volume.edits import Run, Step
+from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .annotator import VolumeAnnotator
+    from napari_adaptiveclick.interactive.session import Prediction
+
+
+class PropagationTarget(Protocol):
+    """What a propagation needs of the annotator it writes into
+    (:class:`~napari_adaptiveclick.volume.annotator.VolumeAnnotator` provides it)."""
+
+    geometry: SliceGeometry
+
+    @property
+    def object_id(self) -> int: ...
+
+    def mask(self, plane: int, object_id: int | None = None) -> np.ndarray: ...
+
+    def anchor_planes(self, object_id: int | None = None) -> set[int]: ...
+
+    def start_mask(self, plane: int) -> np.ndarray | None: ...
+
+    def predict_click(self, plane: int, click: Click) -> tuple[Run, Prediction, float]: ...
+
+    def written_mask(self, plane: int, mask: np.ndarray) -> np.ndarray: ...
+
+    def accept_click(self, run: Run, click: Click, mask: np.ndarray, step: Step) -> ClickRecord: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,9 @@ class Propagation:
     undo level.
     """
 
-    def __init__(self, annotator: VolumeAnnotator, source: int, settings: PropagationSettings):
+    def __init__(
+        self, annotator: PropagationTarget, source: int, settings: PropagationSettings
+    ) -> None:
         if not 0 <= source < annotator.geometry.planes:
             raise ValueError(
                 f"Plane {source} is outside the volume (0..{annotator.geometry.planes - 1})."

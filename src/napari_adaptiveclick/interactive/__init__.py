@@ -1,0 +1,10 @@
+"""Interactive segmentation of one object on one 2D image.
+
+Owns: the prompt kinds and their encodings (:mod:`.prompts`), image transforms with their
+coordinate inverses and intensity normalisation (:mod:`.transforms`), the focus crop
+(:mod:`.focus`), the one prediction path from image + prompts + prior to probability
+(:mod:`.predict`) and :class:`~.session.ClickSession` (prompts in, probability and mask out,
+undo).
+
+May import: ``models``, ``io``.
+"""

@@ -1,0 +1,66 @@
+"""The one prediction path: image + prompts + prior -> probability.
+
+Used by :class:`~napari_adaptiveclick.interactive.session.ClickSession` (clicks and its
+warm-up) and by the trainer's iterative clicks, so the model sees its inputs built the same
+way everywhere. Everything here works in the network's input space (S x S pixels); the
+session maps image pixels in and probabilities back out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+# mask = probability > PREDICTION_THRESHOLD (the release's 0.49): sessions, the NoC
+# evaluation, the trainer's simulated clicks and the widget's default all use this one value.
+PREDICTION_THRESHOLD = 0.49
+
+
+def prompt_maps(
+    clicks: Sequence[Sequence[Click]], size: int, radius: float, device: str | torch.device
+) -> torch.Tensor:
+    """Prompt channels of a batch, ``(B, 2, S, S)`` float32 on ``device``: channel 0 the
+    positive disks, 1 the negative ones (``clicks[b]`` in input pixels, S = ``size``)."""
+    import torch
+
+    maps = np.stack([disk_maps(c, (size, size), radius) for c in clicks])
+    return torch.from_numpy(maps).to(device)
+
+
+def predict_probability(
+    model: nn.Module,
+    image: torch.Tensor,
+    prior: torch.Tensor,
+    prompts: torch.Tensor,
+    *,
+    flip_tta: bool = False,
+    half_precision: bool = False,
+) -> torch.Tensor:
+    """Foreground probability ``(B, 1, S, S)`` float32, without gradient.
+
+    ``image``: ``(B, 3, S, S)`` in [0, 1]; ``prior``: ``(B, 1, S, S)`` previous probability
+    (zeros for none); ``prompts``: ``(B, 2, S, S)`` from :func:`prompt_maps`. ``flip_tta``
+    averages the logits with those of the horizontally flipped input; ``half_precision``
+    runs under float16 autocast (CUDA).
+    """
+    import torch
+
+    batch = image.shape[0]
+    if flip_tta:
+        image, prior, prompts = (torch.cat([t, t.flip(-1)]) for t in (image, prior, prompts))
+    with (
+        torch.no_grad(),
+        torch.autocast(image.device.type, dtype=torch.float16, enabled=half_precision),
+    ):
+        logits = model(image, prior, prompts)["mask_logits"].float()
+    if flip_tta:
+        logits = 0.5 * (logits[:batch] + logits[batch:].flip(-1))
+    return logits.sigmoid()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,28 @@ def test_bad_click_files_are_explained(tmp_path, text, message):
 def test_missing_click_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="Click file not found"):
         read_click_records(tmp_path / "none.csv")
+
+
+def test_csv_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_bytes(b"\xef\xbb\xbfplane,row,col,positive,object_id\n2,10.5,20,false,3\n")
+    [record] = read_click_records(path)
+    assert (record.plane, record.row, record.col, record.positive, record.object_id) == (
+        2,
+        10.5,
+        20.0,
+        False,
+        3,
+    )
+
+
+@pytest.mark.parametrize("field", ["plane", "object_id", "axis", "order"])
+def test_fractional_ids_are_refused_not_truncated(tmp_path, field):
+    row = {"plane": 1, "row": 3, "col": 4, "positive": "true", "object_id": 2, field: 2.5}
+    path = tmp_path / "clicks.json"
+    path.write_text(json.dumps([row]))
+    with pytest.raises(ValueError, match=f"{field} must be a whole number"):
+        read_click_records(path)
+    row[field] = 2.0  # a whole number written as a float is fine
+    path.write_text(json.dumps([row]))
+    assert getattr(read_click_records(path)[0], field) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -317,3 +319,77 @@ def test_labels_must_match_like_and_be_non_negative_integers(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_labels(tmp_path / "missing" / "l.tif", np.zeros((2, 3), np.uint8))
     assert _files(tmp_path) == []
+
+
+def _mhd(folder: Path, data_file: str, name: str = "vol.mhd") -> Path:
+    header = folder / name
+    header.write_text(
+        "ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
+        f"ElementSpacing = 1 1 1\nElementDataFile = {data_file}\n"
+    )
+    return header
+
+
+def test_metaimage_with_its_data_beside_it_reads(tmp_path):
+    (tmp_path / "vol.raw").write_bytes(bytes(range(32)))
+    volume = read_image(_mhd(tmp_path, "vol.raw"))
+    assert volume.data.shape == (2, 4, 4) and volume.data[1, 3, 3] == 31
+
+
+@pytest.mark.parametrize(
+    ("data_file", "problem"),
+    [
+        ("../outside.raw", "outside the header's folder"),
+        ("/dev/urandom", "an absolute path"),
+        ("ABSOLUTE", "an absolute path"),
+        ("missing.raw", "does not exist"),
+        ("subdir", "not a regular file"),
+        ("link.raw", "outside the header's folder"),
+        ("LIST\n../outside.raw", "outside the header's folder"),
+        ("../slice%d.raw 0 1 1", "outside the header's folder"),
+    ],
+)
+def test_metaimage_data_files_outside_the_folder_are_refused(tmp_path, data_file, problem):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (tmp_path / "outside.raw").write_bytes(bytes(32))
+    for k in (0, 1):
+        (tmp_path / f"slice{k}.raw").write_bytes(bytes(16))
+    (inner / "subdir").mkdir()
+    (inner / "link.raw").symlink_to(tmp_path / "outside.raw")
+    if data_file == "ABSOLUTE":
+        data_file = str(tmp_path / "outside.raw")
+    with pytest.raises(ImageIOError, match=problem):
+        read_image(_mhd(inner, data_file))
+
+
+def test_segment_refuses_a_metaimage_pointing_outside(tmp_path):
+    import subprocess
+    import sys
+
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (tmp_path / "outside.raw").write_bytes(bytes(32))
+    header = _mhd(inner, "../outside.raw")
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("plane,row,col,positive,object_id\n0,1,1,1,1\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_adaptiveclick",
+            "segment",
+            "--image",
+            str(header),
+            "--clicks",
+            str(clicks),
+            "--out",
+            str(tmp_path / "out.tif"),
+            "--model",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "outside the header's folder" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.tif").exists()

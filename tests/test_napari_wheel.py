@@ -48,7 +48,7 @@ viewer.close()
 
 def test_wheel_installs_into_a_fresh_venv(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run(
+    build = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -61,7 +61,10 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
         ],
         check=True,
         capture_output=True,
+        text=True,
     )
+    printed = build.stdout + build.stderr
+    assert "license" not in printed.lower().replace("license-files", ""), printed[-3000:]
     [sdist] = dist.glob("*.tar.gz")
     [wheel] = dist.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -71,6 +74,10 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
         "sample_data/em_stack.tif",
         "sample_data/mri_volume.nii.gz",
         "sample_data/em_stack_clicks.csv",
+        "weights/tiny_default.pt",
+        "weights/default.json",
+        "models/network/vit.py",
+        "interactive/session.py",
     ):
         assert f"napari_adaptiveclick/{packaged}" in names
     with tarfile.open(sdist) as archive:
@@ -81,6 +88,16 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     assert (
         "Classifier: Framework :: napari" in text and "Summary: " in text and "Project-URL" in text
     )
+    import napari_adaptiveclick
+
+    assert f"Version: {napari_adaptiveclick.__version__}\n" in text  # one source: __init__
+    assert "License-Expression: BSD-3-Clause" in text
+    requires = [ln for ln in text.splitlines() if ln.startswith("Requires-Dist:")]
+    assert any("psygnal" in r for r in requires) and not any("magicgui" in r for r in requires)
+    testing = [r for r in requires if 'extra == "testing"' in r]
+    bindings = ("pyqt5", "pyqt6", "pyside2", "pyside6")
+    assert not [r for r in testing if any(b in r.lower() for b in bindings)], testing
+    assert any("napari-adaptiveclick[napari]" in r for r in testing), testing
 
     env = tmp_path / "env"
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(env)], check=True)

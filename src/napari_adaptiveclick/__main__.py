@@ -66,7 +66,7 @@ def segment(args: argparse.Namespace) -> int:
         None if model == "default" else model,
         device=args.device,
         zoom_in=not args.no_zoom_in,
-        flip_tta=args.flip_tta,
+        flip_tta=True if args.flip_tta else None,
         threshold=args.threshold,
     )
     labels = replay_records(

@@ -92,3 +92,72 @@ def zoom_box(
     ):
         return current
     return old
+
+
+# --- the release's conventions (``isegm/inference/transforms/zoom_in.py`` and
+# ``isegm/utils/misc.py``), for ``ClickSession(protocol="release")``: inclusive bounds,
+# expand then clip (no shift), positive clicks marked with ``int()``, the box IoU as the
+# product of the two axes' segment IoUs, and no mask meaning the whole image.
+
+
+def release_object_box(
+    previous_probability: np.ndarray, clicks: tuple[Click, ...], expand: float, min_size: int
+) -> Box:
+    """The release's ``get_object_roi``, or the whole image when the previous mask is empty
+    (its ``skip_clicks=-1``: the positive clicks alone never make a box); returned as an
+    exclusive :class:`Box`."""
+    h, w = previous_probability.shape
+    mask = previous_probability > 0.5
+    if not mask.any():
+        return Box(0, 0, h, w)
+    for c in clicks:
+        if c.positive:
+            mask[int(c.row), int(c.col)] = True
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    bounds = []
+    for lo, hi, limit in ((rows[0], rows[-1], h), (cols[0], cols[-1], w)):
+        centre = 0.5 * (lo + hi)
+        size = max(expand * (hi - lo + 1), min_size)
+        start, stop = int(round(centre - 0.5 * size)), int(round(centre + 0.5 * size))
+        bounds.append((max(0, start), min(limit - 1, stop)))
+    (r0, r1), (c0, c1) = bounds
+    return Box(r0, c0, r1 + 1, c1 + 1)
+
+
+def release_box_iou(a: Box, b: Box) -> float:
+    """The release's ``get_bbox_iou``: product of the row and column segment IoUs, with
+    inclusive bounds."""
+
+    def segment(a0: int, a1: int, b0: int, b1: int) -> float:
+        inter = max(0, min(a1, b1) - max(a0, b0) + 1)
+        return inter / max(1e-6, max(a1, b1) - min(a0, b0) + 1)
+
+    return segment(a.top, a.bottom - 1, b.top, b.bottom - 1) * segment(
+        a.left, a.right - 1, b.left, b.right - 1
+    )
+
+
+def release_zoom_box(
+    previous_probability: np.ndarray,
+    clicks: tuple[Click, ...],
+    previous_roi: Box | None,
+    *,
+    expand: float,
+    min_size: int,
+    recompute_iou: float,
+) -> Box:
+    """The release's ``ZoomIn.transform`` box choice: a new box when there is none yet, when
+    a positive click lies outside the old one (its ``check_object_roi``, which compares with
+    the inclusive maximum by ``>=``) or when the two overlap by less than ``recompute_iou``."""
+    current = release_object_box(previous_probability, clicks, expand, min_size)
+    old = previous_roi
+    if old is None:
+        return current
+    for c in clicks:
+        if c.positive and not (
+            old.top <= c.row < old.bottom - 1 and old.left <= c.col < old.right - 1
+        ):
+            return current
+    if release_box_iou(current, old) < recompute_iou:
+        return current
+    return old

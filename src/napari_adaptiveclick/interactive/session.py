@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.focus import touches_inner_edge, window_around, zoom_box
+from napari_adaptiveclick.interactive.focus import (
+    release_zoom_box,
+    touches_inner_edge,
+    window_around,
+    zoom_box,
+)
 from napari_adaptiveclick.interactive.predict import (
     PREDICTION_THRESHOLD,
     predict_probability,
@@ -28,10 +33,13 @@ from napari_adaptiveclick.interactive.transforms import (
     normalize_intensity,
 )
 from napari_adaptiveclick.models.device import pick_device
-from napari_adaptiveclick.models.registry import resolve_model
+from napari_adaptiveclick.models.registry import protocol_for, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
+
+
+PROTOCOLS: tuple[str, ...] = ("project", "release")
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,12 @@ class ClickSession:
     which gave EM objects a much better first mask), ``first_click_grow`` (with a window: when
     the first mask touches the window's edge inside the image, the object is larger than the
     window, so the window doubles and the click is predicted again, up to the whole image),
-    ``half_precision`` ("auto" = float16 autocast on CUDA only).
+    ``half_precision`` ("auto" = float16 autocast on CUDA only), ``protocol``: "project"
+    (this project's conventions: pixel-centre resizing, the first-click window), "release"
+    (the authors' inference path exactly: whole-image first click, their zoom-in box rules
+    and ``align_corners=True`` resizing, see :mod:`.focus`; ``first_click_window`` is then
+    ignored) or "auto" (release for the release family of the registry, else project).
+    ``flip_tta`` None means on for the release protocol and off otherwise.
     """
 
     def __init__(
@@ -73,7 +86,7 @@ class ClickSession:
         device: str = "auto",
         *,
         zoom_in: bool = True,
-        flip_tta: bool = False,
+        flip_tta: bool | None = None,
         threshold: float = PREDICTION_THRESHOLD,
         zoom_expand: float = 1.4,
         zoom_min_size: int = 200,
@@ -81,18 +94,26 @@ class ClickSession:
         first_click_window: int | str | None = "auto",
         first_click_grow: bool = True,
         half_precision: bool | str = "auto",
+        protocol: str = "auto",
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
         self.device = pick_device(device)
         self.model = resolve_model(model).to(self.device).eval()
         self.config = self.model.config
+        self.protocol = protocol_for(self.config.name) if protocol == "auto" else protocol
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be 'auto' or one of {PROTOCOLS}, got {protocol!r}.")
+        release = self.protocol == "release"
+        flip_tta = release if flip_tta is None else bool(flip_tta)
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
         self.zoom_expand, self.zoom_min_size, self.zoom_recompute_iou = (
             zoom_expand,
             zoom_min_size,
             zoom_recompute_iou,
         )
+        if release:
+            first_click_window = None
         if first_click_window == "auto":
             first_click_window = self.config.input_size
         if first_click_window is not None and (
@@ -123,6 +144,11 @@ class ClickSession:
     @property
     def clicks(self) -> list[Click]:
         return list(self._history[-1].clicks) if self._history else []
+
+    @property
+    def focus_box(self) -> Box | None:
+        """The crop the last prediction saw (None: the whole image, or no click yet)."""
+        return self._history[-1].roi if self._history else None
 
     @property
     def probability(self) -> np.ndarray:
@@ -209,8 +235,14 @@ class ClickSession:
 
     def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:
         """Add a click at (row, col) image pixels and predict; returns the full-size result."""
+        return self.add_prompt(Click(float(row), float(col), bool(positive)))
+
+    def add_prompt(self, click: Click) -> Prediction:
+        """Add a prompt (a :class:`~napari_adaptiveclick.interactive.prompts.Click`) and
+        predict; one undo step. Raises ValueError for a prompt outside the image."""
         self._require_image()
         h, w = self.image_shape
+        row, col = click.row, click.col
         if not (np.isfinite(row) and np.isfinite(col)) or not (
             -0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5
         ):
@@ -219,8 +251,11 @@ class ClickSession:
             )
         start = time.perf_counter()
         previous = self._history[-1]
-        clicks = (*previous.clicks, Click(float(row), float(col), bool(positive)))
-        if len(clicks) == 1 and not (previous.probability > 0.5).any():
+        clicks = (*previous.clicks, click)
+        if self.protocol == "release":
+            roi = self._release_roi(clicks, previous)
+            prob = self._predict(clicks, previous.probability, roi)
+        elif len(clicks) == 1 and not (previous.probability > 0.5).any():
             roi, prob = self._predict_first_click(clicks, previous.probability)
         else:
             roi = self._zoom_roi(clicks, previous)
@@ -251,6 +286,18 @@ class ClickSession:
             prob = self._predict(clicks, prev_prob, roi)
         return roi, prob
 
+    def _release_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
+        if not self.zoom_in:
+            return None
+        return release_zoom_box(
+            previous.probability,
+            clicks,
+            previous.roi,
+            expand=self.zoom_expand,
+            min_size=self.zoom_min_size,
+            recompute_iou=self.zoom_recompute_iou,
+        )
+
     def _zoom_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
         if not self.zoom_in:
             return None
@@ -271,8 +318,11 @@ class ClickSession:
 
         size = self.config.input_size
         shape = self.image_shape
+        convention = "release" if self.protocol == "release" else "centers"
         transform = (
-            CropResize(shape, roi, (size, size)) if roi else CropResize.whole(shape, (size, size))
+            CropResize(shape, roi, (size, size), convention)
+            if roi
+            else CropResize.whole(shape, (size, size), convention)
         )
         points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
         net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]

@@ -76,34 +76,58 @@ class Box:
         return self.right - self.left
 
 
+# Resize conventions. "centers" (this project's): pixel centres map onto pixel centres,
+# dst = (src - top + 0.5) * s - 0.5 with s = dst_size / crop_size, images resized with
+# align_corners=False. "release" (the authors' ``isegm/inference/transforms/zoom_in.py``):
+# images resized with align_corners=True both ways, points mapped as dst = (src - top) * s.
+CONVENTIONS: tuple[str, ...] = ("centers", "release")
+
+
 @dataclass(frozen=True)
 class CropResize:
     """Crop ``box`` out of an image of ``src_shape`` and resize the crop to ``dst_shape``.
 
     The whole-image resize is the special case ``box = (0, 0, H, W)``. ``forward_points``
-    maps source (row, col) to destination coordinates, ``inverse_points`` maps back.
+    maps source (row, col) to destination coordinates, ``inverse_points`` maps back;
+    ``convention`` is one of :data:`CONVENTIONS`.
     """
 
     src_shape: tuple[int, int]
     box: Box
     dst_shape: tuple[int, int]
+    convention: str = "centers"
+
+    def __post_init__(self) -> None:
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}.")
 
     @classmethod
-    def whole(cls, src_shape: tuple[int, int], dst_shape: tuple[int, int]) -> CropResize:
-        return cls(tuple(src_shape), Box(0, 0, src_shape[0], src_shape[1]), tuple(dst_shape))
+    def whole(
+        cls, src_shape: tuple[int, int], dst_shape: tuple[int, int], convention: str = "centers"
+    ) -> CropResize:
+        box = Box(0, 0, src_shape[0], src_shape[1])
+        return cls(tuple(src_shape), box, tuple(dst_shape), convention)
 
     @property
     def scale(self) -> tuple[float, float]:
         return self.dst_shape[0] / self.box.height, self.dst_shape[1] / self.box.width
 
+    @property
+    def _offset(self) -> float:
+        return 0.5 if self.convention == "centers" else 0.0
+
+    @property
+    def _align_corners(self) -> bool:
+        return self.convention == "release"
+
     def forward_points(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) source (row, col) -> (N, 2) destination (row, col), float."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        sr, sc = self.scale
+        (sr, sc), o = self.scale, self._offset
         return np.stack(
             [
-                (pts[:, 0] - self.box.top + 0.5) * sr - 0.5,
-                (pts[:, 1] - self.box.left + 0.5) * sc - 0.5,
+                (pts[:, 0] - self.box.top + o) * sr - o,
+                (pts[:, 1] - self.box.left + o) * sc - o,
             ],
             axis=1,
         )
@@ -111,24 +135,26 @@ class CropResize:
     def inverse_points(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) destination (row, col) -> (N, 2) source (row, col), float."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        sr, sc = self.scale
+        (sr, sc), o = self.scale, self._offset
         return np.stack(
             [
-                (pts[:, 0] + 0.5) / sr - 0.5 + self.box.top,
-                (pts[:, 1] + 0.5) / sc - 0.5 + self.box.left,
+                (pts[:, 0] + o) / sr - o + self.box.top,
+                (pts[:, 1] + o) / sc - o + self.box.left,
             ],
             axis=1,
         )
 
     def forward_image(self, image):
-        """Crop and resize a torch tensor ``(B, C, H, W)`` (bilinear, align_corners=False)."""
+        """Crop and resize a torch tensor ``(B, C, H, W)`` (bilinear)."""
         import torch.nn.functional as F
 
         b = self.box
         crop = image[..., b.top : b.bottom, b.left : b.right]
         if tuple(crop.shape[-2:]) == tuple(self.dst_shape):
             return crop
-        return F.interpolate(crop, size=self.dst_shape, mode="bilinear", align_corners=False)
+        return F.interpolate(
+            crop, size=self.dst_shape, mode="bilinear", align_corners=self._align_corners
+        )
 
     def inverse_image(self, image, fill: float = 0.0):
         """Resize a ``(B, C, h, w)`` tensor in destination space back into the box of a
@@ -143,7 +169,7 @@ class CropResize:
         patch = image
         if tuple(image.shape[-2:]) != (b.height, b.width):
             patch = F.interpolate(
-                image, size=(b.height, b.width), mode="bilinear", align_corners=False
+                image, size=(b.height, b.width), mode="bilinear", align_corners=self._align_corners
             )
         canvas[..., b.top : b.bottom, b.left : b.right] = patch
         return canvas

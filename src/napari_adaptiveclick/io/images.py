@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_adaptiveclick.io.metaimage import MetaImageError, check_data_files
+
 # Extension (lower case) -> format name. ".nii.gz" is matched before single suffixes.
 FORMATS: dict[str, str] = {
     ".tif": "tiff",
@@ -134,6 +136,11 @@ def read_image(path: str | os.PathLike) -> ImageVolume:
     fmt = file_format(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
+    if fmt == "metaimage":
+        try:
+            check_data_files(path)
+        except (MetaImageError, OSError) as err:
+            raise ImageIOError(f"Cannot read {path}: {err}") from None
     reader = {
         "tiff": _read_tiff,
         "png": _read_pil,

@@ -225,6 +225,7 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}")
+    _check_declared_sizes(path)
     data = path.read_bytes()
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -246,6 +247,38 @@ def read_checkpoint(path: str | Path) -> dict:
     return obj
 
 
+MAX_RECORD_BYTES = 8 << 30  # the released ViT-H file is 2.6 GB
+MAX_EXPANSION = 64  # tensors compress poorly: a record that would grow more is a bomb
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse a zip checkpoint whose records declare more than :data:`MAX_RECORD_BYTES`, or
+    that would expand far beyond their stored size, before anything is decompressed."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}).") from None
+    total = sum(r.file_size for r in records)
+    inflating = [
+        r.filename
+        for r in records
+        if r.compress_type != zipfile.ZIP_STORED
+        and r.file_size > 1 << 20
+        and r.file_size > MAX_EXPANSION * max(r.compress_size, 1)
+    ]
+    if total > MAX_RECORD_BYTES or inflating:
+        what = f"records {', '.join(inflating[:3])} that expand" if inflating else "records"
+        raise CheckpointError(
+            f"{path} declares {what} to {total / 2**30:.1f} GiB: refused before reading "
+            "(not a checkpoint this project or the release wrote)."
+        )
+
+
 def _read_restricted(data: bytes, path: Path) -> dict:
     import torch
 
@@ -262,6 +295,31 @@ def _read_restricted(data: bytes, path: Path) -> dict:
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
         ) from None
+
+
+def check_weights(state: dict, path: str | Path) -> None:
+    """Every entry of a state dict is a tensor with finite values; else
+    :class:`CheckpointError` naming the entries (a NaN weight would make every mask empty)."""
+    import torch
+
+    malformed = [
+        f"{k} ({type(v).__name__})"
+        for k, v in state.items()
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor)
+    ]
+    if malformed:
+        raise CheckpointError(
+            f"{path} is malformed: state_dict entries that are not tensors: "
+            f"{_summarise(malformed)}."
+        )
+    broken = [
+        k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if broken:
+        raise CheckpointError(
+            f"{path} holds NaN or infinite weights in {_summarise(broken)}: the training that "
+            "wrote it diverged. Use an earlier checkpoint."
+        )
 
 
 def map_release_state_dict(state: dict) -> dict:
@@ -325,8 +383,12 @@ def read_model_weights(
     The registry builds the model (:func:`napari_adaptiveclick.models.registry.load_model`).
     """
     ckpt = read_checkpoint(path)
+    check_weights(ckpt["state_dict"], path)
     if ckpt.get("format") == FORMAT:
-        config = ModelConfig.from_dict(ckpt["config"])
+        try:
+            config = ModelConfig.from_dict(ckpt.get("config"))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path} has a malformed model config: {err}") from None
         if expected_name and expected_name != config.name:
             raise CheckpointError(f"{path} holds a '{config.name}' model, not '{expected_name}'.")
         return config, ckpt["state_dict"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -90,6 +90,8 @@ class ModelConfig:
             "pixel_decoder": PixelDecoderConfig,
             "decoder": DecoderConfig,
         }
+        if not isinstance(data, dict):
+            raise ValueError(f"A model config must be a dict, got {type(data).__name__}.")
         kwargs: dict[str, Any] = {}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -98,6 +100,8 @@ class ModelConfig:
         for key, value in data.items():
             if key in parts:
                 sub = parts[key]
+                if not isinstance(value, dict):
+                    raise ValueError(f"Model config '{key}' must be a dict, got {value!r}.")
                 sub_known = {f.name for f in fields(sub)}
                 bad = set(value) - sub_known
                 if bad:
@@ -107,4 +111,69 @@ class ModelConfig:
                 )
             else:
                 kwargs[key] = value
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a field of the wrong type, a size out of range, or an
+        architecture too large to build (checked before any memory is allocated)."""
+        _check_types(self)
+        for part in (self.vit, self.neck, self.pixel_decoder, self.decoder):
+            _check_types(part)
+        v = self.vit
+        if not 32 <= self.input_size <= 4096 or not 0 < self.click_radius <= 256:
+            raise ValueError(
+                f"input_size must be 32..4096 and click_radius 0..256, got {self.input_size} "
+                f"and {self.click_radius}."
+            )
+        if not all(0 <= b < v.depth for b in v.global_blocks):
+            raise ValueError(f"global_blocks {v.global_blocks} must index blocks 0..{v.depth - 1}.")
+        # A ViT block holds about 12 d^2 weights: refuse what could not be built in memory
+        # (the released ViT-H has 0.63 G of them).
+        backbone = 12 * v.depth * v.embed_dim**2
+        if backbone > MAX_BACKBONE_PARAMETERS:
+            raise ValueError(
+                f"The config describes a {backbone / 1e9:.1f} G-parameter backbone (depth "
+                f"{v.depth}, width {v.embed_dim}); at most {MAX_BACKBONE_PARAMETERS / 1e9:.0f} G "
+                "are accepted."
+            )
+
+
+MAX_BACKBONE_PARAMETERS = 2_000_000_000
+_LIMIT = 16384  # no width, depth, head count or size of any config is larger
+
+
+def _check_types(part: Any) -> None:
+    """Every field has the type of its default (ints where floats are expected too) and every
+    whole number lies in 0..``_LIMIT`` (counts and sizes are positive, except indices)."""
+    for f in fields(part):
+        value, default = getattr(part, f.name), f.default
+        if default is MISSING:
+            continue
+        expected = type(default)
+        if isinstance(default, tuple):
+            ok = isinstance(value, tuple) and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in value
+            )
+            numbers = value if ok else ()
+        elif expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            numbers = ()
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            numbers = (value,) if ok else ()
+        else:
+            ok = isinstance(value, expected)
+            numbers = ()
+        if not ok:
+            raise ValueError(
+                f"Model config field {type(part).__name__}.{f.name} must be "
+                f"{expected.__name__}, got {type(value).__name__} {value!r}."
+            )
+        low = 0 if isinstance(default, tuple) else 1
+        if any(not low <= x <= _LIMIT for x in numbers):
+            raise ValueError(
+                f"Model config field {type(part).__name__}.{f.name} = {value!r} is out of "
+                f"range {low}..{_LIMIT}."
+            )

@@ -99,6 +99,13 @@ MODELS: dict[str, ModelEntry] = {
 MODEL_CHOICES: tuple[str, ...] = (DEFAULT_MODEL, *MODELS)
 
 
+def protocol_for(name: str) -> str:
+    """The inference protocol a model's family uses by default: "release" for the authors'
+    architectures (their checkpoints were trained and measured with it), "project" else."""
+    entry = MODELS.get(name)
+    return "release" if entry is not None and entry.family == "release" else "project"
+
+
 def model_names(family: str | None = None) -> list[str]:
     """Registered architecture names, optionally of one family."""
     return [n for n, e in MODELS.items() if family is None or e.family == family]

@@ -42,7 +42,7 @@ class RunPredictor:
         if not (self._run is run and self._clicks == len(run.records)):
             self._restart(run)
         self._run, self._clicks = None, 0  # until the result is accepted
-        return self.session.add_click(click.row, click.col, click.positive)
+        return self.session.add_prompt(click)
 
     def hold(self, run: Run) -> None:
         """The session now holds all records of ``run``."""
@@ -64,4 +64,4 @@ class RunPredictor:
         if prior is not None:
             self.session.set_previous_mask(prior.astype(np.float32))
         for record in run.records:
-            self.session.add_click(record.row, record.col, record.positive)
+            self.session.add_prompt(record.click)

@@ -57,17 +57,27 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
         )
     try:
         return ClickRecord(
-            plane=int(float(row["plane"])),
+            plane=_whole(row["plane"], "plane"),
             row=float(row["row"]),
             col=float(row["col"]),
             positive=_parse_bool(row["positive"], where),
-            object_id=int(float(row["object_id"])),
-            order=int(float(row.get("order") or index)),
+            object_id=_whole(row["object_id"], "object_id"),
+            order=_whole(row.get("order") or index, "order"),
             model=str(row.get("model") or ""),
-            axis=int(float(row.get("axis") or 0)),
+            axis=_whole(row.get("axis") or 0, "axis"),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: click {index} is not valid: {exc}") from None
+
+
+def _whole(value: object, name: str) -> int:
+    """An integer field: "3", 3 and 3.0 are 3; 2.5 is refused (never truncated)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
 
 
 def read_click_records(path: str | Path) -> list[ClickRecord]:
@@ -83,7 +93,7 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
         if not isinstance(items, list):
             raise ValueError(f"{path}: expected a JSON list of clicks.")
     else:
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM
             items = list(csv.DictReader(handle))
     records = [_record_from_mapping(dict(item), str(path), i) for i, item in enumerate(items)]
     return sorted(records, key=lambda r: r.order)

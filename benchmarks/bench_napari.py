@@ -80,18 +80,18 @@ def summary(name: str, blocked: np.ndarray) -> str:
     )
 
 
-SLOTS = (
-    "_on_loaded",
-    "_on_points_data",
-    "_on_click_done",
-    "_on_propagated_slice",
-    "_on_worker_finished",
-)
+SLOTS = {  # the controller's Qt-thread slots, by the part that has them
+    "controller": ("_on_loaded",),
+    "click_input": ("_on_points_data",),
+    "actions": ("_on_click_done", "_on_propagated_slice"),
+    "jobs": ("_on_worker_finished",),
+}
 
 
 def time_slots(controller) -> dict[str, list[float]]:
-    """Wrap the controller's Qt-thread slots to record how long each call takes (s)."""
-    times: dict[str, list[float]] = {name: [] for name in SLOTS}
+    """Wrap the controller's Qt-thread slots to record how long each call takes (s); call it
+    before Start (the parts connect these slots when the model is loaded or a job starts)."""
+    times: dict[str, list[float]] = {name: [] for names in SLOTS.values() for name in names}
 
     def timed(name, method):
         def wrapper(*args):
@@ -103,8 +103,10 @@ def time_slots(controller) -> dict[str, list[float]]:
 
         return wrapper
 
-    for name in SLOTS:
-        setattr(controller, name, timed(name, getattr(controller, name)))
+    for part_name, names in SLOTS.items():
+        part = controller if part_name == "controller" else getattr(controller, part_name)
+        for name in names:
+            setattr(part, name, timed(name, getattr(part, name)))
     return times
 
 

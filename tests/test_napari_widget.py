@@ -121,6 +121,20 @@ def test_clicks_undo_commit_and_ids(make_napari_viewer, qtbot, tmp_path, monkeyp
     assert [r.object_id for r in c.annotator.records] == [5, 5] and c.object_id == 5
 
 
+def test_widget_settings_reach_the_session(make_napari_viewer, qtbot):
+    """Threshold and overwrite changed in the form go through the controller's public API."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(disk_volume(3, 32), name="vol")
+    widget = dock_widget(viewer, qtbot, image)
+    c = widget.controller
+    assert c.annotator.session.threshold == pytest.approx(widget.threshold_spin.value())
+    widget.threshold_spin.setValue(0.7)
+    assert c.annotator.threshold == c.annotator.session.threshold == pytest.approx(0.7)
+    widget.overwrite_check.setChecked(True)
+    assert c.annotator.overwrite
+    assert c.device == "cpu"
+
+
 def test_propagation_and_least_sure_list(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(5, 40), name="vol")

@@ -1,111 +1,192 @@
 """The click layer: a Points layer over the annotated image on which each added point is a
-click. It shows the current object's clicks (green discs positive, red crosses negative),
-then the clicks still waiting for their prediction, and carries the key bindings.
+click. It knows where the annotated volume sits (a :class:`~.placement.VolumePlacement`),
+nothing of the annotator or the model.
+
+:class:`ClickInput`'s interface:
+
+- ``ClickInput(viewer, keys)``: ``keys`` maps napari key names to actions bound on the click
+  layer besides T (polarity).
+- :meth:`~ClickInput.attach` ``(placement)`` / :meth:`~ClickInput.detach`: create (or reuse)
+  the layer over ``placement.image`` and follow it / stop following it (the layer stays).
+  A removed click layer is created again while attached.
+- :meth:`~ClickInput.show` ``(clicks)``: the current object's clicks, ``(plane, row, col,
+  positive)`` each, shown as green discs (positive) and red crosses (negative), followed by
+  the clicks still waiting for their prediction (*pending*: each emitted click is pending
+  until :meth:`~ClickInput.settle_oldest` or :meth:`~ClickInput.clear_pending`).
+- :meth:`~ClickInput.add_click` (as a user would), :meth:`~ClickInput.toggle_polarity`,
+  :attr:`~ClickInput.positive`, :attr:`~ClickInput.layer`.
+- Signals: ``clicked(plane, row, col, positive)`` for each point the user adds inside the
+  volume, ``undo_requested()`` when the user deletes the last click, ``polarity_changed(bool)``
+  and ``status(str)`` (what the user should know: a refused point, the new polarity).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
+from napari.layers import Points
+from psygnal import Signal
+from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.placement import VolumePlacement
 
 
 class ClickInput:
-    """The click layer of :class:`~.controller.AnnotationController` (a base class of it),
-    which provides the viewer, the layers, the annotator and its ``placement``, ``positive``
-    (the polarity of the next click), ``_pending`` (points added but not predicted yet, with
-    their polarity), ``_syncing`` (set while the controller edits layers itself) and the
-    actions that the keys and point events trigger."""
+    """The click layer of one annotated image in ``viewer`` (see the module docstring)."""
 
-    def _ensure_points(self) -> None:
-        if self.points is None:
-            self.points = L.unwrap(self.viewer.add_layer(L.new_click_layer(self.image)))
-            self.points.events.data.connect(self._on_points_data)
-            for key, action in (
-                ("t", self.toggle_polarity),
-                ("c", self.commit),
-                ("Shift-C", self.reset),
-                ("Control-Z", self.undo),
-                ("Shift-P", self.propagate),
-            ):
-                self.points.bind_key(key, lambda _layer, action=action: action(), overwrite=True)
-        L.set_polarity(self.points, self.positive)
-        self.viewer.layers.selection.active = self.points
-        self.points.mode = "add"
-        self._show_points()
+    clicked = Signal(int, float, float, bool)  # plane, row, col (of a slice), positive
+    undo_requested = Signal()
+    polarity_changed = Signal(bool)
+    status = Signal(str)
 
-    def _restore_points(self) -> None:
-        if self.ready and self.points is None and self.image in self.viewer.layers:
-            self._ensure_points()
-            self._say(
+    def __init__(self, viewer, keys: Mapping[str, Callable[[], None]]) -> None:
+        self.viewer = viewer
+        self.positive = True  # the polarity of the next click
+        self._keys = {"t": self.toggle_polarity, **keys}
+        self._layer: Points | None = None
+        self._placement: VolumePlacement | None = None
+        self._clicks: list[tuple[int, float, float, bool]] = []  # shown, predicted
+        self._pending: list[tuple[np.ndarray, bool]] = []  # shown, waiting: point, polarity
+        self._syncing = False  # set while the layer is edited here
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    @property
+    def layer(self) -> Points | None:
+        """The click layer (None when detached)."""
+        return self._layer
+
+    @property
+    def pending(self) -> int:
+        """How many clicks wait for their prediction."""
+        return len(self._pending)
+
+    # ------------------------------------------------------------------ attach / detach
+    def attach(self, placement: VolumePlacement) -> None:
+        """Follow a click layer over ``placement.image`` (made active, in add mode)."""
+        self.detach()
+        self._placement = placement
+        self._create_layer()
+
+    def detach(self) -> None:
+        """Stop following the click layer (it stays in the viewer); pending clicks are dropped."""
+        if self._layer is not None:
+            self._layer.events.data.disconnect(self._on_points_data)
+        self._layer = self._placement = None
+        self._clicks, self._pending = [], []
+
+    def _create_layer(self) -> None:
+        image = self._placement.image
+        self._layer = L.unwrap(self.viewer.add_layer(L.new_click_layer(image)))
+        self._layer.events.data.connect(self._on_points_data)
+        for key, action in self._keys.items():
+            self._layer.bind_key(key, lambda _layer, action=action: action(), overwrite=True)
+        L.set_polarity(self._layer, self.positive)
+        self.viewer.layers.selection.active = self._layer
+        self._layer.mode = "add"
+        self._redraw()
+
+    def _on_layer_removed(self, event) -> None:
+        if self._layer is not None and L.unwrap(event.value) is self._layer:
+            self._layer.events.data.disconnect(self._on_points_data)
+            self._layer = None
+            QTimer.singleShot(0, self._restore)  # not now: the viewer may be closing
+
+    def _restore(self) -> None:
+        placement = self._placement
+        if placement is not None and self._layer is None and placement.image in self.viewer.layers:
+            self._create_layer()
+            self.status.emit(
                 "The click layer was removed; here it is again with the current object's clicks."
             )
 
-    def _points_point(self, plane: int, row: float, col: float) -> np.ndarray:
-        return L.map_point(self.placement.to_image(plane, row, col), self.image, self.points)
-
-    def _on_points_data(self, event) -> None:
-        if self._syncing or not self.ready:
-            return
-        if event.action == "added":  # napari's ActionType is a string enum
-            added = [self.points.data[i] for i in event.data_indices]
-            for point in added:
-                self._add_point(point)
-            self._show_points()
-        elif event.action in ("removed", "changed"):
-            shown = len(self.annotator.object_records()) + len(self._pending)
-            if event.action == "removed" and tuple(event.data_indices) == (shown - 1,):
-                self.undo()
-            else:
-                self._say("Clicks cannot be moved or deleted one by one: use Ctrl-Z (undo).")
-            self._show_points()
-
-    def _add_point(self, point: np.ndarray) -> None:
-        if self.viewer.dims.ndisplay != 2:
-            self._say("Clicks work in the 2D view: switch off 3D (Ctrl-Y) and click on a slice.")
-            return
-        image_point = L.map_point(point, self.points, self.image)
-        extra = self.selection.extra_of(image_point)
-        if extra is not None and extra != self.selection.extra_index:
-            self._say(
-                f"You are annotating index {self.selection.extra_index} of axis "
-                f"{self.selection.extra_axis}; press Start to annotate index {extra}."
-            )
-            return
-        plane, row, col = self.placement.to_slice(image_point)
-        if not self.annotator.geometry.contains(plane, row, col):
-            self._say(
-                f"The click at {np.round(image_point, 1).tolist()} is outside image '{self.image.name}'."
-            )
-            return
-        self._pending.append((point, self.positive))
-        self._enqueue("click", plane, row, col, self.positive)
-
+    # ------------------------------------------------------------------ clicks
     def add_click(self, plane: int, row: float, col: float, positive: bool | None = None) -> None:
         """Add a click as a user would: a point on the click layer at (plane, row, col)."""
         if positive is not None and positive != self.positive:
             self.toggle_polarity()
-        self.points.add(self._points_point(plane, row, col))
+        self._layer.add(self._layer_point(plane, row, col))
 
     def toggle_polarity(self) -> None:
+        """Switch the polarity of the next clicks."""
         self.positive = not self.positive
-        if self.points is not None:
-            L.set_polarity(self.points, self.positive)
-        self._say(
+        if self._layer is not None:
+            L.set_polarity(self._layer, self.positive)
+        self.status.emit(
             f"Next clicks are {'positive (object)' if self.positive else 'negative (background)'}."
         )
-        self.changed.emit()
+        self.polarity_changed.emit(self.positive)
 
-    def _show_points(self) -> None:
-        if self.points is None or not self.ready:
+    def show(self, clicks: Sequence[tuple[int, float, float, bool]]) -> None:
+        """Show ``clicks`` ((plane, row, col, positive) each, oldest first) and the pending ones."""
+        self._clicks = [tuple(click) for click in clicks]
+        self._redraw()
+
+    def settle_oldest(self) -> None:
+        """The oldest pending click got its prediction (or lost it): it is no longer pending
+        (shown again by the next :meth:`show`, if the caller lists it)."""
+        self._pending[:1] = []
+
+    def clear_pending(self) -> None:
+        """Forget every pending click (shown no more from the next :meth:`show`)."""
+        self._pending.clear()
+
+    def _layer_point(self, plane: int, row: float, col: float) -> np.ndarray:
+        image = self._placement.image
+        return L.map_point(self._placement.to_image(plane, row, col), image, self._layer)
+
+    def _on_points_data(self, event) -> None:
+        if self._syncing or self._placement is None:
             return
-        records = self.annotator.object_records()
-        points = [self._points_point(r.plane, r.row, r.col) for r in records]
-        points += [p for p, _ in self._pending]
-        positive = [r.positive for r in records] + [p for _, p in self._pending]
+        if event.action == "added":  # napari's ActionType is a string enum
+            added = [self._layer.data[i] for i in event.data_indices]
+            for point in added:
+                self._add_point(point)
+            self._redraw()
+        elif event.action in ("removed", "changed"):
+            shown = len(self._clicks) + len(self._pending)
+            if event.action == "removed" and tuple(event.data_indices) == (shown - 1,):
+                self.undo_requested.emit()
+            else:
+                self.status.emit("Clicks cannot be moved or deleted one by one: use Ctrl-Z (undo).")
+            self._redraw()
+
+    def _add_point(self, point: np.ndarray) -> None:
+        if self.viewer.dims.ndisplay != 2:
+            self.status.emit(
+                "Clicks work in the 2D view: switch off 3D (Ctrl-Y) and click on a slice."
+            )
+            return
+        placement = self._placement
+        image_point = L.map_point(point, self._layer, placement.image)
+        selection = placement.selection
+        extra = selection.extra_of(image_point)
+        if extra is not None and extra != selection.extra_index:
+            self.status.emit(
+                f"You are annotating index {selection.extra_index} of axis "
+                f"{selection.extra_axis}; press Start to annotate index {extra}."
+            )
+            return
+        plane, row, col = placement.to_slice(image_point)
+        if not placement.geometry.contains(plane, row, col):
+            self.status.emit(
+                f"The click at {np.round(image_point, 1).tolist()} is outside image "
+                f"'{placement.image.name}'."
+            )
+            return
+        self._pending.append((point, self.positive))
+        self.clicked.emit(plane, row, col, self.positive)
+
+    def _redraw(self) -> None:
+        if self._layer is None or self._placement is None:
+            return
+        points = [self._layer_point(plane, row, col) for plane, row, col, _ in self._clicks]
+        points += [point for point, _ in self._pending]
+        positive = [click[3] for click in self._clicks] + [p for _, p in self._pending]
         self._syncing = True
         try:
-            L.show_clicks(self.points, np.array(points).reshape(-1, self.points.ndim), positive)
-            L.set_polarity(self.points, self.positive)
+            L.show_clicks(self._layer, np.array(points).reshape(-1, self._layer.ndim), positive)
+            L.set_polarity(self._layer, self.positive)
         finally:
             self._syncing = False

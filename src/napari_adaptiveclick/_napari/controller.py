@@ -6,32 +6,38 @@ waits for the model. A click that arrives while an earlier one is predicted make
 result stale: it is recorded (the next prediction builds on it) but not drawn. A click or
 Cancel during a propagation stops it after the slice in progress.
 
-The controller is assembled from one part per file: :mod:`.jobs` (the queue),
-:mod:`.actions` (what each action does and says), :mod:`.click_input` (the click layer) and
-:mod:`.placement` (which layers, and where the volume sits in the viewer). This file starts
-and stops annotating, follows the layers and keeps the click records with the labels.
+:class:`AnnotationController` is composed of parts that know nothing of each other, each in
+its own file, and wires them together:
+
+- ``jobs`` (:class:`~.jobs.JobQueue`): runs callables in order, one worker at a time;
+- ``click_input`` (:class:`~.click_input.ClickInput`): the click layer; emits clicks;
+- ``actions`` (:class:`~.actions.AnnotationActions`): what each action does to the annotator,
+  queued on ``jobs``;
+- ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer.
+
+This file starts and stops annotating (loading the model in a worker), follows the image and
+Labels layers, redraws after each edit and keeps the click records with the labels. Its
+public methods are all the widget and the demo use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
+from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
-from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.actions import KEY_HINTS, AnnotationActions
 from napari_adaptiveclick._napari.click_input import ClickInput
+from napari_adaptiveclick._napari.jobs import JobQueue, start_worker
 from napari_adaptiveclick._napari.loading import AnnotationSettings, load_annotator
 from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers
 from napari_adaptiveclick.volume import (
     ClickOutcome,
-    Propagation,
     PropagationReport,
     PropagationSettings,
     VolumeAnnotator,
@@ -39,54 +45,116 @@ from napari_adaptiveclick.volume import (
 from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
 
 
-class AnnotationController(ClickInput, AnnotationActions):
+class AnnotationController:
     """Connects an image, its Labels and a click Points layer of ``viewer`` to an annotator."""
 
-    changed = Signal()  # object id, busy state or undo levels changed
+    changed = Signal()  # object id, polarity, busy state or undo levels changed
     status = Signal(str)
     progress = Signal(int, int)  # done, total (propagation, replay)
     propagated = Signal(object)  # PropagationReport
 
     def __init__(self, viewer) -> None:
-        super().__init__()
         self.viewer = viewer
         self.image: Image | None = None
         self.labels: Labels | None = None
-        self.points = None
-        self.annotator: VolumeAnnotator | None = None
         self.selection: L.VolumeSelection | None = None
         self.placement: VolumePlacement | None = None  # set once the model is loaded
         self.settings = AnnotationSettings()
-        self.positive = True
-        self.propagation_settings = PropagationSettings()
-        self.last_report: PropagationReport | None = None
-        self.last_outcome: ClickOutcome | None = None
+        self.jobs = JobQueue()
+        self.actions = AnnotationActions(self.jobs)
+        self.click_input = ClickInput(
+            viewer,
+            keys={
+                "c": self.commit,
+                "Shift-C": self.reset,
+                "Control-Z": self.undo,
+                "Shift-P": self.propagate,
+            },
+        )
         self._earlier: list[ClickRecord] = []  # records stored with the labels before start
-        self._pending: list[tuple[np.ndarray, bool]] = []  # clicks shown but not predicted yet
         self._loader = None
-        self._propagation: Propagation | None = None
-        self._syncing = False
+        self._syncing = False  # set while the selected label is set here
+        self.jobs.changed.connect(self.changed.emit)
+        self.actions.status.connect(self._say)
+        self.actions.failed.connect(self.report_error)
+        self.actions.edited.connect(self._after_edit)
+        self.actions.prediction_ended.connect(self.click_input.settle_oldest)
+        self.actions.slice_written.connect(self._on_slice_written)
+        self.actions.progress.connect(self.progress.emit)
+        self.actions.propagated.connect(self.propagated.emit)
+        self.click_input.clicked.connect(self.actions.click)
+        self.click_input.undo_requested.connect(self.undo)
+        self.click_input.polarity_changed.connect(lambda _positive: self.changed.emit())
+        self.click_input.status.connect(self._say)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------------ state
+    @property
+    def annotator(self) -> VolumeAnnotator | None:
+        """The annotator of the running session (None before Start and after Stop)."""
+        return self.actions.annotator
+
     @property
     def ready(self) -> bool:
         return self.annotator is not None
 
     @property
     def busy(self) -> bool:
-        return self._loader is not None or self._acting
+        """True while the model loads or an action is queued or runs."""
+        return self._loader is not None or self.jobs.busy
 
     @property
     def object_id(self) -> int | None:
         return None if self.annotator is None else self.annotator.object_id
 
-    def _say(self, text: str) -> None:
-        self.viewer.status = text
+    @property
+    def device(self) -> str | None:
+        """The device the model runs on (None before it is loaded)."""
+        return None if self.annotator is None else self.annotator.session.device
+
+    @property
+    def points(self) -> Points | None:
+        """The click layer."""
+        return self.click_input.layer
+
+    @property
+    def positive(self) -> bool:
+        """The polarity of the next click."""
+        return self.click_input.positive
+
+    @property
+    def propagation_settings(self) -> PropagationSettings:
+        return self.actions.propagation_settings
+
+    @propagation_settings.setter
+    def propagation_settings(self, settings: PropagationSettings) -> None:
+        self.actions.propagation_settings = settings
+
+    @property
+    def last_outcome(self) -> ClickOutcome | None:
+        return self.actions.last_outcome
+
+    @property
+    def last_report(self) -> PropagationReport | None:
+        return self.actions.last_report
+
+    def set_threshold(self, value: float) -> None:
+        """Mask threshold of the predictions from the next click on (no-op before Start)."""
+        if self.ready:
+            self.annotator.threshold = value
+
+    def set_overwrite(self, flag: bool) -> None:
+        """Whether new masks may overwrite other objects' pixels (no-op before Start)."""
+        if self.ready:
+            self.annotator.overwrite = flag
+
+    def report_error(self, text: str) -> None:
+        """Show ``text`` as an error notification and in the status."""
+        show_error(text)
         self.status.emit(text)
 
-    def _fail(self, text: str) -> None:
-        show_error(text)
+    def _say(self, text: str) -> None:
+        self.viewer.status = text
         self.status.emit(text)
 
     def current_plane(self) -> int:
@@ -96,6 +164,42 @@ class AnnotationController(ClickInput, AnnotationActions):
     def go_to_plane(self, plane: int) -> None:
         """Scroll the viewer to ``plane`` of the annotated volume."""
         self.placement.go_to_plane(plane)
+
+    # ------------------------------------------------------------------ actions
+    def add_click(self, plane: int, row: float, col: float, positive: bool | None = None) -> None:
+        """Add a click as a user would: a point on the click layer at (plane, row, col)."""
+        self.click_input.add_click(plane, row, col, positive)
+
+    def toggle_polarity(self) -> None:
+        self.click_input.toggle_polarity()
+
+    def undo(self) -> None:
+        self.actions.undo()
+
+    def commit(self) -> None:
+        self.actions.commit()
+
+    def reset(self) -> None:
+        self.actions.reset()
+
+    def select_object(self, object_id: int | None) -> None:
+        """Segment ``object_id`` (an existing id refines that object); None picks a new id."""
+        self.actions.select_object(object_id)
+
+    def propagate(self) -> None:
+        """Propagate the current object from the plane on screen."""
+        if self.ready:
+            self.actions.propagate(self.current_plane())
+
+    def replay(self, records: Sequence[ClickRecord]) -> None:
+        """Apply click records (e.g. loaded from a file) with the current model."""
+        self.actions.replay(records)
+
+    def cancel(self) -> None:
+        """Stop a propagation or replay after the current slice; drop queued actions."""
+        self.actions.cancel()
+        self.click_input.clear_pending()
+        self._show_clicks()
 
     # ------------------------------------------------------------------ start / stop
     def start(self, image: Image, labels: Labels | None, settings: AnnotationSettings) -> None:
@@ -110,25 +214,21 @@ class AnnotationController(ClickInput, AnnotationActions):
         self.image, self.labels, self.selection, self.settings = image, labels, selection, settings
         self._earlier = L.stored_records(labels)
         self._say(f"Loading model '{settings.model}' on {settings.device}...")
-        self._loader = create_worker(
+        self._loader = start_worker(
             load_annotator,
             settings,
             selection.volume(image.data),
             selection.volume(labels.data),
             axis,
-            _start_thread=False,
-            _ignore_errors=True,
+            on_return=self._on_loaded,
+            on_error=self._on_load_error,
+            on_finish=self._on_loader_finished,
         )
-        self._loader.returned.connect(self._on_loaded)
-        self._loader.errored.connect(self._on_load_error)
-        self._loader.finished.connect(self._on_loader_finished)
-        self._loader.start()
         self.changed.emit()
 
     def _on_loaded(self, annotator: VolumeAnnotator) -> None:
         if self.image is None:  # stopped (a layer was removed) while loading
             return
-        self.annotator = annotator
         self.placement = VolumePlacement(
             self.viewer, self.image, self.selection, annotator.geometry
         )
@@ -138,21 +238,21 @@ class AnnotationController(ClickInput, AnnotationActions):
             annotator.select_object(
                 max(annotator.next_free_id(), max(r.object_id for r in self._earlier) + 1)
             )
+        self.actions.attach(annotator)
         self.labels.events.selected_label.connect(self._on_selected_label)
-        self._ensure_points()
+        self.click_input.attach(self.placement)
         self.placement.cut_along_axis()
         self.labels.selected_label = annotator.object_id
         self._store()
         self.changed.emit()
-        device = annotator.session.device
         self._say(
-            f"Ready: model '{self.settings.model}' on {device}; click on the image. {KEY_HINTS}"
+            f"Ready: model '{self.settings.model}' on {self.device}; click on the image. {KEY_HINTS}"
         )
         self.viewer.help = KEY_HINTS
 
     def _on_load_error(self, error: Exception) -> None:
         self.image = self.labels = None
-        self._fail(
+        self.report_error(
             f"Could not load model '{self.settings.model}': {error}. Choose another model or checkpoint."
         )
 
@@ -162,27 +262,22 @@ class AnnotationController(ClickInput, AnnotationActions):
 
     def stop(self) -> None:
         """Detach from the layers (the labels stay as they are); pending clicks are dropped."""
-        self._queue.clear()
-        self._pending.clear()
-        self._stop_long_job()
-        if self.points is not None:
-            self.points.events.data.disconnect(self._on_points_data)
+        self.jobs.cancel()
+        self.click_input.detach()
         if self.labels is not None:
             self.labels.events.selected_label.disconnect(self._on_selected_label)
-        self.annotator = self.placement = self.image = self.labels = self.points = None
+        self.actions.detach()
+        self.placement = self.image = self.labels = None
         self.changed.emit()
 
     def _on_layer_removed(self, event) -> None:
         layer = L.unwrap(event.value)
-        if layer is self.points:
-            self.points = None
-            QTimer.singleShot(0, self._restore_points)  # not now: the viewer may be closing
-        elif layer is self.image or layer is self.labels:
-            running = self._worker is not None
+        if layer is self.image or layer is self.labels:
+            running = self.jobs.running
             self.stop()
             text = f"Layer '{layer.name}' was removed, so annotation stopped"
             if running:
-                self._fail(
+                self.report_error(
                     f"{text}; the prediction in progress was discarded (other layers are unchanged). Press Start to continue."
                 )
             else:
@@ -197,6 +292,15 @@ class AnnotationController(ClickInput, AnnotationActions):
         ):
             self.select_object(int(self.labels.selected_label))
 
+    def _on_slice_written(self, plane: int) -> None:
+        if self.ready and plane == self.current_plane():
+            self.labels.refresh()  # other planes are drawn when the user scrolls there
+
+    def _show_clicks(self) -> None:
+        if self.ready:
+            records = self.annotator.object_records()
+            self.click_input.show([(r.plane, r.row, r.col, r.positive) for r in records])
+
     def _after_edit(self) -> None:
         if self.ready:
             self.labels.refresh()
@@ -205,7 +309,7 @@ class AnnotationController(ClickInput, AnnotationActions):
                 self.labels.selected_label = self.annotator.object_id
                 self._syncing = False
             self._store()
-            self._show_points()
+            self._show_clicks()
         self.changed.emit()
 
     def _store(self) -> None:

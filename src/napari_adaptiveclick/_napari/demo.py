@@ -109,7 +109,7 @@ def play_script(viewer, widget, out: Path, timeout: float) -> int:
         print(f"The model did not load: {widget.status.text()}", file=sys.stderr)
         return 1
     print(
-        f"model '{controller.settings.model}' loaded on {controller.annotator.session.device} in {time.perf_counter() - start:.1f} s"
+        f"model '{controller.settings.model}' loaded on {controller.device} in {time.perf_counter() - start:.1f} s"
     )
     records = read_click_records(EM_CLICKS_FILE)
     for i, record in enumerate(records):

@@ -2,7 +2,7 @@
 
 It only reads the user's choices, forwards button presses and shows the controller's state;
 all napari-layer logic lives in the controller (which also loads and warms up the model in a
-worker), all segmentation logic in the core's volume modules (``volume.py``).
+worker), all segmentation logic in the core (``napari_adaptiveclick.volume``).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class AdaptiveClickWidget(QWidget):
         try:
             self.controller.start(image, labels, self.settings())
         except ValueError as error:
-            self.controller._fail(str(error))
+            self.controller.report_error(str(error))
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -192,12 +192,10 @@ class AdaptiveClickWidget(QWidget):
             self.model_combo.setCurrentText(path)
 
     def _threshold_changed(self, value: float) -> None:
-        if self.controller.ready:
-            self.controller.annotator.session.threshold = value
+        self.controller.set_threshold(value)
 
     def _overwrite_changed(self, checked: bool) -> None:
-        if self.controller.ready:
-            self.controller.annotator.overwrite = checked
+        self.controller.set_overwrite(checked)
 
     def _object_chosen(self, value: int) -> None:
         if self.controller.ready and value != self.controller.object_id:
@@ -216,7 +214,7 @@ class AdaptiveClickWidget(QWidget):
             try:
                 self.controller.load_clicks(path)
             except (OSError, ValueError) as error:
-                self.controller._fail(str(error))
+                self.controller.report_error(str(error))
 
     # ------------------------------------------------------------------ state
     def _show_state(self) -> None:

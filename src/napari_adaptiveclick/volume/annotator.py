@@ -89,6 +89,17 @@ class VolumeAnnotator:
         self._selection_mark = 0
         self.select_object(None)
 
+    @property
+    def threshold(self) -> float:
+        """Mask threshold of the session's predictions (mask = probability > threshold)."""
+        return self.session.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {value}.")
+        self.session.threshold = value
+
     # ------------------------------------------------------------------ objects
     @property
     def object_id(self) -> int:

@@ -9,9 +9,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Root of the shared data (``$ADAPTIVECLICK_DATA`` or ``<repo>/../shared/data``);
+    """Root of the shared data (``$ADAPTIVECLICK_DATA`` or ``../shared/data`` from the working directory, i.e. next to the repository when pytest runs from its root);
     skips the test when it is absent. Use with ``@pytest.mark.data``."""
-    from training.datasets import default_data_root
+    from napari_adaptiveclick.learning.datasets import default_data_root
 
     root = default_data_root()
     if not root.is_dir():

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import MASK_LOSSES, bce, dice
-from training.matcher import HungarianMatcher, SetCriterion, upsample_masks
+from napari_adaptiveclick.learning.criterion import SetCriterion, upsample_masks
+from napari_adaptiveclick.learning.losses import MASK_LOSSES, bce, dice
+from napari_adaptiveclick.learning.matcher import HungarianMatcher
 
 SIZE = 32  # input / target resolution
 LOW = SIZE // 4  # query mask resolution

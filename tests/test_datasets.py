@@ -1,4 +1,4 @@
-"""training.datasets on generated layouts (every builder, every error) and on the real data."""
+"""napari_adaptiveclick.learning.datasets on generated layouts (every builder, every error) and on the real data."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 from napari_adaptiveclick.interactive.transforms import intensity_stats, normalize_intensity
 from napari_adaptiveclick.io.images import write_labels
-from training.datasets import (
+from napari_adaptiveclick.learning.datasets import (
     BRATS_SPLIT_CASES,
     DATASET_NAMES,
     DatasetError,
@@ -317,7 +317,12 @@ def test_data_roots(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAPTIVECLICK_DATA", str(tmp_path))
     assert default_data_root() == tmp_path
     monkeypatch.delenv("ADAPTIVECLICK_DATA")
-    assert default_data_root() == Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)  # commands run from the repository root
+    assert default_data_root() == (tmp_path / "shared" / "data").resolve()
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert default_data_root() == Path(__file__).resolve().parents[2] / "shared" / "data"
     assert dataset_subdir("sstem") == "sstem-drosophila-vnc" and dataset_subdir("folder") is None
     (tmp_path / "sstem-drosophila-vnc").mkdir()
     assert dataset_root("sstem", tmp_path) == tmp_path / "sstem-drosophila-vnc"

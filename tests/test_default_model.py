@@ -25,7 +25,7 @@ def regression_figures(data_root, objects: int = 8, seed: int = 0) -> dict[str, 
     """NoC@85/90 of the default weights on fixed test subsets (flip TTA off, 20 clicks max)."""
     from napari_adaptiveclick.evaluation.noc import evaluate_dataset, summarize
     from napari_adaptiveclick.interactive.session import ClickSession
-    from training.datasets import build_dataset
+    from napari_adaptiveclick.learning.datasets import build_dataset
 
     session = ClickSession(None, device="cpu", flip_tta=False)
     out = {}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from training.evaluate import build_predictor, main, parse_args
+from napari_adaptiveclick.learning.evaluation_run import build_predictor
+from training.evaluate import main, parse_args, settings_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -234,7 +235,7 @@ def test_learned_model_end_to_end(folder, tmp_path, tiny_checkpoint):
 def test_zoom_min_size_reaches_the_session_and_the_record(folder, tmp_path, tiny_checkpoint):
     extra = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--zoom-min-size", "64"]
     args = parse_args(["--dataset", "folder", "--out", str(tmp_path / "unused"), *extra])
-    session, _ = build_predictor(args)
+    session, _ = build_predictor(settings_from_args(args))
     assert session.zoom_min_size == 64
     assert _evaluate(folder, tmp_path / "run", *extra, "--max-clicks", "1", "--objects", "1") == 0
     assert _without_timing(tmp_path / "run")["protocol"]["zoom_min_size"] == 64
@@ -245,12 +246,16 @@ def test_first_click_window_options_reach_the_session_and_the_record(
 ):
     base = ["--dataset", "folder", "--out", str(tmp_path / "unused")]
     base += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
-    release, _ = build_predictor(parse_args(base))
+    release, _ = build_predictor(settings_from_args(parse_args(base)))
     assert release.first_click_window is None  # the release protocol: whole image
-    auto, _ = build_predictor(parse_args([*base, "--first-click-window", "auto"]))
+    auto, _ = build_predictor(
+        settings_from_args(parse_args([*base, "--first-click-window", "auto"]))
+    )
     assert auto.first_click_window == auto.config.input_size and auto.first_click_grow
     fixed, _ = build_predictor(
-        parse_args([*base, "--first-click-window", "96", "--no-first-click-grow"])
+        settings_from_args(
+            parse_args([*base, "--first-click-window", "96", "--no-first-click-grow"])
+        )
     )
     assert fixed.first_click_window == 96 and not fixed.first_click_grow
     run = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--max-clicks", "1"]

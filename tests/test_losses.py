@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import (
+from napari_adaptiveclick.learning.losses import (
     MASK_LOSSES,
     adaptive_focal_loss,
     bce,

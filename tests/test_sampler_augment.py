@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage
 from skimage.draw import disk, ellipse
 
-from training.augment import augment_pair
-from training.sampler import sample_initial_clicks, truncated_geometric
+from napari_adaptiveclick.learning.augment import augment_pair
+from napari_adaptiveclick.learning.sampler import sample_initial_clicks, truncated_geometric
 
 
 def _blob(shape=(96, 112), center=(40, 60), radii=(18, 26)) -> np.ndarray:

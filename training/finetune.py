@@ -23,8 +23,9 @@ from dataclasses import fields
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
+from napari_adaptiveclick.learning.trainer import Trainer
 from napari_adaptiveclick.models.registry import model_names
-from training.trainer import DatasetSpec, TrainConfig, Trainer
 
 _EXAMPLE = "sstem:kind=mitochondria,sstem:kind=cells,brats:modality=flair"
 
@@ -112,7 +113,7 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     if not values.get("out"):
         raise SystemExit("error: --out RUN_DIR is required.")
     if not values.get("data"):
-        from training.datasets import default_data_root
+        from napari_adaptiveclick.learning.datasets import default_data_root
 
         values["data"] = str(default_data_root())
     for spec in values["datasets"]:
@@ -128,7 +129,9 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
 def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
     """NoC on the test split of every dataset of the run, with ``training.evaluate``; each
     table is printed and saved in RUN_DIR/eval_<dataset>/."""
-    from training.evaluate import format_comparison, parse_args, run_evaluation
+    from napari_adaptiveclick.evaluation.report import format_comparison
+    from napari_adaptiveclick.learning.evaluation_run import run_evaluation
+    from training.evaluate import parse_args, settings_from_args
 
     option_flags = {"objects": "--object-mode"}  # brats' objects=slice|components
     results = []
@@ -154,15 +157,15 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
             argv += [option_flags.get(key, f"--{key.replace('_', '-')}"), str(value)]
         if cfg.eval_objects:
             argv += ["--objects", str(cfg.eval_objects), "--seed", str(cfg.seed)]
-        metrics = run_evaluation(parse_args(argv))
+        metrics = run_evaluation(settings_from_args(parse_args(argv)))
         print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
         results.append(metrics)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
+    from napari_adaptiveclick.learning.datasets import DatasetError
     from napari_adaptiveclick.models.checkpoint import CheckpointError
-    from training.datasets import DatasetError
 
     try:
         return _main(argv)
@@ -198,7 +201,7 @@ def _main(argv: list[str] | None) -> int:
 
             dist.destroy_process_group()
     if finished and not args.no_eval and int(os.environ.get("RANK", 0)) == 0:
-        from training.evaluate import EvaluationError
+        from napari_adaptiveclick.evaluation.report import EvaluationError
 
         try:
             evaluate_run(cfg, Path(cfg.out) / "final.pt")

@@ -26,7 +26,8 @@ NOC_THRESHOLDS = (0.80, 0.85, 0.90)
 NOF_THRESHOLDS = (0.85, 0.90)
 
 #: Paper results on medical data, NoC@85 / NoC@90 (AdaptiveClick, TNNLS, trained on natural
-#: images only), keyed by dataset name as used by ``training.datasets.build_dataset``.
+#: images only), keyed by dataset name as used by
+#: ``napari_adaptiveclick.learning.datasets.build_dataset``.
 PAPER_RESULTS: dict[str, dict[str, tuple[float, float]]] = {
     "sstem": {
         "RITM HRNet18, SBD": (3.71, 5.68),

@@ -1,34 +1,26 @@
-"""Hungarian matching of query predictions to target masks, and the set criterion (SPEC.md sec 2).
+"""The set criterion: the deep-supervised loss of the AdaptiveClick decoder (SPEC.md section 2).
 
 Choices (documented here once):
 
 - Resolution: query masks are predicted at 1/4 of the input. For the losses, the matched
   queries are upsampled bilinearly (``align_corners=True``, as the model's query fusion does) to
   the target resolution and evaluated densely there: loss targets are never downsampled (the
-  release's soft downsampled targets created spurious background targets). The matching cost,
-  which only ranks queries and carries no gradient, compares the queries at their own
-  resolution with the target area-averaged down to it.
-- Matching cost: ``cost_class * (-p_object) + cost_mask * BCE + cost_dice * dice``, with
-  pixel-mean sigmoid BCE and dice in their pairwise forms as Mask2Former does, whatever mask loss
-  is trained. AFL's per-mask statistics (gamma_a, mu) have no cheap pairwise form, and BCE + dice
-  rank queries the same way for the near-binary masks matching cares about.
+  release's soft downsampled targets created spurious background targets). Which query goes
+  with which target is :class:`~.matcher.HungarianMatcher`'s choice.
 - Class loss: cross-entropy over {0 = no object, 1 = object} with class weights
   ``[no_object_weight, 1.0]`` (the intended weighting; the release inverted it).
 
-Provenance: DETR / Mask2Former ``HungarianMatcher`` and ``SetCriterion``.
+Provenance: DETR / Mask2Former ``SetCriterion``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from training.losses import dice, get_mask_loss
-
-Stage = dict[str, Tensor]
-Match = tuple[Tensor, Tensor]
+from napari_adaptiveclick.learning.losses import dice, get_mask_loss
+from napari_adaptiveclick.learning.matcher import HungarianMatcher, Match, check_targets
 
 
 def upsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
@@ -36,90 +28,6 @@ def upsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
     return F.interpolate(masks[:, None], size=size, mode="bilinear", align_corners=True)[:, 0]
-
-
-def _check_targets(outputs: Stage, targets: list[Tensor]) -> None:
-    batch = outputs["pred_logits"].shape[0]
-    if len(targets) != batch:
-        raise ValueError(
-            f"Got {len(targets)} target tensors for a batch of {batch} predictions; pass one "
-            "(T_b, H, W) tensor per image (T_b = 0 for an image without object)."
-        )
-    for b, target in enumerate(targets):
-        if target.ndim != 3:
-            raise ValueError(
-                f"targets[{b}] has shape {tuple(target.shape)}; expected (T_b, H, W) float "
-                "masks in {0, 1} (use target[None] for a single (H, W) mask)."
-            )
-
-
-class HungarianMatcher(nn.Module):
-    """One-to-one assignment of the Q queries of each image to its T_b target masks.
-
-    Args:
-        cost_class: weight of ``-p_object`` (softmax over the 2 class logits).
-        cost_mask: weight of the pixel-mean sigmoid BCE between query and target mask.
-        cost_dice: weight of the dice loss between query and target mask.
-    """
-
-    def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0):
-        super().__init__()
-        self.cost_class = cost_class
-        self.cost_mask = cost_mask
-        self.cost_dice = cost_dice
-
-    def cost_matrix(self, class_logits: Tensor, mask_logits: Tensor, target: Tensor) -> Tensor:
-        """Matching cost ``(Q, T)`` for one image: ``class_logits`` ``(Q, 2)``, ``mask_logits``
-        ``(Q, h, w)``, ``target`` ``(T, H, W)``."""
-        # Ranking only (no gradient): compare at the prediction's resolution, with the target
-        # area-averaged down to it, which is 16x cheaper than upsampling every query.
-        logits = mask_logits.flatten(1).float()
-        if tuple(target.shape[-2:]) != tuple(mask_logits.shape[-2:]):
-            target = F.adaptive_avg_pool2d(target[None].float(), mask_logits.shape[-2:])[0]
-        target = target.flatten(1).to(logits)
-        pixels = logits.shape[1]
-        cost_class = -class_logits.float().softmax(-1)[:, 1:2]
-        # BCE(z, y) = softplus(z) - z y: linear in y, so the pairwise pixel mean is one matmul.
-        cost_mask = (F.softplus(logits).sum(1, keepdim=True) - logits @ target.T) / pixels
-        prob = logits.sigmoid()
-        cost_dice = 1.0 - (2.0 * prob @ target.T + 1.0) / (
-            prob.sum(1, keepdim=True) + target.sum(1)[None] + 1.0
-        )
-        return (
-            self.cost_class * cost_class + self.cost_mask * cost_mask + self.cost_dice * cost_dice
-        )
-
-    @torch.no_grad()
-    def forward(self, outputs: Stage, targets: list[Tensor]) -> list[Match]:
-        """Match one decoder stage.
-
-        Args:
-            outputs: ``"pred_logits"`` ``(B, Q, 2)`` and ``"pred_masks"`` ``(B, Q, h, w)``.
-            targets: B tensors ``(T_b, H, W)`` in {0, 1}.
-
-        Returns:
-            Per image ``(query_indices, target_indices)``, int64 tensors of length
-            ``min(Q, T_b)`` on the prediction device, sorted by query index.
-        """
-        _check_targets(outputs, targets)
-        device = outputs["pred_logits"].device
-        matches = []
-        for class_logits, mask_logits, target in zip(
-            outputs["pred_logits"], outputs["pred_masks"], targets, strict=True
-        ):
-            if target.shape[0] == 0:
-                empty = torch.empty(0, dtype=torch.int64, device=device)
-                matches.append((empty, empty))
-                continue
-            cost = self.cost_matrix(class_logits, mask_logits, target)
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
-            matches.append(
-                (
-                    torch.as_tensor(rows, dtype=torch.int64, device=device),
-                    torch.as_tensor(cols, dtype=torch.int64, device=device),
-                )
-            )
-        return matches
 
 
 class SetCriterion(nn.Module):
@@ -132,7 +40,8 @@ class SetCriterion(nn.Module):
     ``"mask_logits"`` against the union of each image's targets.
 
     Args:
-        mask_loss: a name from :data:`training.losses.MASK_LOSSES` ("afl" in the paper).
+        mask_loss: a name from :data:`~napari_adaptiveclick.learning.losses.MASK_LOSSES`
+            ("afl" in the paper).
         weight_class, weight_mask, weight_dice: term weights (2, 5, 5 in the paper).
         no_object_weight: CE class weight of "no object" (the object class weighs 1).
         fused_weight: weight of the loss on the fused mask (0 = off, as in the paper).
@@ -223,7 +132,7 @@ class SetCriterion(nn.Module):
             ``loss_class_aux{i}`` etc. for ``aux_outputs[i]``, ``loss_fused_mask`` and
             ``loss_fused_dice`` when ``fused_weight > 0``, and the weighted total ``"loss"``.
         """
-        _check_targets(outputs, targets)
+        check_targets(outputs, targets)
         stages = [("", outputs)] + [
             (f"_aux{i}", stage) for i, stage in enumerate(outputs.get("aux_outputs", []))
         ]

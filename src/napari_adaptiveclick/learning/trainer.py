@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,11 @@ from napari_adaptiveclick.interactive.predict import (
     prompt_maps,
 )
 from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+from napari_adaptiveclick.learning.augment import augment_pair, randomize_domain
+from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
+from napari_adaptiveclick.learning.criterion import SetCriterion
+from napari_adaptiveclick.learning.datasets import ObjectDataset, build_dataset
+from napari_adaptiveclick.learning.sampler import sample_initial_clicks
 from napari_adaptiveclick.models.checkpoint import (
     FORMAT,
     VERSION,
@@ -37,75 +42,6 @@ from napari_adaptiveclick.models.checkpoint import (
     save_checkpoint,
 )
 from napari_adaptiveclick.models.registry import MODELS, build_from_config, build_model, get_config
-from training.augment import augment_pair, randomize_domain
-from training.datasets import ObjectDataset, build_dataset
-from training.matcher import SetCriterion
-from training.sampler import sample_initial_clicks
-
-
-@dataclass
-class DatasetSpec:
-    """One dataset of the mix: ``name[:key=value:...]`` on the command line."""
-
-    name: str
-    options: dict = field(default_factory=dict)
-    weight: float = 1.0
-
-    @classmethod
-    def parse(cls, text: str) -> DatasetSpec:
-        name, *pairs = text.strip().split(":")
-        options, weight = {}, 1.0
-        for pair in pairs:
-            if "=" not in pair:
-                raise ValueError(f"Dataset option {pair!r} in {text!r} must look like key=value.")
-            key, value = pair.split("=", 1)
-            key = key.replace("-", "_")
-            if key == "weight":
-                weight = float(value)
-            else:
-                options[key] = int(value) if value.isdigit() else value
-        return cls(name, options, weight)
-
-    def __str__(self) -> str:
-        return ":".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
-
-
-@dataclass
-class TrainConfig:
-    """Every option of a training run (saved as RUN_DIR/train_config.json)."""
-
-    datasets: list[str]
-    data: str
-    out: str
-    model: str = "tiny"
-    init: str | None = None
-    loss: str = "afl"
-    batch_size: int = 8
-    lr: float = 5e-5
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    epochs: int = 60
-    lr_drop_epoch: int = 40
-    max_steps: int | None = None
-    warmup_steps: int = 0
-    clip_grad: float = 0.0
-    max_extra_clicks: int = 3
-    scale_min: float = 0.75
-    scale_max: float = 1.25
-    fused_weight: float = 0.0
-    # Domain randomisation (augment.randomize_domain) of each crop: 0 = off, 1 = full rates.
-    domain_randomization: float = 0.0
-    # Share of crops zoomed in beyond scale_max (up to zoom_max), as the session shows small
-    # images and small zoom-in crops: upscaled to the model's input.
-    zoom_prob: float = 0.0
-    zoom_max: float = 4.0
-    seed: int = 0
-    save_every: int = 50
-    save_every_seconds: float = 300.0
-    eval_objects: int | None = None
-    eval_max_clicks: int = 20
-    device: str = "auto"
-    num_threads: int | None = None
 
 
 class Trainer:

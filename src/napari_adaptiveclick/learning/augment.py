@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_adaptiveclick.learning.random_fields import smooth_field
+
 # Marks warped pixels that fell outside the image (valid intensities are in [0, 1]).
 _OUTSIDE = -1.0
 
@@ -140,8 +142,6 @@ def _elastic(
     image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, alpha: float, cells: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smooth random displacement (up to about ``alpha`` px) of image and mask together."""
-    from training.synthetic import smooth_field
-
     shape = image.shape
     rows, cols = np.indices(shape, dtype=np.float32)
     coords = [
@@ -191,8 +191,6 @@ def randomize_domain(
     if rng.random() < 0.3 * p:
         image = ndimage.gaussian_filter(image, rng.uniform(0.4, 1.5))
     if rng.random() < 0.5 * p:
-        from training.synthetic import smooth_field
-
         bias = np.exp(rng.uniform(0.05, 0.35) * smooth_field(rng, image.shape, 2))
         mean = float(image.mean())
         image = (image - mean) * rng.uniform(0.5, 1.5) + mean

@@ -1,0 +1,188 @@
+"""One NoC evaluation run: a checkpoint (or the random-walker baseline) on a dataset split.
+
+:func:`run_evaluation` simulates up to ``max_clicks`` clicks per object (SPEC.md section 4,
+:mod:`napari_adaptiveclick.evaluation.noc`) and writes to ``settings.out``:
+
+- ``metrics.json``: NoC@80/85/90, NoF@85/90, the mIoU@k curve, the settings, checkpoint,
+  device and versions. Everything is deterministic except the ``timing`` entry.
+- ``per_object.csv`` and ``miou_curve.png`` (:mod:`napari_adaptiveclick.evaluation.report`).
+
+It belongs to ``learning`` because its objects come from :mod:`.datasets`;
+``python -m training.evaluate`` is the command line over it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_adaptiveclick.evaluation.noc import Predictor, evaluate_dataset, summarize
+from napari_adaptiveclick.evaluation.report import (
+    EvaluationError,
+    format_comparison,
+    plot_miou_curve,
+    write_per_object,
+)
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.learning.datasets import DatasetError, ObjectDataset, build_dataset
+
+RANDOM_WALKER = "random_walker"
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate and how (the options of ``python -m training.evaluate``).
+
+    ``dataset``, ``data``, ``split`` and ``dataset_options`` go to
+    :func:`~napari_adaptiveclick.learning.datasets.build_dataset`; ``objects`` keeps a random
+    subset of that many objects (drawn with ``seed``). ``checkpoint`` is a path or
+    "default"; ``model`` the architecture it must hold (None: read from the checkpoint) or
+    :data:`RANDOM_WALKER` for the baseline (then no checkpoint). The rest is the protocol:
+    ``max_clicks``, ``stop_at`` (stop clicking an object at this IoU), and the session's
+    ``zoom_in``, ``flip_tta``, ``first_click_window`` (None, pixels or "auto"),
+    ``first_click_grow``, ``zoom_min_size`` and ``device``. Outputs go to ``out``.
+    """
+
+    dataset: str
+    out: str | Path
+    data: str | None = None
+    split: str = "test"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    objects: int | None = None
+    seed: int = 0
+    checkpoint: str | None = None
+    model: str | None = None
+    max_clicks: int = 20
+    stop_at: float | None = None
+    zoom_in: bool = True
+    flip_tta: bool = True
+    first_click_window: int | str | None = None
+    first_click_grow: bool = True
+    zoom_min_size: int = 200
+    device: str = "auto"
+
+
+def load_samples(settings: EvaluationSettings) -> ObjectDataset:
+    """The dataset split of ``settings``, reduced to ``objects`` random objects if asked."""
+    try:
+        samples = build_dataset(
+            settings.dataset, settings.data, settings.split, **settings.dataset_options
+        )
+    except DatasetError as err:
+        raise EvaluationError(str(err)) from err
+    if settings.objects is not None:
+        samples = samples.random_subset(settings.objects, seed=settings.seed)
+    return samples
+
+
+def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, Any]]:
+    """The predictor ``settings`` ask for, and what to record about it in metrics.json."""
+    import napari_adaptiveclick
+
+    versions = {"napari_adaptiveclick": napari_adaptiveclick.__version__, "numpy": np.__version__}
+    if settings.model == RANDOM_WALKER:
+        import skimage
+
+        from napari_adaptiveclick.evaluation.baseline import RandomWalkerPredictor
+
+        versions["scikit-image"] = skimage.__version__
+        info = {"model": RANDOM_WALKER, "checkpoint": None, "device": "cpu", "versions": versions}
+        return RandomWalkerPredictor(), info
+
+    import torch
+
+    from napari_adaptiveclick.interactive.session import ClickSession
+    from napari_adaptiveclick.models.checkpoint import CheckpointError
+    from napari_adaptiveclick.models.registry import CONFIGS, build_model
+
+    if settings.model is not None and settings.model not in CONFIGS:
+        raise EvaluationError(
+            f"Unknown model {settings.model!r}; choose one of {', '.join(sorted(CONFIGS))} or {RANDOM_WALKER}."
+        )
+    try:
+        model = build_model(settings.model, settings.checkpoint)
+    except (CheckpointError, OSError) as err:
+        raise EvaluationError(f"Cannot load checkpoint {settings.checkpoint}: {err}") from err
+    try:
+        session = ClickSession(
+            model,
+            device=settings.device,
+            zoom_in=settings.zoom_in,
+            flip_tta=settings.flip_tta,
+            threshold=PREDICTION_THRESHOLD,
+            first_click_window=settings.first_click_window,
+            first_click_grow=settings.first_click_grow,
+            zoom_min_size=settings.zoom_min_size,
+        )
+    except ValueError as err:  # an unusable device
+        raise EvaluationError(str(err)) from err
+    versions["torch"] = torch.__version__
+    info = {
+        "model": session.model_name,
+        "checkpoint": str(settings.checkpoint),
+        "device": session.device,
+        "versions": versions,
+    }
+    return session, info
+
+
+def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
+    """Evaluate as ``settings`` say (a progress bar on stderr), write the outputs, print the
+    table and return the metrics.json content. Raises :class:`EvaluationError` on bad input."""
+    from tqdm import tqdm
+
+    samples = load_samples(settings)
+    predictor, info = build_predictor(settings)
+    stop_at = settings.stop_at
+    with tqdm(total=len(samples), desc="objects", unit="obj", file=sys.stderr) as bar:
+        results = evaluate_dataset(
+            predictor,
+            samples,
+            max_clicks=settings.max_clicks,
+            threshold=PREDICTION_THRESHOLD,
+            stop_at=stop_at,
+            stats=(0.0, 1.0),  # samples are normalised to [0, 1] with their volume's statistics
+            progress=lambda done, result: bar.update(1),
+        )
+    summary = summarize(results, settings.max_clicks)
+    timing = summary.pop("timing")
+    learned = info["model"] != RANDOM_WALKER  # the baseline has no zoom-in, TTA or window
+    zoom_in = learned and settings.zoom_in
+    window = predictor.first_click_window if zoom_in else None  # used only with zoom-in
+    metrics = {
+        "dataset": settings.dataset,
+        "data": settings.data,
+        "split": settings.split,
+        "dataset_options": settings.dataset_options,
+        "selection": {
+            "objects": settings.objects,
+            "seed": settings.seed if settings.objects else None,
+        },
+        **info,
+        "protocol": {
+            "max_clicks": settings.max_clicks,
+            "threshold": PREDICTION_THRESHOLD,
+            "stop_at": stop_at,
+            "zoom_in": zoom_in,
+            "zoom_min_size": settings.zoom_min_size if zoom_in else None,
+            "flip_tta": learned and settings.flip_tta,
+            # the window in pixels ("auto" resolved), and whether it may grow
+            "first_click_window": window,
+            "first_click_grow": window is not None and predictor.first_click_grow,
+        },
+        "metrics": summary,
+        "timing": timing,
+    }
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_per_object(out / "per_object.csv", results, settings.max_clicks)
+    plot_miou_curve(out / "miou_curve.png", [(info["model"], metrics)])
+    print(format_comparison([(out.name, metrics)], paper=False))
+    print(f"wrote metrics.json, per_object.csv and miou_curve.png to {out}", file=sys.stderr)
+    return metrics

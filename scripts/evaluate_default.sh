@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The model card's evaluation table: NoC of a checkpoint (default: the shipped weights) on the
-# test split of ../shared/data, as two lanes of one-thread evaluations (2-core machines).
+# test split of ../shared/data, in the plugin's protocol and in the release's, as two lanes of
+# one-thread evaluations (2-core machines). NICE=19 runs them at low priority.
 #
 #   bash scripts/evaluate_default.sh [OUT_DIR] [CHECKPOINT]
 #
@@ -15,23 +16,24 @@ export PYTHONPATH=. OMP_NUM_THREADS=1
 evaluate() {  # NAME ARGS...
   local name=$1
   shift
-  "$python" -m training.evaluate --data "$data" --split test --checkpoint "$checkpoint" \
-    --device cpu "$@" --out "$out/$name" > "$out/$name.log" 2>&1
+  nice -n "${NICE:-0}" "$python" -m training.evaluate --data "$data" --split test \
+    --checkpoint "$checkpoint" --device cpu "$@" --out "$out/$name" > "$out/$name.log" 2>&1
 }
 mkdir -p "$out"
 cells=(--dataset sstem --kind cells --objects 100 --seed 0)
 mito=(--dataset sstem --kind mitochondria)
 (
-  evaluate tiny_sstem_mito_plugin "${mito[@]}" --first-click-window auto
-  evaluate tiny_sstem_mito "${mito[@]}"
-  evaluate tiny_brats_wt --dataset brats
+  evaluate sstem_mito_plugin "${mito[@]}" --protocol plugin
+  evaluate sstem_mito_release "${mito[@]}" --protocol release
+  evaluate brats_wt_plugin --dataset brats --protocol plugin
 ) &
 first=$!
 (
-  evaluate tiny_sstem_cells_plugin "${cells[@]}" --first-click-window auto
-  evaluate tiny_sstem_cells "${cells[@]}"
+  evaluate brats_wt_release --dataset brats --protocol release
+  evaluate sstem_cells_plugin "${cells[@]}" --protocol plugin
+  evaluate sstem_cells_release "${cells[@]}" --protocol release
 ) &
 second=$!
 wait "$first" && wait "$second" || { echo "an evaluation failed: see $out/*.log" >&2; exit 1; }
-"$python" -m training.evaluate --compare "$out"/tiny_sstem_mito_plugin "$out"/tiny_sstem_mito \
-  "$out"/tiny_brats_wt "$out"/tiny_sstem_cells_plugin "$out"/tiny_sstem_cells
+"$python" -m training.evaluate --compare "$out"/sstem_mito_plugin "$out"/sstem_mito_release \
+  "$out"/brats_wt_plugin "$out"/brats_wt_release "$out"/sstem_cells_plugin "$out"/sstem_cells_release

@@ -10,7 +10,8 @@ import zipfile
 import pytest
 import torch
 
-from napari_adaptiveclick.models.checkpoint import CheckpointError, checkpoint_dict
+from napari_adaptiveclick.models.checkpoint import checkpoint_dict
+from napari_adaptiveclick.models.errors import CheckpointError
 from napari_adaptiveclick.models.registry import build_model, load_model
 
 

@@ -13,7 +13,7 @@ import tifffile
 from PIL import Image
 
 from napari_adaptiveclick.interactive.transforms import intensity_stats, normalize_intensity
-from napari_adaptiveclick.io.images import write_labels
+from napari_adaptiveclick.io.labels import write_labels
 from napari_adaptiveclick.learning.datasets import (
     BRATS_SPLIT_CASES,
     DATASET_NAMES,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_adaptiveclick.evaluation.report import EvaluationError
 from napari_adaptiveclick.learning.evaluation_run import build_predictor
 from training.evaluate import main, parse_args, settings_from_args
 
@@ -241,31 +242,46 @@ def test_zoom_min_size_reaches_the_session_and_the_record(folder, tmp_path, tiny
     assert _without_timing(tmp_path / "run")["protocol"]["zoom_min_size"] == 64
 
 
-def test_first_click_window_options_reach_the_session_and_the_record(
-    folder, tmp_path, tiny_checkpoint
-):
+def test_protocols_reach_the_session_and_the_record(folder, tmp_path, tiny_checkpoint):
     base = ["--dataset", "folder", "--out", str(tmp_path / "unused")]
     base += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
-    release, _ = build_predictor(settings_from_args(parse_args(base)))
-    assert release.first_click_window is None  # the release protocol: whole image
-    auto, _ = build_predictor(
-        settings_from_args(parse_args([*base, "--first-click-window", "auto"]))
-    )
-    assert auto.first_click_window == auto.config.input_size and auto.first_click_grow
+    plugin, _ = build_predictor(settings_from_args(parse_args(base)))
+    # the default is exactly the plugin's session: first-click window, growth, no flips
+    assert plugin.protocol == "project" and not plugin.flip_tta
+    assert plugin.first_click_window == plugin.config.input_size and plugin.first_click_grow
+    release, _ = build_predictor(settings_from_args(parse_args([*base, "--protocol", "release"])))
+    assert release.protocol == "release" and release.flip_tta
+    assert release.first_click_window is None  # the release: the whole image first
     fixed, _ = build_predictor(
         settings_from_args(
-            parse_args([*base, "--first-click-window", "96", "--no-first-click-grow"])
+            parse_args([*base, "--first-click-window", "96", "--no-first-click-grow", "--flip"])
         )
     )
-    assert fixed.first_click_window == 96 and not fixed.first_click_grow
+    assert fixed.first_click_window == 96 and not fixed.first_click_grow and fixed.flip_tta
+    with pytest.raises(EvaluationError, match="whole image"):
+        build_predictor(
+            settings_from_args(
+                parse_args([*base, "--protocol", "release", "--first-click-window", "96"])
+            )
+        )
     run = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--max-clicks", "1"]
-    assert _evaluate(folder, tmp_path / "auto", *run, "--first-click-window", "auto") == 0
-    protocol = _without_timing(tmp_path / "auto")["protocol"]
-    assert protocol["first_click_window"] == auto.config.input_size
+    assert _evaluate(folder, tmp_path / "plugin", *run) == 0
+    protocol = _without_timing(tmp_path / "plugin")["protocol"]
+    assert protocol["name"] == "plugin" and protocol["flip_tta"] is False
+    assert protocol["first_click_window"] == plugin.config.input_size
     assert protocol["first_click_grow"] is True
-    assert _evaluate(folder, tmp_path / "whole", *run) == 0
-    protocol = _without_timing(tmp_path / "whole")["protocol"]
+    assert _evaluate(folder, tmp_path / "release", *run, "--protocol", "release") == 0
+    protocol = _without_timing(tmp_path / "release")["protocol"]
+    assert protocol["name"] == "release" and protocol["flip_tta"] is True
     assert protocol["first_click_window"] is None and protocol["first_click_grow"] is False
+
+
+def test_the_table_prints_the_protocol(folder, tmp_path, tiny_checkpoint, capsys):
+    run = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--max-clicks", "1"]
+    assert _evaluate(folder, tmp_path / "r", *run, "--protocol", "release", "--objects", "1") == 0
+    assert "release 1st whole zoom flip" in capsys.readouterr().out
+    assert _evaluate(folder, tmp_path / "p", *run, "--objects", "1") == 0
+    assert "plugin 1st 256px+grow zoom no flip" in capsys.readouterr().out
 
 
 def test_wrong_architecture_checkpoint(folder, tmp_path, tiny_checkpoint, capsys):

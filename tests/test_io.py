@@ -14,11 +14,10 @@ from PIL import Image
 from napari_adaptiveclick.io.images import (
     ImageIOError,
     ImageVolume,
-    label_dtype,
     read_image,
     split_image_name,
-    write_labels,
 )
+from napari_adaptiveclick.io.labels import label_dtype, write_labels
 
 
 def _labels(shape: tuple[int, ...], max_label: int = 5, seed: int = 0) -> np.ndarray:

@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from napari_adaptiveclick.models.checkpoint import (
-    CheckpointError,
-    UnsafeCheckpointError,
     read_checkpoint,
     save_checkpoint,
     sha256sum,
     verify_sha256,
 )
+from napari_adaptiveclick.models.errors import CheckpointError, UnsafeCheckpointError
 from napari_adaptiveclick.models.registry import build_model, load_model
 
 LISTING = (

@@ -80,15 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-at", type=float, help="stop clicking an object at this IoU (faster)")
     p.add_argument("--objects", type=int, help="evaluate a random subset of N objects")
     p.add_argument("--seed", type=int, default=0, help="seed of the --objects subset")
-    p.add_argument("--no-zoom-in", action="store_true", help="no zoom-in focus crop")
     p.add_argument(
-        "--no-flip", action="store_true", help="no horizontal-flip test-time augmentation"
+        "--protocol",
+        choices=("plugin", "release"),
+        default="plugin",
+        help="plugin (default): exactly what the napari plugin does (first-click window of the "
+        "model's input size, no flips); release: the authors' inference path (whole-image "
+        "first click, their zoom-in rules, flip test-time augmentation)",
+    )
+    p.add_argument("--no-zoom-in", action="store_true", help="no zoom-in focus crop")
+    flips = p.add_mutually_exclusive_group()
+    flips.add_argument(
+        "--flip",
+        dest="flip",
+        action="store_true",
+        default=None,
+        help="flip test-time augmentation on (default: the protocol's)",
+    )
+    flips.add_argument(
+        "--no-flip", dest="flip", action="store_false", help="flip test-time augmentation off"
     )
     p.add_argument(
         "--first-click-window",
         type=lambda v: v if v == "auto" else int(v),
-        help="N or 'auto': the first click sees an N-pixel window around it (default: the whole "
-        "image, as the release's protocol does)",
+        help="plugin protocol: N or 'auto' (the default): the first click sees an N-pixel "
+        "window around it",
     )
     p.add_argument(
         "--no-first-click-grow",
@@ -150,7 +166,8 @@ def settings_from_args(args: argparse.Namespace) -> EvaluationSettings:
         max_clicks=args.max_clicks,
         stop_at=args.stop_at,
         zoom_in=not args.no_zoom_in,
-        flip_tta=not args.no_flip,
+        protocol=args.protocol,
+        flip_tta=args.flip,
         first_click_window=args.first_click_window,
         first_click_grow=not args.no_first_click_grow,
         zoom_min_size=args.zoom_min_size,

@@ -165,7 +165,7 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from napari_adaptiveclick.learning.datasets import DatasetError
-    from napari_adaptiveclick.models.checkpoint import CheckpointError
+    from napari_adaptiveclick.models.errors import CheckpointError
 
     try:
         return _main(argv)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.models.registry import model_names
 
 
 def _segment_parser(sub) -> None:
@@ -24,7 +25,9 @@ def _segment_parser(sub) -> None:
         "--checkpoint", default=None, help="checkpoint path or 'default' (shipped weights)"
     )
     p.add_argument(
-        "--model", default=None, help="registry name (tiny, vit_b, vit_h) when no checkpoint"
+        "--model",
+        default=None,
+        help=f"registry name ({', '.join(model_names())}) when no checkpoint",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, default=PREDICTION_THRESHOLD)
@@ -43,7 +46,8 @@ def _segment_parser(sub) -> None:
 
 def segment(args: argparse.Namespace) -> int:
     from napari_adaptiveclick.interactive.session import ClickSession
-    from napari_adaptiveclick.io.images import read_image, write_labels
+    from napari_adaptiveclick.io.images import read_image
+    from napari_adaptiveclick.io.labels import write_labels
     from napari_adaptiveclick.volume import replay_records
     from napari_adaptiveclick.volume.records import read_click_records
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from napari_adaptiveclick.io.images import write_labels
+from napari_adaptiveclick.io.labels import write_labels
 from napari_adaptiveclick.volume.records import read_click_records
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from napari_adaptiveclick._napari.layers import GEOMETRY_KEY
-from napari_adaptiveclick.io.images import ImageVolume, read_image, write_labels
+from napari_adaptiveclick.io.images import ImageVolume, read_image
+from napari_adaptiveclick.io.labels import write_labels
 
 EXTENSIONS = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 LABEL_WORDS = ("seg", "label", "truth", "mask", "annot")

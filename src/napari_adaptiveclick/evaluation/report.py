@@ -87,6 +87,7 @@ def _figure_rows(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
 
     rows = [
         ["model", *(m["model"] for _, m in runs)],
+        ["protocol", *(describe_protocol(m.get("protocol", {})) for _, m in runs)],
         ["dataset [split]", *(f"{m['dataset']} [{m['split']}]" for _, m in runs)],
         ["objects", *(str(m["metrics"]["objects"]) for _, m in runs)],
     ]
@@ -98,6 +99,22 @@ def _figure_rows(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
     rows += [[f"mIoU@{k}", *(miou(m, k) for _, m in runs)] for k in SHOWN_MIOU_CLICKS]
     rows.append(["SPC (s)", *(f"{m['timing']['seconds_per_click']:.3f}" for _, m in runs)])
     return rows
+
+
+def describe_protocol(protocol: dict[str, Any]) -> str:
+    """One short line: the protocol's name, first-click window, zoom-in and flips."""
+    if not protocol.get("zoom_in") and protocol.get("name") is None:
+        return "baseline"
+    window = protocol.get("first_click_window")
+    first = (
+        f"1st {window}px{'+grow' if protocol.get('first_click_grow') else ''}"
+        if window
+        else "1st whole"
+    )
+    parts = [protocol.get("name") or "?", first]
+    parts.append("zoom" if protocol.get("zoom_in") else "no zoom")
+    parts.append("flip" if protocol.get("flip_tta") else "no flip")
+    return " ".join(parts)
 
 
 def _paper_table(dataset: str) -> str:

@@ -1,8 +1,8 @@
 """Reading images and writing labels with their geometry (TIFF, PNG, NIfTI, MetaImage,
 NRRD), in napari data order.
 
-Owns: :mod:`.images` (:func:`~.images.read_image`, :func:`~.images.write_labels`,
-:class:`~.images.ImageVolume`).
+Owns: :mod:`.images` (:func:`~.images.read_image`, :class:`~.images.ImageVolume`),
+:mod:`.labels` (:func:`~.labels.write_labels`), :mod:`.metaimage` (header checks).
 
 May import: nothing else of this package (lowest layer, beside ``models``).
 """

@@ -32,6 +32,8 @@ from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.learning.datasets import DatasetError, ObjectDataset, build_dataset
 
 RANDOM_WALKER = "random_walker"
+# Evaluation protocol -> ClickSession protocol.
+PROTOCOLS = {"plugin": "project", "release": "release"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ class EvaluationSettings:
     subset of that many objects (drawn with ``seed``). ``checkpoint`` is a path or
     "default"; ``model`` the architecture it must hold (None: read from the checkpoint) or
     :data:`RANDOM_WALKER` for the baseline (then no checkpoint). The rest is the protocol:
-    ``max_clicks``, ``stop_at`` (stop clicking an object at this IoU), and the session's
-    ``zoom_in``, ``flip_tta``, ``first_click_window`` (None, pixels or "auto"),
+    ``max_clicks``, ``stop_at`` (stop clicking an object at this IoU), ``protocol``:
+    "plugin" (exactly what the napari plugin does: ``ClickSession``'s defaults, the
+    first-click window, no flips) or "release" (the authors' inference path,
+    ``ClickSession(protocol="release")``: whole-image first click, flips on), and the
+    session options that may override it: ``zoom_in``, ``flip_tta`` (None: the protocol's),
+    ``first_click_window`` (None: the protocol's; pixels or "auto"; plugin only),
     ``first_click_grow``, ``zoom_min_size`` and ``device``. Outputs go to ``out``.
     """
 
@@ -59,8 +65,9 @@ class EvaluationSettings:
     model: str | None = None
     max_clicks: int = 20
     stop_at: float | None = None
+    protocol: str = "plugin"
     zoom_in: bool = True
-    flip_tta: bool = True
+    flip_tta: bool | None = None
     first_click_window: int | str | None = None
     first_click_grow: bool = True
     zoom_min_size: int = 200
@@ -97,7 +104,7 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
     import torch
 
     from napari_adaptiveclick.interactive.session import ClickSession
-    from napari_adaptiveclick.models.checkpoint import CheckpointError
+    from napari_adaptiveclick.models.errors import CheckpointError
     from napari_adaptiveclick.models.registry import CONFIGS, build_model
 
     if settings.model is not None and settings.model not in CONFIGS:
@@ -108,6 +115,16 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
         model = build_model(settings.model, settings.checkpoint)
     except (CheckpointError, OSError) as err:
         raise EvaluationError(f"Cannot load checkpoint {settings.checkpoint}: {err}") from err
+    if settings.protocol not in PROTOCOLS:
+        raise EvaluationError(
+            f"Unknown protocol {settings.protocol!r}; choose one of {', '.join(PROTOCOLS)}."
+        )
+    if settings.protocol == "release" and settings.first_click_window is not None:
+        raise EvaluationError(
+            "The release protocol shows the first click the whole image: "
+            "drop --first-click-window or use --protocol plugin."
+        )
+    window = "auto" if settings.first_click_window is None else settings.first_click_window
     try:
         session = ClickSession(
             model,
@@ -115,9 +132,10 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
             zoom_in=settings.zoom_in,
             flip_tta=settings.flip_tta,
             threshold=PREDICTION_THRESHOLD,
-            first_click_window=settings.first_click_window,
+            first_click_window=window,
             first_click_grow=settings.first_click_grow,
             zoom_min_size=settings.zoom_min_size,
+            protocol=PROTOCOLS[settings.protocol],
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
@@ -165,12 +183,13 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
         },
         **info,
         "protocol": {
+            "name": settings.protocol if learned else None,
             "max_clicks": settings.max_clicks,
             "threshold": PREDICTION_THRESHOLD,
             "stop_at": stop_at,
             "zoom_in": zoom_in,
             "zoom_min_size": settings.zoom_min_size if zoom_in else None,
-            "flip_tta": learned and settings.flip_tta,
+            "flip_tta": learned and predictor.flip_tta,
             # the window in pixels ("auto" resolved), and whether it may grow
             "first_click_window": window,
             "first_click_grow": window is not None and predictor.first_click_grow,

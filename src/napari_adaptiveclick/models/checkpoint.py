@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_adaptiveclick.models.config import ModelConfig
+from napari_adaptiveclick.models.errors import CheckpointError
+from napari_adaptiveclick.models.unpickle import read_restricted
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -41,14 +43,6 @@ IGNORED_RELEASE_PREFIXES = (
     "pixel_decoder.adapter_1.",
     "pixel_decoder.layer_1.",
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, unsafe or of the wrong architecture."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The checkpoint's pickle would execute code; it was not loaded."""
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -131,89 +125,6 @@ def save_checkpoint(
     atomic_torch_save(checkpoint_dict(model, half=half, extra=extra), path)
 
 
-# ----------------------------------------------------------------------------- safe reading
-_SAFE_CALLABLES = {
-    ("collections", "OrderedDict"),
-    ("torch", "device"),
-    ("torch", "Size"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "WindowsPath"),
-    ("pathlib", "PurePosixPath"),
-    ("pathlib", "PureWindowsPath"),
-    ("pathlib", "Path"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "complex"),
-    ("builtins", "slice"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "dtype"),
-}
-
-
-class _Inert(dict):
-    """Stands in for an unknown class in a released checkpoint's config.
-
-    Created only through ``NEWOBJ`` (``cls.__new__``, which runs no user code). Calling it, as
-    a ``REDUCE`` opcode would, means the pickle wants to run a function: refused.
-    """
-
-    _target = "?"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise UnsafeCheckpointError(
-            f"The checkpoint's pickle calls {self._target}(...), which could run code: refusing to "
-            "load it. Only load checkpoints from sources you trust; re-save the state dict with "
-            "torch.save(model.state_dict()) and load it with weights_only=True."
-        )
-
-    def __setstate__(self, state: Any) -> None:
-        dict.__setitem__(self, "__state__", state)
-
-    def append(self, item: Any) -> None:
-        self.setdefault("__items__", []).append(item)
-
-    def extend(self, items: Any) -> None:
-        self.setdefault("__items__", []).extend(items)
-
-
-def _inert_class(module: str, name: str) -> type:
-    return type(
-        name,
-        (_Inert,),
-        {"_target": f"{module}.{name}", "__module__": "napari_adaptiveclick._inert"},
-    )
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        import torch  # noqa: F401  (storages resolve through torch)
-
-        if (module, name) in _SAFE_CALLABLES or (module == "torch" and name.endswith("Storage")):
-            return super().find_class(module, name)
-        if module == "torch" and name in {
-            "float16",
-            "float32",
-            "float64",
-            "bfloat16",
-            "int64",
-            "int32",
-            "uint8",
-            "bool",
-        }:
-            return super().find_class(module, name)
-        return _inert_class(module, name)
-
-
-class _RestrictedPickleModule:
-    Unpickler = _RestrictedUnpickler
-    load = staticmethod(lambda f, **kw: _RestrictedUnpickler(f, **kw).load())
-    __name__ = "napari_adaptiveclick_restricted_pickle"
-
-
 def read_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint file safely into a dict (no code from the file is executed).
 
@@ -230,7 +141,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        obj = _read_restricted(data, path)
+        obj = read_restricted(data, path)
     except Exception as exc:  # zip/pickle framing errors: truncated or not a torch file
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
@@ -279,24 +190,6 @@ def _check_declared_sizes(path: Path) -> None:
         )
 
 
-def _read_restricted(data: bytes, path: Path) -> dict:
-    import torch
-
-    try:
-        return torch.load(
-            io.BytesIO(data),
-            map_location="cpu",
-            weights_only=False,
-            pickle_module=_RestrictedPickleModule,
-        )
-    except UnsafeCheckpointError as exc:
-        raise UnsafeCheckpointError(f"{path}: {exc}") from None
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
-        ) from None
-
-
 def check_weights(state: dict, path: str | Path) -> None:
     """Every entry of a state dict is a tensor with finite values; else
     :class:`CheckpointError` naming the entries (a NaN weight would make every mask empty)."""
@@ -331,13 +224,14 @@ def map_release_state_dict(state: dict) -> dict:
     )
 
 
-def _infer_release_name(state: dict) -> str:
+def release_width(state: dict) -> int:
+    """The ViT width of a released state dict (its click patch embedding's output channels)."""
     weight = state.get("patch_embed_coords.proj.weight")
     if weight is None:
         raise CheckpointError(
             "The state dict has no 'patch_embed_coords.proj.weight': not an AdaptiveClick checkpoint."
         )
-    return {768: "vit_b", 1280: "vit_h"}.get(int(weight.shape[0]), "")
+    return int(weight.shape[0])
 
 
 def _summarise(keys: list[str], limit: int = 8) -> str:
@@ -373,14 +267,14 @@ def load_state_into(model: nn.Module, state: dict, source: str) -> None:
 
 def read_model_weights(
     path: str | Path, expected_name: str | None = None
-) -> tuple[ModelConfig | str, dict]:
+) -> tuple[ModelConfig | None, dict]:
     """The architecture and the weights a checkpoint holds, without building a model.
 
     Returns ``(config, state_dict)`` for this project's checkpoints (they carry their
-    config) and ``(name, state_dict)`` for released ``.pth`` files, whose architecture is
-    given by ``expected_name`` or inferred from the weights ("vit_b" / "vit_h"); the state
-    dict is mapped to this project's key names. ``expected_name``, if given, must match.
-    The registry builds the model (:func:`napari_adaptiveclick.models.registry.load_model`).
+    config) and ``(None, state_dict)`` for released ``.pth`` files, whose state dict is
+    mapped to this project's key names (their architecture is the registry's to tell:
+    :func:`napari_adaptiveclick.models.registry.load_model`). ``expected_name``, if given,
+    must match a project checkpoint's architecture.
     """
     ckpt = read_checkpoint(path)
     check_weights(ckpt["state_dict"], path)
@@ -392,10 +286,4 @@ def read_model_weights(
         if expected_name and expected_name != config.name:
             raise CheckpointError(f"{path} holds a '{config.name}' model, not '{expected_name}'.")
         return config, ckpt["state_dict"]
-    state = map_release_state_dict(ckpt["state_dict"])
-    name = expected_name or _infer_release_name(state)
-    if not name:
-        raise CheckpointError(
-            f"{path}: cannot tell the architecture; pass a model name (vit_b, vit_h)."
-        )
-    return name, state
+    return None, map_release_state_dict(ckpt["state_dict"])

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_adaptiveclick.models.checkpoint import (
-    CheckpointError,
     default_checkpoint,
     read_model_weights,
+    release_width,
 )
 from napari_adaptiveclick.models.config import (
     DecoderConfig,
@@ -26,6 +26,7 @@ from napari_adaptiveclick.models.config import (
     PixelDecoderConfig,
     ViTConfig,
 )
+from napari_adaptiveclick.models.errors import CheckpointError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -156,11 +157,23 @@ def load_model(path: str | Path, expected_name: str | None = None) -> AdaptiveCl
         if found is None:
             raise CheckpointError("No default weights are shipped with this installation.")
         path = found
-    architecture, state = read_model_weights(path, expected_name)
-    config = get_config(architecture) if isinstance(architecture, str) else architecture
+    config, state = read_model_weights(path, expected_name)
+    if config is None:  # a released .pth: the architecture from the name or the weights
+        config = get_config(expected_name or _release_name(state, path))
     model = build_from_config(config)
     load_state_into(model, state, str(path))
     return model.eval()
+
+
+def _release_name(state: dict, path: str | Path) -> str:
+    width = release_width(state)
+    names = [n for n in model_names("release") if MODELS[n].config.vit.embed_dim == width]
+    if len(names) != 1:
+        raise CheckpointError(
+            f"{path}: cannot tell the architecture of a {width}-wide release checkpoint; "
+            f"pass a model name ({', '.join(model_names('release'))})."
+        )
+    return names[0]
 
 
 def build_model(

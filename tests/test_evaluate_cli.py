@@ -304,3 +304,20 @@ def test_random_walker_on_sstem_test_objects(shared_data, tmp_path):
 def _column(out: Path, column: str) -> list[str]:
     with (out / "per_object.csv").open() as handle:
         return [row[column] for row in csv.DictReader(handle)]
+
+
+def test_object_crop_cuts_small_images_around_each_object():
+    from napari_adaptiveclick.learning.datasets import ObjectSample
+    from napari_adaptiveclick.learning.evaluation_run import crop_to_object
+
+    image = np.arange(100 * 100, dtype=np.float32).reshape(100, 100) / 1e4
+    mask = np.zeros((100, 100), bool)
+    mask[40:50, 40:60] = True
+    cropped = crop_to_object(ObjectSample(image, mask, "a", "g"), 2.0)
+    # rows: 10 px -> at least 32, centred on 45: 29..61; cols: 20 px x 2 = 40 about 50: 30..70
+    assert cropped.image.shape == (32, 40) and cropped.mask.sum() == mask.sum()
+    assert cropped.image[0, 0] == image[29, 30]
+    edge = np.zeros((100, 100), bool)
+    edge[0:4, 0:4] = True  # clipped at the image's corner
+    # 4 px x 3 -> at least 32 about row 2: -14..18, clipped to 0..18
+    assert crop_to_object(ObjectSample(image, edge, "b", "g"), 3.0).image.shape == (18, 18)

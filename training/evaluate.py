@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=200,
         help="smallest side of the zoom-in crop in pixels (default 200, the release's)",
     )
+    p.add_argument(
+        "--object-crop",
+        type=float,
+        help="F: crop every image to its object's box grown F times (at least 32 px): small "
+        "images as users crop them",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print runs side by side and exit")
@@ -172,6 +178,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluationSettings:
         first_click_grow=not args.no_first_click_grow,
         zoom_min_size=args.zoom_min_size,
         device=args.device,
+        object_crop=args.object_crop,
     )
 
 

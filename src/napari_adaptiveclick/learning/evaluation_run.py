@@ -29,7 +29,12 @@ from napari_adaptiveclick.evaluation.report import (
     write_per_object,
 )
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
-from napari_adaptiveclick.learning.datasets import DatasetError, ObjectDataset, build_dataset
+from napari_adaptiveclick.learning.datasets import (
+    DatasetError,
+    ObjectDataset,
+    ObjectSample,
+    build_dataset,
+)
 
 RANDOM_WALKER = "random_walker"
 # Evaluation protocol -> ClickSession protocol.
@@ -51,7 +56,10 @@ class EvaluationSettings:
     ``ClickSession(protocol="release")``: whole-image first click, flips on), and the
     session options that may override it: ``zoom_in``, ``flip_tta`` (None: the protocol's),
     ``first_click_window`` (None: the protocol's; pixels or "auto"; plugin only),
-    ``first_click_grow``, ``zoom_min_size`` and ``device``. Outputs go to ``out``.
+    ``first_click_grow``, ``zoom_min_size`` and ``device``. ``object_crop`` F crops every
+    image to its object's bounding box grown F times about its centre (at least
+    :data:`MIN_CROP` pixels a side): small images, as users crop them, instead of whole
+    slices. Outputs go to ``out``.
     """
 
     dataset: str
@@ -72,6 +80,7 @@ class EvaluationSettings:
     first_click_grow: bool = True
     zoom_min_size: int = 200
     device: str = "auto"
+    object_crop: float | None = None
 
 
 def load_samples(settings: EvaluationSettings) -> ObjectDataset:
@@ -84,7 +93,32 @@ def load_samples(settings: EvaluationSettings) -> ObjectDataset:
         raise EvaluationError(str(err)) from err
     if settings.objects is not None:
         samples = samples.random_subset(settings.objects, seed=settings.seed)
+    if settings.object_crop is not None:
+        if settings.object_crop < 1.0:
+            raise EvaluationError(f"object_crop must be >= 1, got {settings.object_crop}.")
+        return [crop_to_object(s, settings.object_crop) for s in samples]
     return samples
+
+
+MIN_CROP = 32
+
+
+def crop_to_object(sample: ObjectSample, factor: float) -> ObjectSample:
+    """``sample`` cut to its object's bounding box grown ``factor`` times about its centre
+    (at least :data:`MIN_CROP` pixels a side, clipped to the image)."""
+    rows, cols = np.nonzero(sample.mask.any(1))[0], np.nonzero(sample.mask.any(0))[0]
+    window = []
+    for lo, hi, limit in (
+        (rows[0], rows[-1] + 1, sample.mask.shape[0]),
+        (cols[0], cols[-1] + 1, sample.mask.shape[1]),
+    ):
+        half = max((hi - lo) * factor, MIN_CROP) / 2
+        centre = (lo + hi) / 2
+        window.append(
+            slice(max(0, int(round(centre - half))), min(limit, int(round(centre + half))))
+        )
+    window = tuple(window)
+    return ObjectSample(sample.image[window], sample.mask[window], sample.name, sample.group)
 
 
 def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, Any]]:
@@ -178,6 +212,7 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
         "split": settings.split,
         "dataset_options": settings.dataset_options,
         "selection": {
+            "object_crop": settings.object_crop,
             "objects": settings.objects,
             "seed": settings.seed if settings.objects else None,
         },

@@ -322,7 +322,9 @@ def test_data_roots(tmp_path, monkeypatch):
     monkeypatch.chdir(checkout)  # commands run from the repository root
     assert default_data_root() == (tmp_path / "shared" / "data").resolve()
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    assert default_data_root() == (Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
+    assert (
+        default_data_root() == (Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
+    )
     assert dataset_subdir("sstem") == "sstem-drosophila-vnc" and dataset_subdir("folder") is None
     (tmp_path / "sstem-drosophila-vnc").mkdir()
     assert dataset_root("sstem", tmp_path) == tmp_path / "sstem-drosophila-vnc"

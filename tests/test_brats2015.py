@@ -129,3 +129,22 @@ def test_bad_options_and_empty_folder(shared_root, tmp_path):
     empty.mkdir()
     with pytest.raises(DatasetError, match="Expected BRATS 2015 case folders"):
         build_dataset("brats2015", empty)
+
+
+def test_the_range_comes_from_the_brain_even_when_the_outside_is_most_of_the_volume(tmp_path):
+    """A small brain in a large outside: the brain's 0.5 / 99.5 percentiles map to 0 / 1
+    (over the whole volume the outside would pull the upper bound down and clip tumour)."""
+    case = tmp_path / "brats2015-deepmedic" / CASE
+    case.mkdir(parents=True)
+    labels = np.zeros((3, 60, 60), np.uint8)
+    labels[1, 10:14, 10:14] = 2
+    rng = np.random.default_rng(3)
+    image = np.full(labels.shape, OUTSIDE, np.float32)
+    image[:, 8:18, 8:18] = rng.normal(0.0, 1.0, (3, 10, 10))  # the brain: 8 % of the volume
+    _save(image, case / "Flair_subtrMeanDivStd.nii.gz")
+    _save(labels, case / "OTMultiClass.nii.gz")
+    [sample] = build_dataset("brats2015", tmp_path, "train", min_area=0)
+    brain = image[:, 8:18, 8:18]
+    lo, hi = np.percentile(brain, [0.5, 99.5])
+    plane = np.clip((image[1, 8:18, 8:18] - lo) / (hi - lo), 0, 1)
+    assert np.allclose(sample.image[8:18, 8:18], plane, atol=1e-5)

@@ -362,6 +362,23 @@ def test_metaimage_data_files_outside_the_folder_are_refused(tmp_path, data_file
         read_image(_mhd(inner, data_file))
 
 
+def test_detached_nrrd_pointing_outside_is_refused(tmp_path):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (tmp_path / "outside.raw").write_bytes(bytes(32))
+    header = inner / "vol.nrrd"
+    header.write_text(
+        "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 2\nencoding: raw\n"
+        "data file: ../outside.raw\n"
+    )
+    with pytest.raises(ImageIOError, match="outside the header's folder"):
+        read_image(header)
+    volume = np.arange(32, dtype=np.uint8).reshape(2, 4, 4)
+    attached = tmp_path / "attached.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(attached))
+    assert np.array_equal(read_image(attached).data, volume)  # attached data still read
+
+
 def test_segment_refuses_a_metaimage_pointing_outside(tmp_path):
     import subprocess
     import sys

@@ -16,7 +16,7 @@ from napari_adaptiveclick.interactive.focus import (
 )
 from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.interactive.transforms import Box, CropResize, normalize_intensity
-from napari_adaptiveclick.models.registry import get_config, protocol_for
+from napari_adaptiveclick.models.registry import RELEASE_WEIGHTS, get_config, protocol_for
 
 ZOOM = {"expand": 1.4, "min_size": 20, "recompute_iou": 0.5}
 
@@ -127,9 +127,12 @@ def test_release_session_sees_the_whole_image_first_and_matches_the_hand_compute
     assert session.focus_box == Box(0, 0, 300, 260)
 
 
-def test_protocol_follows_the_model_family_and_flips_follow_the_protocol():
-    assert protocol_for("vit_b") == "release" and protocol_for("vit_h") == "release"
-    assert protocol_for("tiny") == "project"
+def test_protocol_follows_where_the_weights_come_from_and_flips_follow_the_protocol():
+    model = _brightness_model(get_config("vit_b"))  # a vit_b of this project's: project
+    assert protocol_for(model) == "project"
+    setattr(model, RELEASE_WEIGHTS, True)  # as load_model marks a released .pth
+    assert protocol_for(model) == "release"
+    assert ClickSession(model, device="cpu").protocol == "release"
     model = _brightness_model(get_config("tiny"))
     assert ClickSession(model, device="cpu").protocol == "project"
     assert not ClickSession(model, device="cpu").flip_tta

@@ -16,7 +16,7 @@ from napari_adaptiveclick.models.checkpoint import (
     verify_sha256,
 )
 from napari_adaptiveclick.models.errors import CheckpointError, UnsafeCheckpointError
-from napari_adaptiveclick.models.registry import build_model, load_model
+from napari_adaptiveclick.models.registry import build_model, load_model, protocol_for
 
 LISTING = (
     Path(__file__).resolve().parents[1].parent
@@ -77,7 +77,9 @@ def test_released_vitb_checkpoint_loads_with_no_missing_or_unexpected_keys(tmp_p
         own["click_aware_decoder.query_feat.weight"], state["click_aware_decoder.query_feat.weight"]
     )
     # The name is inferred from the weights when not given.
-    assert load_model(path).config.name == "vit_b"
+    released = load_model(path)
+    assert released.config.name == "vit_b"
+    assert protocol_for(released) == "release"  # released weights use the release's protocol
 
 
 class _Exploit:

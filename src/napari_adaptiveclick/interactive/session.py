@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +34,6 @@ from napari_adaptiveclick.interactive.transforms import (
 )
 from napari_adaptiveclick.models.device import pick_device
 from napari_adaptiveclick.models.registry import protocol_for, resolve_model
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 PROTOCOLS: tuple[str, ...] = ("project", "release")
 
@@ -76,7 +72,8 @@ class ClickSession:
     (this project's conventions: pixel-centre resizing, the first-click window), "release"
     (the authors' inference path exactly: whole-image first click, their zoom-in box rules
     and ``align_corners=True`` resizing, see :mod:`.focus`; ``first_click_window`` is then
-    ignored) or "auto" (release for the release family of the registry, else project).
+    ignored; after :meth:`set_previous_mask` the first click zooms onto that mask) or "auto"
+    (release for weights loaded from a released ``.pth``, project for everything else).
     ``flip_tta`` None means on for the release protocol and off otherwise.
     """
 
@@ -101,7 +98,7 @@ class ClickSession:
         self.device = pick_device(device)
         self.model = resolve_model(model).to(self.device).eval()
         self.config = self.model.config
-        self.protocol = protocol_for(self.config.name) if protocol == "auto" else protocol
+        self.protocol = protocol_for(self.model) if protocol == "auto" else protocol
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be 'auto' or one of {PROTOCOLS}, got {protocol!r}.")
         release = self.protocol == "release"
@@ -147,7 +144,8 @@ class ClickSession:
 
     @property
     def focus_box(self) -> Box | None:
-        """The crop the last prediction saw (None: the whole image, or no click yet)."""
+        """The crop the last prediction saw: a Box, or None for the whole image resized (or
+        no click yet). The release protocol records its whole-image first box as a Box."""
         return self._history[-1].roi if self._history else None
 
     @property

@@ -2,7 +2,8 @@
 
 Coordinates are (row, col) in pixels of the array they refer to; a pixel's centre is at
 its integer index. All geometric maps here are affine per axis: ``dst = (src + 0.5) * s - 0.5``
-for a resize by factor ``s`` (pixel-centre convention, as ``align_corners=False``).
+for a resize by factor ``s`` (pixel-centre convention, as ``align_corners=False``), or, in the
+release's convention (:data:`CONVENTIONS`), ``dst = src * s`` with ``align_corners=True``.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def read_image(path: str | os.PathLike) -> ImageVolume:
     fmt = file_format(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
-    if fmt == "metaimage":
+    if fmt in ("metaimage", "nrrd"):
         try:
             check_data_files(path)
         except (MetaImageError, OSError) as err:

@@ -149,7 +149,9 @@ def _elastic(
         cols + alpha * smooth_field(rng, shape, cells) / 2.0,
     ]
     warped = ndimage.map_coordinates(image, coords, order=1, mode="reflect")
-    warped_mask = ndimage.map_coordinates(mask.astype(np.float32), coords, order=1) > 0.5
+    warped_mask = (
+        ndimage.map_coordinates(mask.astype(np.float32), coords, order=1, mode="reflect") > 0.5
+    )
     return warped.astype(np.float32), warped_mask
 
 

@@ -38,7 +38,9 @@ from napari_adaptiveclick.learning.datasets import (
 
 RANDOM_WALKER = "random_walker"
 # Evaluation protocol -> ClickSession protocol.
-PROTOCOLS = {"plugin": "project", "release": "release"}
+# "plugin" is whatever the plugin's session does ("auto": the release's path for released
+# checkpoints, this project's for its own).
+PROTOCOLS = {"plugin": "auto", "release": "release"}
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
         **info,
         "protocol": {
             "name": settings.protocol if learned else None,
+            "session": getattr(predictor, "protocol", None),
             "max_clicks": settings.max_clicks,
             "threshold": PREDICTION_THRESHOLD,
             "stop_at": stop_at,

@@ -100,11 +100,14 @@ MODELS: dict[str, ModelEntry] = {
 MODEL_CHOICES: tuple[str, ...] = (DEFAULT_MODEL, *MODELS)
 
 
-def protocol_for(name: str) -> str:
-    """The inference protocol a model's family uses by default: "release" for the authors'
-    architectures (their checkpoints were trained and measured with it), "project" else."""
-    entry = MODELS.get(name)
-    return "release" if entry is not None and entry.family == "release" else "project"
+RELEASE_WEIGHTS = "release_weights"  # attribute set on models loaded from a released .pth
+
+
+def protocol_for(model: Any) -> str:
+    """The inference protocol a model uses by default: "release" for weights loaded from the
+    authors' released checkpoints (trained and measured with it), "project" otherwise (this
+    project's checkpoints, of any architecture, and random initialisations)."""
+    return "release" if getattr(model, RELEASE_WEIGHTS, False) else "project"
 
 
 def model_names(family: str | None = None) -> list[str]:
@@ -158,10 +161,15 @@ def load_model(path: str | Path, expected_name: str | None = None) -> AdaptiveCl
             raise CheckpointError("No default weights are shipped with this installation.")
         path = found
     config, state = read_model_weights(path, expected_name)
-    if config is None:  # a released .pth: the architecture from the name or the weights
+    released = config is None
+    if released:  # a released .pth: the architecture from the name or the weights
         config = get_config(expected_name or _release_name(state, path))
-    model = build_from_config(config)
+    try:
+        model = build_from_config(config)
+    except (ValueError, TypeError, AssertionError, OverflowError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: its config cannot be built ({err}).") from None
     load_state_into(model, state, str(path))
+    setattr(model, RELEASE_WEIGHTS, released)
     return model.eval()
 
 

@@ -190,11 +190,13 @@ class Collector:
         group: str,
         tag: str,
         min_area: int,
+        stats: IntensityStats | None = None,
     ) -> None:
         """Add every plane of a 2D image or grey 3D volume with its labels (checked by
         :func:`checked_labels`); 3D is sliced along ``axis`` (napari order), 2D ignores it.
-        ``to_id_map`` turns a label plane into an object-id plane."""
-        stats = volume_stats(image.data, image.path)
+        ``to_id_map`` turns a label plane into an object-id plane. ``stats``: the intensity
+        range to normalise with (default: the whole volume's)."""
+        stats = volume_stats(image.data, image.path) if stats is None else stats
         if len(image.spatial_shape) == 2:
             planes = [(source, image.data, labels)]
         else:

@@ -167,6 +167,7 @@ def build_brats2015(
             group=f"brats2015/{case.name}",
             tag=target,
             min_area=min_area,
+            stats=(lo, hi),
         )
     return collector.build(
         dataset_title(

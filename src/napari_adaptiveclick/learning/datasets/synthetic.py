@@ -15,9 +15,10 @@ Each scene is a grey image in [0, 1] and one object mask, drawn from one of five
 
 Then one random intensity transfer function (a piecewise-linear map with a few knots,
 inverted half the time), a multiplicative bias field, blur and noise. Everything comes from
-``numpy.random.default_rng([seed, index])``: item ``i`` is the same on every machine and
-every call, so the dataset is infinite in effect (``length`` items) and a resumed run replays
-the same scenes. A 320 px scene takes a few milliseconds on one core.
+``numpy.random.default_rng([seed, stream, index])`` (stream 0 for the train and "all" splits, 1
+for test): item ``i`` is the same on every machine and every call, so the dataset is infinite
+in effect (``length`` items) and a resumed run replays the same scenes. A 320 px scene takes
+60-80 ms on one core (a training sample costs several times that).
 """
 
 from __future__ import annotations
@@ -277,17 +278,19 @@ def synthetic_scene(
         kind = KINDS[int(rng.integers(len(KINDS)))]
     if kind not in _SCENES:
         raise DatasetError(f"Unknown synthetic kind {kind!r}; choose one of {', '.join(KINDS)}.")
-    for _ in range(8):  # a scene whose object came out too small is drawn again
+    for _ in range(100):  # a scene whose object came out too small is drawn again
         image, mask = _SCENES[kind](rng, size)
         if mask is not None and mask.sum() >= 20:
             break
+    else:
+        raise DatasetError(f"No synthetic {kind!r} scene with an object of 20 px in 100 draws.")
     image = _acquire(_transfer(np.asarray(image, np.float64), rng), rng)
     return image, np.asarray(mask, bool), kind
 
 
 class SyntheticDataset(Sequence[ObjectSample]):
     """``length`` seeded synthetic objects; item ``i`` is drawn from
-    ``default_rng([seed, i])`` (the test split uses another seed stream than train)."""
+    ``default_rng([seed, stream, i])`` (the test split uses stream 1, train and "all" 0)."""
 
     def __init__(
         self,

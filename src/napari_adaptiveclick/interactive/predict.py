@@ -43,13 +43,16 @@ def predict_probability(
     *,
     flip_tta: bool = False,
     half_precision: bool = False,
+    inference: bool = True,
 ) -> torch.Tensor:
     """Foreground probability ``(B, 1, S, S)`` float32, without gradient.
 
     ``image``: ``(B, 3, S, S)`` in [0, 1]; ``prior``: ``(B, 1, S, S)`` previous probability
     (zeros for none); ``prompts``: ``(B, 2, S, S)`` from :func:`prompt_maps`. ``flip_tta``
     averages the logits with those of the horizontally flipped input; ``half_precision``
-    runs under float16 autocast (CUDA).
+    runs under float16 autocast (CUDA). ``inference`` runs under ``torch.inference_mode``
+    (interactive use); pass False when the result feeds a forward with gradient (the
+    trainer's iterative clicks), which inference tensors may not.
     """
     import torch
 
@@ -57,7 +60,7 @@ def predict_probability(
     if flip_tta:
         image, prior, prompts = (torch.cat([t, t.flip(-1)]) for t in (image, prior, prompts))
     with (
-        torch.no_grad(),
+        torch.inference_mode() if inference else torch.no_grad(),
         torch.autocast(image.device.type, dtype=torch.float16, enabled=half_precision),
     ):
         logits = model(image, prior, prompts)["mask_logits"].float()

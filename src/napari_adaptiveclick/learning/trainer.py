@@ -143,7 +143,9 @@ class Trainer:
         prev = torch.zeros(b, 1, s, s, device=self.device)
         rounds = int(rng.integers(0, self.cfg.max_extra_clicks + 1))
         for _ in range(rounds):
-            prev = predict_probability(self.model, images, prev, self._click_maps(clicks))
+            prev = predict_probability(
+                self.model, images, prev, self._click_maps(clicks), inference=False
+            )
             preds = (prev[:, 0] > PREDICTION_THRESHOLD).cpu().numpy()
             for i in range(b):
                 clicked = disk_maps(clicks[i], (s, s), 1.0).max(0) > 0 if clicks[i] else None

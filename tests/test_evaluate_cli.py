@@ -93,7 +93,11 @@ def test_same_command_gives_identical_metrics(folder, tmp_path):
     assert _evaluate(folder, tmp_path / "two", *extra) == 0
     first = _without_timing(tmp_path / "one")
     assert first == _without_timing(tmp_path / "two")
-    assert first["metrics"]["objects"] == 2 and first["selection"] == {"object_crop": None, "objects": 2, "seed": 5}
+    assert first["metrics"]["objects"] == 2 and first["selection"] == {
+        "object_crop": None,
+        "objects": 2,
+        "seed": 5,
+    }
 
 
 def test_compare_prints_runs_and_the_papers_figures(folder, tmp_path, capsys):

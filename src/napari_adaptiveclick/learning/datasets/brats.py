@@ -49,6 +49,16 @@ _BRATS2015_MODALITIES = {"flair": "Flair", "t1c": "T1c", "t1ce": "T1c"}
 _BRATS2015_LABELS = "OTMultiClass.nii.gz"
 
 
+def _check_options(
+    name: str, modality: str, modalities, target: str, objects: str, min_area: int | None
+) -> int:
+    """Check the options shared by the BraTS layouts; returns min_area (default 50)."""
+    check_choice(f"{name} modality", modality, modalities)
+    check_choice(f"{name} target", target, ("wt", "tc", "et"))
+    check_choice(f"{name} objects", objects, ("slice", "components"))
+    return 50 if min_area is None else min_area
+
+
 def build_brats(
     root: Path,
     split: str,
@@ -59,10 +69,7 @@ def build_brats(
     objects: str = "slice",
 ) -> ObjectDataset:
     """BraTS 2017-2020 and BRATS 2012 cases; ``target`` wt, tc or et (not for 2012 labels)."""
-    check_choice("brats modality", modality, _BRATS_MODALITIES)
-    check_choice("brats target", target, ("wt", "tc", "et"))
-    check_choice("brats objects", objects, ("slice", "components"))
-    min_area = 50 if min_area is None else min_area
+    min_area = _check_options("brats", modality, _BRATS_MODALITIES, target, objects, min_area)
     if split == "all":
         cases = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     else:
@@ -100,17 +107,8 @@ def build_brats(
             tag=target,
             min_area=min_area,
         )
-    return collector.build(
-        dataset_title(
-            "brats",
-            split,
-            modality=modality,
-            target=target,
-            objects=objects,
-            axis=axis,
-            min_area=min_area,
-        )
-    )
+    settings = dict(modality=modality, target=target, objects=objects, axis=axis)
+    return collector.build(dataset_title("brats", split, **settings, min_area=min_area))
 
 
 def build_brats2015(
@@ -126,15 +124,14 @@ def build_brats2015(
     images are z-scored inside the brain, so the volume statistics come from the brain
     (every voxel above the volume's minimum, which fills the outside) and the outside maps to
     0."""
-    check_choice("brats2015 modality", modality, _BRATS2015_MODALITIES)
-    check_choice("brats2015 target", target, _BRATS2015_TARGETS)
-    check_choice("brats2015 objects", objects, ("slice", "components"))
+    min_area = _check_options(
+        "brats2015", modality, _BRATS2015_MODALITIES, target, objects, min_area
+    )
     if split == "test":
         raise DatasetError(
             "brats2015 has no test cases: all six are training cases (SPEC.md section 5); "
             "evaluate on the brats test split instead."
         )
-    min_area = 50 if min_area is None else min_area
     cases = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     prefix = _BRATS2015_MODALITIES[modality]
     plans = []
@@ -169,17 +166,8 @@ def build_brats2015(
             min_area=min_area,
             stats=(lo, hi),
         )
-    return collector.build(
-        dataset_title(
-            "brats2015",
-            split,
-            modality=modality,
-            target=target,
-            objects=objects,
-            axis=axis,
-            min_area=min_area,
-        )
-    )
+    settings = dict(modality=modality, target=target, objects=objects, axis=axis)
+    return collector.build(dataset_title("brats2015", split, **settings, min_area=min_area))
 
 
 def _brats_id_maps(values: tuple[int, ...], objects: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -82,20 +82,82 @@ def test_reader_sets_scale_and_writer_keeps_geometry(tmp_path, name, writer):
 
     labels = (array > 500).astype(np.int32) * 3
     out = tmp_path / ("labels_" + name)
-    attributes = {
-        "metadata": kwargs["metadata"],
-        "scale": kwargs["scale"],
-        "translate": kwargs["translate"],
-    }
+    attributes = {"metadata": kwargs["metadata"], "scale": kwargs["scale"]}
     assert write_labels_layer(str(out), labels, attributes) == [str(out)]
     source, written = read_image(tmp_path / name), read_image(out)
     np.testing.assert_array_equal(written.data, labels)
     np.testing.assert_allclose(written.spacing, source.spacing)
     np.testing.assert_allclose(written.origin, source.origin)
-    if source.affine is not None:
-        np.testing.assert_allclose(written.affine, source.affine)
-    if source.direction is not None:
-        np.testing.assert_allclose(written.direction, source.direction)
+    np.testing.assert_allclose(written.affine, source.affine)
+
+
+def _oblique_nifti(path: Path) -> np.ndarray:
+    """A flipped, rotated, anisotropic NIfTI volume; returns its RAS affine (file axes)."""
+    c, s = np.cos(0.5), np.sin(0.5)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ np.diag([-0.8, 0.9, 2.5])
+    affine[:3, 3] = [-12.5, 30.0, 7.25]
+    data = np.random.default_rng(1).integers(0, 100, (5, 6, 7)).astype(np.int16)
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return affine
+
+
+@pytest.mark.filterwarnings("ignore:Non-orthogonal slicing")
+def test_layer_maps_a_voxel_to_its_lps_world_point(tmp_path):
+    from napari.layers import Image, Labels, Points
+
+    from napari_adaptiveclick._napari.layers import geometry_kwargs
+
+    ras = _oblique_nifti(tmp_path / "scan.nii.gz")
+    [(array, kwargs, _)] = get_reader(str(tmp_path / "scan.nii.gz"))(str(tmp_path / "scan.nii.gz"))
+    image = Image(array, **kwargs)
+    assert "translate" not in kwargs and not np.signbit(image.translate).any()
+    np.testing.assert_allclose(image.scale, np.linalg.norm(ras[:3, :3], axis=0)[::-1], rtol=1e-6)
+    index = np.array([6.0, 5.0, 4.0])  # napari (plane, row, col) = NIfTI voxel (4, 5, 6)
+    x, y, z = nib.affines.apply_affine(ras, index[::-1])
+    np.testing.assert_allclose(image.data_to_world(index), (z, -y, -x), atol=1e-5)  # LPS
+    for layer in (
+        Labels(np.zeros(array.shape, int), **geometry_kwargs(image)),
+        Points(ndim=3, **geometry_kwargs(image)),
+    ):
+        np.testing.assert_allclose(layer.data_to_world(index), (z, -y, -x), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Non-orthogonal slicing")
+def test_writer_without_source_uses_the_layers_transform(tmp_path):
+    from napari.layers import Labels
+
+    layer = Labels(
+        np.ones((3, 4, 5), np.uint8),
+        scale=(2.0, 0.5, 0.7),
+        translate=(1.0, -2.0, 3.0),
+        rotate=np.array([[0, 1.0, 0], [1.0, 0, 0], [0, 0, 1.0]]),
+        affine=np.diag([1.0, -1.0, 1.0, 1.0]),
+    )
+    data, state, _ = layer.as_layer_data_tuple()
+    out = write_labels_layer(str(tmp_path / "labels.mha"), data, state)[0]
+    written = read_image(out)
+    for index in ((0, 0, 0), (2, 3, 4), (1, 0, 2)):
+        point = np.append(np.asarray(index, dtype=float), 1.0)
+        np.testing.assert_allclose(
+            (written.affine @ point)[:3], layer.data_to_world(index), atol=1e-9
+        )
+
+
+def test_multichannel_metaimage_gives_each_channel_the_geometry(tmp_path):
+    import SimpleITK as sitk
+    from napari.layers.utils.stack_utils import split_channels
+
+    image = sitk.GetImageFromArray(np.zeros((4, 5, 6, 2), np.uint8), isVector=True)
+    image.SetSpacing((0.5, 0.5, 2.0))
+    image.SetDirection((1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0))
+    sitk.WriteImage(image, str(tmp_path / "two.mha"))
+    [(array, kwargs, kind)] = get_reader(str(tmp_path / "two.mha"))(str(tmp_path / "two.mha"))
+    assert kind == "image" and kwargs["channel_axis"] == 3
+    layers = split_channels(array, **kwargs)
+    assert len(layers) == 2
+    for _, layer_kwargs, _ in layers:
+        np.testing.assert_allclose(layer_kwargs["affine"], np.diag([1.0, -1.0, 1.0, 1.0]))
 
 
 def test_manifest_reader_and_writer_through_napari(tmp_path):

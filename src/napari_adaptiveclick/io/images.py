@@ -1,9 +1,10 @@
 """Read images and volumes (TIFF, PNG/JPEG, NIfTI, MetaImage, NRRD) with their geometry.
 
 Arrays are returned in napari order: ``(plane, row, col)`` for 3D, ``(row, col)`` for 2D and
-``(row, col, 3)`` for RGB. Per-axis ``spacing`` and ``origin`` follow the same order. Each
-reader keeps what is needed to write a labels file with the source geometry (:mod:`.labels`) (NIfTI affine
-and header, SimpleITK direction, TIFF unit).
+``(row, col, 3)`` for RGB, the voxels exactly as stored. Each :class:`ImageVolume` carries its
+voxel-to-world ``affine`` in the one convention of :mod:`.geometry` (napari axis order, LPS
+world), its per-axis ``spacing`` and ``origin``, and what a labels file with the source
+geometry needs (:mod:`.labels`): the NIfTI header, the TIFF unit.
 
 Axis conventions of the files: nibabel returns NIfTI arrays in file order ``(x, y, z[, t])``;
 they are reversed here to ``([t,] z, y, x)``, so planes are axial for the usual orientations.
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_adaptiveclick.io import geometry
 from napari_adaptiveclick.io.metaimage import MetaImageError, check_data_files
 
 # Extension (lower case) -> format name. ".nii.gz" is matched before single suffixes.
@@ -43,7 +45,6 @@ WRITE_EXTENSIONS: tuple[str, ...] = tuple(e for e, f in FORMATS.items() if f != 
 
 _TIFF_AXES = {"Y": "y", "X": "x", "Z": "z", "T": "t", "C": "c", "S": "c", "Q": "z", "I": "z"}
 _TIFF_RESUNIT_INCH, _TIFF_RESUNIT_CM = 2, 3
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])  # ITK world is LPS, NIfTI world is RAS (and back)
 _NIFTI_UNITS = ("mm", "micron", "meter")
 
 
@@ -59,17 +60,19 @@ class ImageVolume:
         data: pixel array in napari order; ``axes`` names its axes, e.g. ``"yx"``, ``"yxc"``
             (RGB), ``"zyx"``, ``"tzyx"`` (4D NIfTI: all axes kept, callers choose).
         spacing: size of a pixel along each data axis (same order as ``data``; 1.0 for
-            channel axes and where the file has no calibration).
-        origin: world position of pixel 0 along each data axis (0.0 where unknown). With a
-            rotated or flipped ``affine``/``direction`` these two do not describe the full
-            geometry; the writers use the complete one.
+            channel axes and where the file has no calibration): the lengths of the
+            ``affine``'s columns.
+        origin: world position of pixel 0, one entry per data axis (world axes are in data
+            order; 0.0 for channel axes and where unknown): the ``affine``'s last column.
         path: the file it was read from (None for arrays made in memory).
         format: "tiff", "png", "jpeg", "nifti", "metaimage" or "nrrd".
         axes: one letter per data axis (t, z, y, x, c).
         unit: length unit of ``spacing`` when the file states one ("mm", "micron", ...).
-        affine: NIfTI only, the 4x4 voxel-to-world (RAS) matrix in FILE axis order (x, y, z).
-        header: NIfTI only, a copy of the nibabel header.
-        direction: SimpleITK only, the direction cosines, row-major, in ITK (x, y, z) order.
+        affine: the ``(N+1, N+1)`` voxel-to-world matrix over the ``N`` non-channel axes, in
+            the convention of :mod:`.geometry` (napari order in, LPS world in ``(z, y, x)``
+            order out). Built from ``spacing`` and ``origin`` when not given; with rotations
+            or flips only the affine describes the full geometry, and the writers use it.
+        header: NIfTI only, a copy of the nibabel header (qform/sform codes, units, zooms).
     """
 
     data: np.ndarray
@@ -81,7 +84,6 @@ class ImageVolume:
     unit: str | None = None
     affine: np.ndarray | None = None
     header: Any = None
-    direction: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.axes:
@@ -92,6 +94,40 @@ class ImageVolume:
                     f"ImageVolume {name} {getattr(self, name)!r} needs one entry per data axis "
                     f"(data shape {self.data.shape})."
                 )
+        spacing = [s for s, a in zip(self.spacing, self.axes, strict=True) if a != "c"]
+        if self.affine is None:
+            origin = [o for o, a in zip(self.origin, self.axes, strict=True) if a != "c"]
+            self.affine = geometry.diagonal_affine(spacing, origin)
+        self.affine = np.asarray(self.affine, dtype=np.float64)
+        n = len(spacing)
+        if self.affine.shape != (n + 1, n + 1):
+            raise ValueError(
+                f"ImageVolume affine needs shape {(n + 1, n + 1)} for axes {self.axes!r}, got "
+                f"{self.affine.shape}."
+            )
+        if not np.allclose(geometry.steps(self.affine), spacing, rtol=1e-5, atol=1e-12):
+            raise ValueError(
+                f"ImageVolume spacing {tuple(spacing)} differs from the affine's column "
+                f"lengths {geometry.steps(self.affine)}."
+            )
+
+    @classmethod
+    def with_affine(
+        cls,
+        data: np.ndarray,
+        affine: np.ndarray,
+        axes: str,
+        spacing: tuple[float, ...] | None = None,
+        **kwargs: Any,
+    ) -> ImageVolume:
+        """A volume whose ``origin`` (and ``spacing``, unless given: one entry per
+        non-channel axis) are read off ``affine``."""
+        affine = np.asarray(affine, dtype=np.float64)
+        steps = geometry.steps(affine) if spacing is None else spacing
+        origin = geometry.per_axis(geometry.offset(affine), axes, 0.0)
+        return cls(
+            data, geometry.per_axis(steps, axes, 1.0), origin, axes=axes, affine=affine, **kwargs
+        )
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -211,18 +247,14 @@ def _read_nifti(path: Path) -> ImageVolume:
 
     img = nib.load(path)
     data = np.ascontiguousarray(np.asanyarray(img.dataobj).transpose())  # keeps on-disk dtype
-    zooms = tuple(float(z) for z in img.header.get_zooms())[: data.ndim]
-    translation = [float(t) for t in img.affine[:3, 3][: data.ndim]]
-    translation += [0.0] * (data.ndim - len(translation))
+    affine = geometry.from_nifti(img.affine, data.ndim, img.header.get_zooms())
     unit = img.header.get_xyzt_units()[0]
     axes = {1: "x", 2: "yx", 3: "zyx"}.get(data.ndim, "t" * (data.ndim - 3) + "zyx")
-    return ImageVolume(
+    return ImageVolume.with_affine(
         data,
-        zooms[::-1],
-        tuple(translation[::-1]),
-        axes=axes,
+        affine,
+        axes,
         unit=None if unit == "unknown" else unit,
-        affine=np.array(img.affine, dtype=np.float64),
         header=img.header.copy(),
     )
 
@@ -234,9 +266,9 @@ def _read_sitk(path: Path) -> ImageVolume:
     data = sitk.GetArrayFromImage(img)
     dim = img.GetDimension()
     axes = {2: "yx", 3: "zyx", 4: "tzyx"}.get(dim, "q" * (dim - 3) + "zyx")
-    spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
-    origin = tuple(float(o) for o in reversed(img.GetOrigin()))
     if img.GetNumberOfComponentsPerPixel() > 1:
-        axes, spacing, origin = axes + "c", spacing + (1.0,), origin + (0.0,)
-    direction = tuple(float(d) for d in img.GetDirection())
-    return ImageVolume(data, spacing, origin, axes=axes, unit="mm", direction=direction)
+        axes += "c"
+    affine = geometry.from_itk(img.GetSpacing(), img.GetOrigin(), img.GetDirection())
+    # The spacing exactly as stored (the column lengths may differ from it in the last bit).
+    spacing = tuple(float(s) for s in img.GetSpacing()[::-1])
+    return ImageVolume.with_affine(data, affine, axes, spacing, unit="mm")

@@ -1,5 +1,10 @@
-"""Write label arrays back to files with the geometry of the image they label (NIfTI affine
-and header, SimpleITK spacing / origin / direction, TIFF spacing and unit), atomically.
+"""Write label arrays back to files with the geometry of the image they label, atomically.
+
+The geometry is the image's voxel-to-world affine (:mod:`.geometry`): a NIfTI source's header
+(qform and sform with their codes, units) is kept as it was, an ITK source's spacing, origin
+and direction come back as read, and between formats the affine is converted (RAS <-> LPS),
+so the labels overlay the image in other viewers and read back with the same affine.
+TIFF keeps the spacing and unit (it has no orientation).
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_adaptiveclick.io import geometry
 from napari_adaptiveclick.io.images import (
-    _LPS_TO_RAS,
     _NIFTI_UNITS,
     WRITE_EXTENSIONS,
     ImageIOError,
@@ -40,12 +45,11 @@ def write_labels(
     """Write an integer label array in the format given by the extension of ``path``.
 
     ``labels`` is in napari order (same shape as ``like.spatial_shape`` when ``like`` is
-    given); the file gets the geometry of ``like`` (NIfTI affine and header, SimpleITK
-    spacing/origin/direction, TIFF spacing and unit; converted between formats when they
-    differ). Values are stored with the smallest unsigned dtype that fits. The file is written
-    to a temporary folder beside ``path`` and moved into place, so a crash never leaves a
-    half-written file. Refuses to replace an existing file unless ``overwrite=True``.
-    Returns ``path``.
+    given); the file gets the geometry of ``like``: its affine (NIfTI: with its header;
+    MetaImage/NRRD: as spacing, origin and direction), TIFF its spacing and unit. Values are
+    stored with the smallest unsigned dtype that fits. The file is written to a temporary
+    folder beside ``path`` and moved into place, so a crash never leaves a half-written file.
+    Refuses to replace an existing file unless ``overwrite=True``. Returns ``path``.
     """
     path = Path(path)
     fmt = file_format(path)
@@ -106,54 +110,49 @@ def _spatial(like: ImageVolume, values: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(v for v, a in zip(values, like.axes, strict=True) if a != "c")
 
 
-def _itk_geometry(
-    like: ImageVolume | None, ndim: int
-) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
-    """Spacing, origin and direction matrix in ITK order (x first, LPS world) for ``ndim``
-    axes: the source's own for SimpleITK files, converted from the affine for NIfTI."""
+def _affine(like: ImageVolume | None, ndim: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """World affine and spacing (napari order, non-channel axes) of ``like``; identity
+    without one."""
     if like is None:
-        return (1.0,) * ndim, (0.0,) * ndim, np.eye(ndim)
-    if like.affine is not None and ndim <= 3:
-        linear = (_LPS_TO_RAS @ like.affine[:3, :3])[:ndim, :ndim]
-        spacing = np.linalg.norm(linear, axis=0)
-        origin = (_LPS_TO_RAS @ like.affine[:3, 3])[:ndim]
-        return tuple(spacing), tuple(origin), linear / spacing
-    spacing = _spatial(like, like.spacing)[::-1]
-    origin = _spatial(like, like.origin)[::-1]
-    if like.direction is not None and len(like.direction) == ndim * ndim:
-        return spacing, origin, np.reshape(like.direction, (ndim, ndim))
-    return spacing, origin, np.eye(ndim)
+        return np.eye(ndim + 1), (1.0,) * ndim
+    return like.affine, _spatial(like, like.spacing)
 
 
 def _write_sitk(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
     import SimpleITK as sitk
 
-    img = sitk.GetImageFromArray(labels)
-    spacing, origin, direction = _itk_geometry(like, labels.ndim)
-    img.SetSpacing([float(s) for s in spacing])
-    img.SetOrigin([float(o) for o in origin])
-    img.SetDirection([float(d) for d in direction.ravel()])
+    img = sitk.GetImageFromArray(labels, isVector=False)  # a 4D array is 4D, not vectors
+    spacing, origin, direction = geometry.to_itk(*_affine(like, labels.ndim))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    img.SetDirection(direction)
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
 def _write_nifti(path: Path, labels: np.ndarray, like: ImageVolume | None) -> None:
-    """Same-format source: its affine and header (qform/sform codes, units) are kept."""
+    """A NIfTI source's header (qform/sform and codes, units) is kept; others get the affine
+    as sform and qform (scanner) and their unit."""
     import nibabel as nib
 
-    if like is not None and like.affine is not None:
-        header = like.header.copy()
+    affine, _ = _affine(like, labels.ndim)
+    source_header = like.header if like is not None else None
+    if isinstance(source_header, nib.Nifti1Header):  # Nifti2Header derives from it
+        header = source_header.copy()
         header["cal_min"], header["cal_max"] = 0, 0  # the image's display range
         image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
-        img = image_class(labels.transpose(), like.affine, header)
+        # Equal to the header's own matrix, so nibabel leaves qform and sform untouched.
+        img = image_class(
+            labels.transpose(),
+            geometry.to_nifti(affine, header.get_best_affine()),
+            header,
+            dtype=labels.dtype,  # nibabel refuses 64-bit integers without it
+        )
     else:
-        spacing, origin, direction = _itk_geometry(like, min(labels.ndim, 3))
-        n = len(spacing)
-        affine = np.eye(4)
-        affine[:n, :n] = direction * np.asarray(spacing)
-        affine[:n, 3] = origin
-        affine[:3] = _LPS_TO_RAS @ affine[:3]
-        img = nib.Nifti1Image(labels.transpose(), affine)
-        img.set_qform(affine, code=1)
+        nifti_affine = geometry.to_nifti(affine)
+        img = nib.Nifti1Image(labels.transpose(), nifti_affine, dtype=labels.dtype)
+        img.set_qform(nifti_affine, code=1)
+        if labels.ndim > 3:
+            img.header.set_zooms(img.header.get_zooms()[:3] + geometry.extra_steps(affine))
         img.header.set_xyzt_units(xyz=like.unit if like and like.unit in _NIFTI_UNITS else None)
     img.header.set_data_dtype(labels.dtype)
     nib.save(img, path)

@@ -114,3 +114,110 @@ def test_fractional_ids_are_refused_not_truncated(tmp_path, field):
     row[field] = 2.0  # a whole number written as a float is fine
     path.write_text(json.dumps([row]))
     assert getattr(read_click_records(path)[0], field) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "positive"),
+    [
+        *[(text, False) for text in ("false", "False", "FALSE", "0", "no", "No", " false ")],
+        *[(text, True) for text in ("true", "True", "TRUE", "1", "yes", "Yes")],
+    ],
+)
+def test_positive_written_as_text_in_csv(tmp_path, value, positive):
+    path = tmp_path / "clicks.csv"
+    path.write_text(f'plane,row,col,positive,object_id\n0,1,2,"{value}",1\n')
+    assert read_click_records(path)[0].positive is positive
+
+
+@pytest.mark.parametrize(
+    ("value", "positive"),
+    [
+        (True, True),
+        (False, False),
+        ("false", False),
+        ("True", True),
+        (1, True),
+        (0, False),
+        (1.0, True),
+        (0.0, False),
+    ],
+)
+def test_positive_in_json_booleans_strings_and_numbers(tmp_path, value, positive):
+    path = tmp_path / "clicks.json"
+    path.write_text(
+        json.dumps([{"plane": 0, "row": 1, "col": 2, "positive": value, "object_id": 1}])
+    )
+    assert read_click_records(path)[0].positive is positive
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "-1", "0.5", "truee", 2, 0.5, [True]])
+def test_other_positive_values_are_refused(tmp_path, value):
+    path = tmp_path / "clicks.json"
+    path.write_text(
+        json.dumps([{"plane": 0, "row": 1, "col": 2, "positive": value, "object_id": 1}])
+    )
+    with pytest.raises(ValueError, match=r"click 0 .*'positive' must be true/false"):
+        read_click_records(path)
+
+
+@pytest.mark.parametrize("field", ["plane", "object_id"])
+def test_fractional_ids_in_csv_are_refused(tmp_path, field):
+    row = {"plane": "1", "row": "3", "col": "4", "positive": "1", "object_id": "2", field: "2.5"}
+    path = tmp_path / "clicks.csv"
+    path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    with pytest.raises(ValueError, match=f"{field} must be a whole number, got '2.5'"):
+        read_click_records(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_large_object_ids_are_read_exactly(tmp_path, suffix):
+    ids = [2**53 + 1, 2**64 - 1]  # beyond float precision
+    path = tmp_path / f"clicks{suffix}"
+    write_click_records(
+        path, [ClickRecord(0, 1, 2, True, object_id=i, order=n) for n, i in enumerate(ids)]
+    )
+    assert [r.object_id for r in read_click_records(path)] == ids
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("object_id", 0, "object_id must be 1 or more"),
+        ("object_id", -3, "object_id must be 1 or more"),
+        ("plane", -1, "plane must be 0 or more"),
+        ("axis", 3, "axis must be 0, 1 or 2"),
+        ("object_id", 1e300, "object_id must be a whole number"),  # no exact integer
+        ("row", "nan", "row must be a finite number"),
+        ("col", "inf", "col must be a finite number"),
+    ],
+)
+def test_impossible_values_are_refused(tmp_path, field, value, message):
+    row = {"plane": 1, "row": 3, "col": 4, "positive": True, "object_id": 2, field: value}
+    path = tmp_path / "clicks.json"
+    path.write_text(json.dumps([row]))
+    with pytest.raises(ValueError, match=f"click 0 is not valid: {message}"):
+        read_click_records(path)
+
+
+def test_spreadsheet_quirks_bom_header_spaces_and_blank_rows(tmp_path):
+    path = tmp_path / "clicks.csv"
+    text = "Plane, Row ,Col,Positive,Object_ID\r\n3,4,5,FALSE,2\r\n,,,,\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    [record] = read_click_records(path)
+    assert (record.plane, record.row, record.col, record.positive, record.object_id) == (
+        3,
+        4.0,
+        5.0,
+        False,
+        2,
+    )
+
+
+def test_json_with_a_byte_order_mark_loads_and_bad_json_names_the_file(tmp_path):
+    path = tmp_path / "clicks.json"
+    row = {"plane": 0, "row": 1, "col": 2, "positive": "false", "object_id": 4}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps([row]).encode())
+    assert read_click_records(path)[0].object_id == 4
+    path.write_text("[{")
+    with pytest.raises(ValueError, match=r"clicks.json is not valid JSON"):
+        read_click_records(path)

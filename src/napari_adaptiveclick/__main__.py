@@ -2,18 +2,30 @@
 
 ``segment`` replays clicks (CSV/JSON: plane,row,col,positive,object_id[,order,model,axis]) on a
 2D image or the planes of a volume (TIFF, PNG, NIfTI, MetaImage, NRRD) and writes the labels in
-the input's format and geometry. ``demo`` opens napari with the sample EM volume and the widget
-(``--headless --out DIR`` runs a scripted click session and saves labels and a screenshot).
+the input's format and geometry. Everything is checked before the model loads: ``--labels``
+ids keep their integer dtype exactly (new ids that do not fit are refused; float labels only
+when all values are exact whole numbers, with a note), and a model without trained weights is
+refused unless ``--allow-random-weights``. ``demo`` opens napari with the sample EM volume and
+the widget (``--headless --out DIR`` runs a scripted click session and saves labels and a
+screenshot).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.models.registry import model_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_adaptiveclick.volume.records import ClickRecord
 
 
 def _segment_parser(sub) -> None:
@@ -27,7 +39,14 @@ def _segment_parser(sub) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help=f"registry name ({', '.join(model_names())}) when no checkpoint",
+        help=f"registry name ({', '.join(model_names())}) when no checkpoint (default: the "
+        "model column of --clicks, else the shipped weights)",
+    )
+    p.add_argument(
+        "--allow-random-weights",
+        action="store_true",
+        help="run a model that has no trained weights installed, with a warning (its masks "
+        "are noise); without it such a model is refused",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, default=PREDICTION_THRESHOLD)
@@ -45,11 +64,13 @@ def _segment_parser(sub) -> None:
 
 
 def segment(args: argparse.Namespace) -> int:
+    """Replay the clicks and write the labels. Every input is checked before the model loads."""
     from napari_adaptiveclick.interactive.session import ClickSession
     from napari_adaptiveclick.io.images import read_image
     from napari_adaptiveclick.io.labels import write_labels
     from napari_adaptiveclick.volume import replay_records
     from napari_adaptiveclick.volume.records import read_click_records
+    from napari_adaptiveclick.volume.replay import check_records, labels_dtype_for
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -58,16 +79,17 @@ def segment(args: argparse.Namespace) -> int:
     records = read_click_records(args.clicks)
     if not records:
         raise ValueError(f"{args.clicks} holds no clicks.")
-    start_labels = None
+    max_id = max(r.object_id for r in records)
+    start_labels = None  # zeros of labels_dtype_for(max_id)
     if args.labels:
-        start_labels = read_image(args.labels).data
-        if start_labels.shape != volume.spatial_shape:
-            raise ValueError(
-                f"--labels shape {start_labels.shape} does not match the image {volume.spatial_shape}."
-            )
-    model = args.checkpoint or args.model or records[0].model or None
+        start_labels = _start_labels(read_image(args.labels).data, volume.spatial_shape, max_id)
+    dtype = labels_dtype_for(max_id) if start_labels is None else start_labels.dtype
+    check_records(records, volume.spatial_shape, dtype)
+    highest = max_id if start_labels is None else max(max_id, int(start_labels.max(initial=0)))
+    _check_output(out, volume.spatial_shape, highest)
+    load_model = _replay_model(args, records)
     session = ClickSession(
-        None if model == "default" else model,
+        load_model(),
         device=args.device,
         zoom_in=not args.no_zoom_in,
         flip_tta=True if args.flip_tta else None,
@@ -91,6 +113,125 @@ def segment(args: argparse.Namespace) -> int:
         f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {session.model_name}, shape {labels.shape}"
     )
     return 0
+
+
+def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
+    """Refuse now, not after the replay, an output the labels writer could not write."""
+    from napari_adaptiveclick.io.images import file_format
+
+    fmt = file_format(out)  # refuses an unsupported extension
+    if fmt == "jpeg":
+        problem = "JPEG is lossy"
+    elif fmt == "png" and (len(shape) != 2 or max_label > 65535):
+        problem = f"PNG holds 2D labels up to 65535, these are {shape} with ids up to {max_label}"
+    else:
+        problem = ""
+    if problem:
+        raise ValueError(
+            f"Cannot write labels to {out.name}: {problem}; use .tif, .nii.gz or .mha."
+        )
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {out}: folder {out.parent} does not exist.")
+
+
+# Whole numbers up to these are exact in each float dtype (2**mantissa bits): beyond them, ids
+# may already have merged when the labels were saved.
+_EXACT_IN_FLOAT = {np.dtype(np.float16): 2**11, np.dtype(np.float32): 2**24}
+
+
+def _start_labels(data: np.ndarray, shape: tuple[int, ...], max_id: int) -> np.ndarray:
+    """The ``--labels`` array to start from, ids and integer dtype kept exactly. Negative ids
+    are refused (label files hold none). A bool mask becomes uint8 0/1. Float labels whose
+    values are all exact whole numbers become integers (:func:`labels_dtype_for` their largest
+    value and ``max_id``), with a note; any other float labels are refused."""
+    from napari_adaptiveclick.volume.replay import labels_dtype_for
+
+    if data.shape != shape:
+        raise ValueError(f"--labels shape {data.shape} does not match the image {shape}.")
+    if data.dtype == bool:
+        return data.astype(np.uint8)
+    if np.issubdtype(data.dtype, np.floating):
+        fix = "; save the labels as integers (e.g. uint16 or uint32)."
+        bad = data[~(np.isfinite(data) & (data == np.round(data)))]
+        if bad.size:
+            raise ValueError(
+                f"--labels holds values that are not whole numbers (e.g. {float(bad[0]):g}), "
+                f"so they are not label ids{fix}"
+            )
+        limit = _EXACT_IN_FLOAT.get(data.dtype, 2**53)
+        if data.size and data.max() > limit:
+            raise ValueError(
+                f"--labels is {data.dtype.name}: {data.dtype.name} cannot hold every id above "
+                f"{limit} exactly (found {float(data.max()):.0f}){fix}"
+            )
+    elif not np.issubdtype(data.dtype, np.integer):
+        raise ValueError(f"--labels must hold integer ids, got dtype {data.dtype}.")
+    if data.size and data.min() < 0:
+        raise ValueError(
+            f"--labels holds negative ids (e.g. {data.min().item():g}); label ids are 0 "
+            "(background) or more."
+        )
+    if np.issubdtype(data.dtype, np.integer):
+        return data
+    dtype = labels_dtype_for(max(int(data.max()) if data.size else 0, max_id))
+    print(
+        f"note: --labels {data.dtype.name} values are all whole numbers: used as {dtype.name} ids.",
+        file=sys.stderr,
+    )
+    return data.astype(dtype)
+
+
+def _replay_model(args: argparse.Namespace, records: Sequence[ClickRecord]) -> Callable[[], Any]:
+    """How to load the model of the replay, decided before any work: ``--checkpoint`` (with
+    ``--model`` as its expected architecture), else ``--model``, else the one model the clicks
+    name (a registry name or a checkpoint path), else the shipped default weights. A model
+    without trained weights is refused, unless ``--allow-random-weights``, which warns."""
+    from napari_adaptiveclick.models import registry
+
+    named = sorted({r.model for r in records if r.model})
+    if args.checkpoint and args.checkpoint != registry.DEFAULT_MODEL:
+        if not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file.")
+        expected = None if args.model in (None, registry.DEFAULT_MODEL) else args.model
+        return functools.partial(registry.load_model, args.checkpoint, expected)
+    if args.checkpoint or args.model:
+        name = args.checkpoint or args.model
+        source = "named by --checkpoint" if args.checkpoint else "named by --model"
+        if set(named) - {name}:
+            print(
+                f"note: the clicks name {', '.join(named)}; replaying with {name}.", file=sys.stderr
+            )
+    elif len(named) > 1:
+        raise ValueError(
+            f"{args.clicks}: the clicks were made with several models ({', '.join(named)}); a "
+            "replay uses one: pass --checkpoint FILE or --model NAME."
+        )
+    elif named:
+        name, source = named[0], f"named by the model column of {args.clicks}"
+    else:
+        name, source = registry.DEFAULT_MODEL, "used when no --checkpoint or --model is given"
+    proceed = "pass --checkpoint FILE (the trained weights the clicks were made with)"
+    if name not in registry.MODEL_CHOICES:
+        if Path(name).is_file():
+            return functools.partial(registry.load_model, name)
+        raise ValueError(
+            f"model {name!r} ({source}) is neither a registered model "
+            f"({', '.join(registry.MODEL_CHOICES)}) nor an existing checkpoint file; {proceed}."
+        )
+    architecture = registry.DEFAULT_ARCHITECTURE if name == registry.DEFAULT_MODEL else name
+    if registry.MODELS[architecture].weights_installed:
+        return functools.partial(registry.resolve_model, name)
+    if not args.allow_random_weights:
+        raise ValueError(
+            f"model {name!r} has no trained weights installed ({source}): its random weights "
+            f"would predict noise; {proceed}, or --allow-random-weights to run them anyway."
+        )
+    print(
+        f"WARNING: replaying with RANDOM weights for model {architecture!r} "
+        "(--allow-random-weights): the labels are meaningless.",
+        file=sys.stderr,
+    )
+    return functools.partial(registry.build_model, architecture)
 
 
 def main(argv: list[str] | None = None) -> int:

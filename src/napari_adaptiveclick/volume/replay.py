@@ -9,6 +9,52 @@ import numpy as np
 from napari_adaptiveclick.interactive.transforms import IntensityStats
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.slicing import SliceGeometry
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def labels_dtype_for(max_id: int) -> np.dtype:
+    """The dtype of new labels that must hold ids up to ``max_id``: int32 (napari's default)
+    when it fits, else uint64 (ids beyond uint64 are refused by :func:`check_records`)."""
+    return np.dtype(np.int32 if max_id <= _INT32_MAX else np.uint64)
+
+
+def check_records(
+    records: Sequence[ClickRecord], spatial_shape: Sequence[int], labels_dtype: np.dtype
+) -> int:
+    """Refuse, before any prediction, records that cannot be replayed on a volume of
+    ``spatial_shape`` (``(R, C)`` or ``(P, R, C)``) into labels of ``labels_dtype``: several
+    slicing axes, clicks outside the volume, object ids the dtype cannot hold. Returns the
+    slicing axis. Raises ValueError naming the first offending click (by ``order``)."""
+    shape = tuple(spatial_shape)
+    geometry_shape = (1, *shape) if len(shape) == 2 else shape
+    axes = {r.axis for r in records} or {0}
+    if len(axes) > 1:
+        raise ValueError(
+            f"The clicks were made along several slicing axes {sorted(axes)}; replay one axis "
+            "at a time."
+        )
+    geometry = SliceGeometry(geometry_shape, axes.pop())  # type: ignore[arg-type]
+    dtype = np.dtype(labels_dtype)
+    if not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"Labels must have an integer dtype, got {dtype}.")
+    limit = int(np.iinfo(dtype).max)
+    rows, cols = geometry.slice_shape
+    for r in sorted(records, key=lambda r: r.order):
+        if not geometry.contains(r.plane, r.row, r.col):
+            raise ValueError(
+                f"Click {r.order} at plane {r.plane}, (row {r.row:.1f}, col {r.col:.1f}) is "
+                f"outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
+                f"{geometry.axis}); nothing was predicted."
+            )
+        if not 1 <= r.object_id <= limit:
+            raise ValueError(
+                f"Click {r.order}: object id {r.object_id} does not fit: {dtype.name} labels "
+                f"hold ids up to {limit} (0 is background); start from labels of a wider "
+                "integer dtype (e.g. uint32 or uint64). Nothing was predicted."
+            )
+    return geometry.axis
 
 
 def replay_records(
@@ -27,27 +73,23 @@ def replay_records(
 
     ``image``: a 2D image ``(R, C)``, an RGB image ``(R, C, 3)`` (``rgb=True``), a volume
     ``(P, R, C)`` or an RGB stack ``(P, R, C, 3)``; volumes are cut along the records'
-    ``axis``. ``labels``: the labels the session started from (default: zeros, int32), not
-    modified. Returns labels of the image's spatial shape: those the napari widget showed when
-    the records were made with the same model, threshold and overwrite setting (manual
-    painting excepted). ``progress(done, total)`` is called after each click.
+    ``axis``. ``labels``: the integer labels the session started from, not modified; their
+    dtype and ids are kept exactly (default: zeros of :func:`labels_dtype_for` the largest
+    id). Everything is checked (:func:`check_records`) before the first prediction. Returns
+    labels of the image's spatial shape and the start labels' dtype: those the napari widget
+    showed when the records were made with the same model, threshold and overwrite setting
+    (manual painting excepted). ``progress(done, total)`` is called after each click.
     """
     image = np.asarray(image)
     flat = image.ndim == (3 if rgb else 2)
     volume = image[None] if flat else image
-    axes = {r.axis for r in records} or {0}
-    if len(axes) > 1:
-        raise ValueError(
-            f"The clicks were made along several slicing axes {sorted(axes)}; replay one axis "
-            "at a time."
-        )
     spatial = volume.shape[:3]
-    start = np.zeros(spatial, np.int32)
-    if labels is not None:
-        start[...] = np.asarray(labels).reshape(spatial)
-    annotator = VolumeAnnotator(
-        volume, start, session, axis=axes.pop(), overwrite=overwrite, stats=stats
-    )
+    if labels is None:
+        start = np.zeros(spatial, labels_dtype_for(max((r.object_id for r in records), default=0)))
+    else:
+        start = np.array(labels).reshape(spatial)  # a copy, in the caller's dtype
+    axis = check_records(records, spatial, start.dtype)
+    annotator = VolumeAnnotator(volume, start, session, axis=axis, overwrite=overwrite, stats=stats)
     for done, _ in enumerate(annotator.replay(records), start=1):
         if progress is not None:
             progress(done, len(records))

@@ -1,0 +1,244 @@
+"""``segment`` keeps the user's label ids and dtype exactly, and refuses before any work what it
+cannot do: ids that do not fit, float or negative labels, and models without trained weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_adaptiveclick.__main__ import main
+from napari_adaptiveclick.interactive import session as session_module
+from napari_adaptiveclick.io.images import read_image
+from napari_adaptiveclick.models import registry
+from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+
+SHAPE = (96, 80)
+OBJECT = (slice(30, 60), slice(20, 50))  # the bright square the clicks hit
+
+
+@pytest.fixture
+def image(tmp_path):
+    pixels = np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.uint16)
+    pixels[OBJECT] += 60
+    path = tmp_path / "slice.tif"
+    tifffile.imwrite(path, pixels)
+    return path
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fails the test if a ClickSession (and so a model) is built: refusals come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(session_module.ClickSession, "__init__", refuse)
+
+
+@pytest.fixture
+def no_shipped_weights(monkeypatch):
+    monkeypatch.setattr(registry, "default_checkpoint", lambda: None)
+
+
+def _clicks(tmp_path, *records: ClickRecord, name="clicks.csv"):
+    path = tmp_path / name
+    write_click_records(path, list(records))
+    return path
+
+
+def _labels_file(tmp_path, labels):
+    path = tmp_path / "start.tif"
+    tifffile.imwrite(path, labels)
+    return path
+
+
+def _segment(image, clicks, out, *extra) -> int:
+    argv = ["segment", "--image", str(image), "--clicks", str(clicks), "--out", str(out)]
+    return main([*argv, *extra])
+
+
+def _click(object_id, order=0, model=""):
+    return ClickRecord(0, 45, 35, True, object_id=object_id, order=order, model=model)
+
+
+# ---------------------------------------------------------------------- labels: ids and dtype
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".nii.gz", ".mha"])
+def test_uint64_ids_above_32_bits_stay_distinct(tmp_path, image, suffix):
+    big, top = 2**32 + 5, 2**64 - 2
+    start = np.zeros(SHAPE, np.uint64)
+    start[:10, :10], start[85:, 70:] = big, top
+    clicks = _clicks(tmp_path, _click(5))
+    out = tmp_path / f"labels{suffix}"
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    assert _segment(image, clicks, out, "--model", "tiny", *labels_arg) == 0
+    written = read_image(out).data
+    assert written.dtype == np.uint64
+    assert set(np.unique(written).tolist()) == {0, 5, big, top}
+    assert (written[:10, :10] == big).all() and (written[85:, 70:] == top).all()
+    assert (written[OBJECT] == 5).any()
+
+
+def test_uint32_ids_above_2_31_replay(tmp_path, image):
+    old, new = 2**31 + 7, 2**32 - 1
+    start = np.zeros(SHAPE, np.uint32)
+    start[:10, :10] = old
+    clicks = _clicks(tmp_path, _click(new))
+    out = tmp_path / "labels.tif"
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    assert _segment(image, clicks, out, "--model", "tiny", *labels_arg) == 0
+    written = tifffile.imread(out)
+    assert written.dtype == np.uint32
+    assert set(np.unique(written).tolist()) == {0, old, new}
+    assert (written[:10, :10] == old).all() and (written[OBJECT] == new).any()
+
+
+def test_without_start_labels_any_uint64_id_is_kept(tmp_path, image):
+    clicks = _clicks(tmp_path, _click(2**40))
+    out = tmp_path / "labels.tif"
+    assert _segment(image, clicks, out, "--model", "tiny") == 0
+    written = tifffile.imread(out)
+    assert written.dtype == np.uint64 and set(np.unique(written).tolist()) == {0, 2**40}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "new_id", "limit"),
+    [(np.uint8, 256, 255), (np.int8, 128, 127), (np.int32, 2**31, 2**31 - 1)],
+)
+def test_new_ids_that_do_not_fit_are_refused_before_work(
+    tmp_path, image, capsys, no_model_loading, dtype, new_id, limit
+):
+    clicks = _clicks(tmp_path, _click(1), _click(new_id, order=1))
+    labels_arg = ("--labels", str(_labels_file(tmp_path, np.zeros(SHAPE, dtype))))
+    out = tmp_path / "labels.tif"
+    assert _segment(image, clicks, out, "--model", "tiny", *labels_arg) == 2
+    err = capsys.readouterr().err
+    name = np.dtype(dtype).name
+    assert f"object id {new_id}" in err and f"{name} labels hold ids up to {limit}" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (2.5, "holds values that are not whole numbers (e.g. 2.5)"),
+        (np.nan, "holds values that are not whole numbers (e.g. nan)"),
+        (2.0**25, "float32 cannot hold every id above 16777216 exactly"),
+    ],
+)
+def test_float_labels_that_are_not_exact_ids_are_refused(
+    tmp_path, image, capsys, no_model_loading, value, message
+):
+    start = np.zeros(SHAPE, np.float32)
+    start[0, 0] = value
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    assert _segment(image, _clicks(tmp_path, _click(1)), tmp_path / "o.tif", *labels_arg) == 2
+    err = capsys.readouterr().err
+    assert "--labels" in err and message in err and "save the labels as integers" in err
+
+
+def test_float_labels_with_whole_values_are_converted_with_a_note(tmp_path, image, capsys):
+    start = np.zeros(SHAPE, np.float64)
+    start[:10, :10] = 3
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    out = tmp_path / "labels.tif"
+    assert _segment(image, _clicks(tmp_path, _click(9)), out, "--model", "tiny", *labels_arg) == 0
+    err = capsys.readouterr().err
+    assert "note: --labels" in err and "float64 values are all whole numbers" in err
+    assert "used as int32 ids" in err
+    written = tifffile.imread(out)
+    assert set(np.unique(written).tolist()) == {0, 3, 9} and (written[:10, :10] == 3).all()
+
+
+def test_negative_labels_are_refused_before_work(tmp_path, image, capsys, no_model_loading):
+    start = np.zeros(SHAPE, np.int16)
+    start[5, 5] = -1
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    assert _segment(image, _clicks(tmp_path, _click(1)), tmp_path / "o.tif", *labels_arg) == 2
+    assert "--labels holds negative ids (e.g. -1)" in capsys.readouterr().err
+
+
+def test_a_bad_last_click_is_refused_before_work(tmp_path, image, capsys, no_model_loading):
+    late = ClickRecord(0, 200, 35, True, object_id=1, order=9)
+    clicks = _clicks(tmp_path, _click(1), late)
+    assert _segment(image, clicks, tmp_path / "o.tif", "--model", "tiny") == 2
+    assert "Click 9 at plane 0, (row 200.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "object_id", "message"),
+    [
+        (
+            "o.png",
+            70000,
+            "PNG holds 2D labels up to 65535, these are (96, 80) with ids up to 70000",
+        ),
+        ("o.jpg", 1, "JPEG is lossy"),
+        ("missing/o.tif", 1, "folder"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_work(
+    tmp_path, image, capsys, no_model_loading, name, object_id, message
+):
+    clicks = _clicks(tmp_path, _click(object_id))
+    assert _segment(image, clicks, tmp_path / name, "--model", "tiny") == 2
+    assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- models without weights
+@pytest.mark.parametrize("via", ["clicks", "--model"])
+@pytest.mark.parametrize("name", ["vit_b", "vit_h"])
+def test_models_without_weights_are_refused(tmp_path, image, capsys, no_model_loading, via, name):
+    clicks = _clicks(tmp_path, _click(1, model=name if via == "clicks" else ""))
+    extra = ("--model", name) if via == "--model" else ()
+    assert _segment(image, clicks, tmp_path / "o.tif", *extra) == 2
+    err = capsys.readouterr().err
+    assert f"model '{name}' has no trained weights installed" in err
+    assert "--checkpoint FILE" in err and "--allow-random-weights" in err
+
+
+def test_no_shipped_weights_refuses_default_and_checkpoint_default(
+    tmp_path, image, capsys, no_model_loading, no_shipped_weights
+):
+    clicks = _clicks(tmp_path, _click(1))
+    for extra in [(), ("--model", "tiny"), ("--model", "default"), ("--checkpoint", "default")]:
+        assert _segment(image, clicks, tmp_path / "o.tif", *extra) == 2
+        err = capsys.readouterr().err
+        assert "has no trained weights installed" in err and "--checkpoint FILE" in err
+
+
+def test_random_weights_only_when_asked_and_with_a_warning(
+    tmp_path, image, capsys, no_shipped_weights
+):
+    clicks = _clicks(tmp_path, _click(1, model="tiny"))
+    out = tmp_path / "o.tif"
+    assert _segment(image, clicks, out, "--allow-random-weights", "--device", "cpu") == 0
+    err = capsys.readouterr().err
+    assert "WARNING: replaying with RANDOM weights for model 'tiny'" in err
+    assert tifffile.imread(out).shape == SHAPE
+
+
+def test_several_models_in_one_clicks_file_need_a_choice(tmp_path, image, capsys, no_model_loading):
+    clicks = _clicks(tmp_path, _click(1, model="tiny"), _click(2, order=1, model="vit_b"))
+    assert _segment(image, clicks, tmp_path / "o.tif") == 2
+    err = capsys.readouterr().err
+    assert "made with several models (tiny, vit_b)" in err and "--checkpoint" in err
+
+
+def test_a_missing_checkpoint_named_in_the_clicks_is_refused(
+    tmp_path, image, capsys, no_model_loading
+):
+    clicks = _clicks(tmp_path, _click(1, model="/nowhere/finetuned.pt"))
+    assert _segment(image, clicks, tmp_path / "o.tif") == 2
+    err = capsys.readouterr().err
+    assert "'/nowhere/finetuned.pt'" in err and "--checkpoint FILE" in err
+
+
+def test_a_checkpoint_overrides_the_models_of_the_clicks(tmp_path, image, capsys):
+    clicks = _clicks(tmp_path, _click(1, model="vit_b"))
+    out = tmp_path / "o.tif"
+    assert _segment(image, clicks, out, "--checkpoint", "default") == 0
+    assert "model tiny" in capsys.readouterr().out
+    assert (tifffile.imread(out)[OBJECT] == 1).any()

@@ -112,10 +112,15 @@ def test_actions_on_their_own():
 
     class Annotator:
         object_id = 3
+        records: list = []
 
         def commit(self) -> int:
             self.object_id = 4
             return 4
+
+        def select_object(self, object_id: int) -> int:
+            self.object_id = object_id
+            return object_id
 
         def undo(self) -> bool:
             return False
@@ -130,9 +135,26 @@ def test_actions_on_their_own():
     actions.edited.connect(lambda: edits.append(1))
     actions.commit()
     assert said == ["Press Start first to load the model."] and not edits
-    actions.attach(Annotator())
+    annotator = Annotator()
+    actions.attach(annotator)
     actions.commit()
+    actions.undo()  # undoes the commit alone: object 3 again
     actions.undo()
     actions.propagate(2)
-    assert said[1:] == ["Object 3 committed; now segmenting object 4.", "Nothing to undo."]
-    assert failed == ["Object 4 has no pixels on plane 2."] and edits == [1, 1]
+    assert said[1:] == [
+        "Object 3 committed; now segmenting object 4.",
+        "Commit undone: segmenting object 3 again.",
+        "Nothing to undo.",
+    ]
+    assert failed == ["Object 3 has no pixels on plane 2."] and edits == [1, 1, 1]
+    assert annotator.object_id == 3
+
+
+def test_brief_errors_for_the_status():
+    """Worker errors shown in the status: one line, the first sentence when long."""
+    from napari_adaptiveclick._napari.jobs import brief
+
+    assert brief("Short: kept whole. With advice.") == "Short: kept whole. With advice."
+    long = "Could not run it. " + "Backend list, " * 40 + "\nCPU: registered at ...\n" * 50
+    assert brief(long) == "Could not run it."
+    assert len(brief("x" * 500)) <= 200 and "\n" not in brief("a\nb")

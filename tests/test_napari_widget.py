@@ -141,7 +141,7 @@ def test_propagation_and_least_sure_list(make_napari_viewer, qtbot):
     widget = dock_widget(viewer, qtbot, image)
     c = widget.controller
     c.propagation_settings = PropagationSettings(
-        min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0
+        min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0, stop_rule=None
     )
     c.go_to_plane(2)
     c.add_click(2, 20, 20)
@@ -201,7 +201,7 @@ def test_bad_input_keeps_the_viewer_working(make_napari_viewer, qtbot, tmp_path)
     viewer.layers.remove(image)  # deleted while the prediction runs
     idle(qtbot, c)
     assert not c.ready and "was removed" in widget.status.text()
-    assert labels in viewer.layers
+    assert labels in viewer.layers and not labels.data.any()  # discarded: never written
     viewer.add_points([[0, 1, 1]])  # the viewer still works
 
 
@@ -274,3 +274,30 @@ def test_demo_script_through_the_widget(make_napari_viewer, qtbot, tmp_path, cap
     assert set(np.unique(labels.data)) <= {0, 1, 2} and (labels.data[8] == 1).any()
     assert len(read_click_records(tmp_path / "clicks.csv")) >= 3
     assert (tmp_path / "screenshot.png").stat().st_size > 10_000
+
+
+def test_doubtful_propagated_slices_are_listed_first(make_napari_viewer, qtbot):
+    from napari_adaptiveclick.volume.stopping import StopRule, default_stop_rule
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(disk_volume(5, 40), name="vol")
+    widget = dock_widget(viewer, qtbot, image)
+    c = widget.controller
+    doubt_all = StopRule.from_json(
+        {**default_stop_rule().to_json(), "stop_below": 0.0, "doubtful_below": 1.0}
+    )
+    c.propagation_settings = PropagationSettings(
+        min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0, stop_rule=doubt_all
+    )
+    c.go_to_plane(2)
+    c.add_click(2, 20, 20)
+    idle(qtbot, c)
+    c.propagate()
+    idle(qtbot, c)
+    report = c.last_report
+    assert report.doubtful == tuple(sorted(report.written)) and report.doubtful
+    texts = [widget.least_sure.item(i).text() for i in range(widget.least_sure.count())]
+    assert texts[: len(report.doubtful)] == [
+        f"plane {p}: DOUBTFUL, may be past the object's end" for p in report.doubtful
+    ]
+    assert "DOUBTFUL, check first" in widget.status.text()

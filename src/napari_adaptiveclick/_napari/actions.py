@@ -10,24 +10,31 @@ nothing of layers or clicks on screen. Its interface:
   annotator the actions edit; without one, an action only says "Press Start first".
 - :meth:`~AnnotationActions.click` ``(plane, row, col, positive)``, ``undo``, ``commit``,
   ``reset``, ``select_object(object_id | None)``, ``propagate(plane)``, ``replay(records)``,
-  ``cancel``. A click, undo or reset stops a running propagation or replay after the slice in
-  progress; a click's result that a newer queued click makes stale is recorded, not drawn.
+  ``rethreshold`` (the last click's probability at the annotator's threshold now), ``cancel``.
+  A click, undo or reset stops a running propagation or replay after the slice in progress.
+  A click is predicted in a worker and written into the labels on the Qt thread, only if its
+  result is kept: a result that a newer queued click makes stale is recorded, not drawn; one
+  that Cancel or :meth:`~AnnotationActions.detach` overtook never touches the labels. The
+  edits of a propagation or replay that ``detach`` stopped are undone when its worker ends.
+  Undo right after a commit only reopens the committed object.
 - ``propagation_settings`` (read at each propagation), ``last_outcome`` (of the last click),
   ``last_report`` (of the last propagation).
 - Signals: ``status(str)`` and ``failed(str)`` (messages for the user), ``edited()`` (the labels
   or the current object changed: redraw and store), ``prediction_ended()`` (a click's
   prediction ended, drawn, stale or failed: the oldest waiting click is settled),
-  ``slice_written(plane)`` (a propagated slice was accepted), ``progress(done, total)`` and
-  ``propagated(report)``.
+  ``slice_written(plane)`` (a propagated slice was accepted), ``progress(done, total)``,
+  ``propagated(report)`` and ``discarded()`` (a stopped job ended; its edits are undone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 from psygnal import Signal
 
-from napari_adaptiveclick._napari.jobs import JobQueue
+from napari_adaptiveclick._napari.jobs import JobQueue, brief
+from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.volume import (
     ClickOutcome,
     PropagatedSlice,
@@ -36,6 +43,7 @@ from napari_adaptiveclick.volume import (
     PropagationSettings,
     VolumeAnnotator,
 )
+from napari_adaptiveclick.volume.edits import Step
 from napari_adaptiveclick.volume.records import ClickRecord
 
 KEY_HINTS = "T: polarity | C: commit | Shift-C: reset | Ctrl-Z: undo | Shift-P: propagate"
@@ -57,6 +65,7 @@ class AnnotationActions:
     slice_written = Signal(int)
     progress = Signal(int, int)  # done, total (propagation, replay)
     propagated = Signal(object)  # PropagationReport
+    discarded = Signal()
 
     def __init__(self, jobs: JobQueue) -> None:
         self.jobs = jobs
@@ -66,14 +75,19 @@ class AnnotationActions:
         self.last_report: PropagationReport | None = None
         self._propagation: Propagation | None = None
         self._propagated = 0  # slices of the running propagation done so far
+        self._epoch = 0  # bumped by cancel and detach: older click results are dropped
+        self._commits: list[tuple[int, int]] = []  # (committed id, records then) per commit
+        self._last_click: tuple[ClickRecord, np.ndarray] | None = None  # and its probability
 
     def attach(self, annotator: VolumeAnnotator) -> None:
         """Edit ``annotator`` from now on."""
         self.annotator = annotator
 
     def detach(self) -> None:
-        """Edit no annotator (a running worker ends without drawing)."""
-        self.annotator = None
+        """Edit no annotator: a running click's result is dropped, a running propagation's or
+        replay's edits are undone when it ends."""
+        self.annotator, self._commits, self._last_click = None, [], None
+        self._epoch += 1
 
     # ------------------------------------------------------------------ queued by the user
     def click(self, plane: int, row: float, col: float, positive: bool = True) -> None:
@@ -100,8 +114,15 @@ class AnnotationActions:
         """Apply click records (e.g. loaded from a file) with the current model."""
         self._submit("replay", self._do_replay, list(records))
 
+    def rethreshold(self) -> None:
+        """Apply the annotator's threshold to the last click's probability, if that click is
+        still the last edit of the current object (in turn, after the running action)."""
+        self._submit("threshold", self._do_rethreshold)
+
     def cancel(self) -> None:
-        """Stop a propagation or replay after the current slice; drop queued actions."""
+        """Drop queued actions and the result of a click in progress (the labels stay as they
+        are); stop a propagation or replay after the current slice."""
+        self._epoch += 1
         self.jobs.cancel()
 
     def _submit(self, kind: str, do: Callable[..., None], *args) -> None:
@@ -122,38 +143,69 @@ class AnnotationActions:
     # ------------------------------------------------------------------ run in turn
     def _on_prediction_error(self, error: Exception) -> None:
         self.prediction_ended.emit()
-        self.failed.emit(f"Prediction failed: {type(error).__name__}: {error}")
+        self.failed.emit(f"Prediction failed: {type(error).__name__}: {brief(str(error))}")
         self.edited.emit()
 
     def _do_click(self, plane: int, row: float, col: float, positive: bool) -> None:
+        annotator, epoch = self.annotator, self._epoch
+        click = Click(float(row), float(col), bool(positive))
+
+        def kept(drawn: bool) -> Callable:
+            return lambda result: self._on_click_done(annotator, epoch, click, result, drawn)
+
         self.jobs.run(
-            self.annotator.add_click,
+            annotator.predict_click,
             plane,
-            row,
-            col,
-            positive,
-            on_return=self._on_click_done,
-            on_stale=self._record_click,
+            click,
+            on_return=kept(True),
+            on_stale=kept(False),
             on_error=self._on_prediction_error,
         )
 
-    def _record_click(self, outcome: ClickOutcome) -> None:
+    def _on_click_done(self, annotator, epoch: int, click: Click, result, drawn: bool) -> None:
+        """On the Qt thread: write a predicted click (threshold of now) unless it was dropped."""
         self.prediction_ended.emit()
+        if self.annotator is not annotator or self._epoch != epoch:
+            if self.annotator is not None:  # Cancel: show what the labels hold
+                self.status.emit("Cancelled: the click in progress was discarded.")
+                self.edited.emit()
+            return
+        run, prediction, seconds = result
+        mask = prediction.probability > annotator.threshold
+        record = annotator.accept_click(run, click, mask, Step(annotator.object_id))
+        self._last_click = (record, prediction.probability)
+        outcome = ClickOutcome(record, int(annotator.mask(record.plane).sum()), seconds)
         self.last_outcome = outcome
-
-    def _on_click_done(self, outcome: ClickOutcome) -> None:
-        self._record_click(outcome)
-        if self.annotator is None:
+        if not drawn:
             return
         self.edited.emit()
-        record = outcome.record
         self.status.emit(
             f"{outcome.seconds * 1000:.0f} ms per click | object {record.object_id}, plane "
             f"{record.plane}: {outcome.area} px | {KEY_HINTS}"
         )
 
+    def _do_rethreshold(self) -> None:
+        if self._last_click is None:
+            return
+        record, probability = self._last_click
+        threshold = self.annotator.threshold
+        if self.annotator.rewrite_click(record, probability > threshold):
+            area = int(self.annotator.mask(record.plane).sum())
+            self.status.emit(
+                f"Threshold {threshold:.2f}: object {record.object_id}, plane {record.plane}: "
+                f"{area} px | {KEY_HINTS}"
+            )
+            self.edited.emit()
+
     def _do_undo(self) -> None:
-        if self.annotator.undo():
+        count = len(self.annotator.records)
+        while self._commits and self._commits[-1][1] > count:  # undone past that commit
+            self._commits.pop()
+        if self._commits and self._commits[-1][1] == count:
+            old, _ = self._commits.pop()
+            self.annotator.select_object(old)
+            self.status.emit(f"Commit undone: segmenting object {old} again.")
+        elif self.annotator.undo():
             self.status.emit(
                 f"Undone; {len(self.annotator.object_records())} clicks on object {self.annotator.object_id}."
             )
@@ -162,8 +214,12 @@ class AnnotationActions:
         self.edited.emit()
 
     def _do_commit(self) -> None:
-        old = self.annotator.object_id
+        old, count = self.annotator.object_id, len(self.annotator.records)
         new = self.annotator.commit()
+        if new != old:  # undo reopens ``old`` (one undo level for commits in a row)
+            if self._commits and self._commits[-1][1] == count:
+                self._commits.pop()
+            self._commits.append((old, count))
         self.status.emit(
             f"Object {old} committed; now segmenting object {new}."
             if new != old
@@ -191,12 +247,24 @@ class AnnotationActions:
         self.status.emit(
             f"Propagating object {self.annotator.object_id} from plane {plane}... (Cancel to stop)"
         )
+        self._run_undoable(
+            _steps, job, on_yield=self._on_propagated_slice, on_finish=self._finish_propagation
+        )
+
+    def _run_undoable(self, func: Callable, *args, on_yield: Callable, on_finish: Callable) -> None:
+        """Run a long job that edits the annotator (in a worker); if :meth:`detach` stopped
+        it, its edits are undone when it ends, before ``on_finish``."""
+        annotator, count = self.annotator, len(self.annotator.records)
+
+        def finish() -> None:
+            if self.annotator is not annotator:
+                while len(annotator.records) > count and annotator.undo():
+                    pass
+                self.discarded.emit()
+            on_finish()
+
         self.jobs.run(
-            _steps,
-            job,
-            on_yield=self._on_propagated_slice,
-            on_error=self._on_prediction_error,
-            on_finish=self._finish_propagation,
+            func, *args, on_yield=on_yield, on_error=self._on_prediction_error, on_finish=finish
         )
 
     def _on_propagated_slice(self, result: PropagatedSlice) -> None:
@@ -220,8 +288,11 @@ class AnnotationActions:
         self.progress.emit(1, 1)
         stops = "; ".join(f"{'up' if d > 0 else 'down'}: {why}" for d, why in report.stops.items())
         unsure = ", ".join(f"{p} ({u:.2f})" for p, u in report.least_sure)
+        doubtful = ", ".join(map(str, report.doubtful))
         self.status.emit(
-            f"Propagated to {len(report.written)} planes in {report.seconds:.1f} s ({stops}). Least sure: {unsure or '-'}"
+            f"Propagated to {len(report.written)} planes in {report.seconds:.1f} s ({stops})."
+            + (f" DOUBTFUL, check first: {doubtful}." if doubtful else "")
+            + f" Least sure: {unsure or '-'}"
         )
         self.edited.emit()
         self.propagated.emit(report)
@@ -234,11 +305,15 @@ class AnnotationActions:
             done.append(1)
             self.progress.emit(len(done), total)
 
+        def finish() -> None:
+            if self.annotator is None:
+                return
+            self.progress.emit(1, 1)
+            self.status.emit(
+                f"Replay {'finished' if len(done) == total else 'stopped'}: {len(done)} of "
+                f"{total} clicks applied."
+            )
+            self.edited.emit()
+
         self.status.emit(f"Replaying {total} clicks...")
-        self.jobs.run(
-            self.annotator.replay,
-            records,
-            on_yield=count,
-            on_error=self._on_prediction_error,
-            on_finish=self.edited.emit,
-        )
+        self._run_undoable(self.annotator.replay, records, on_yield=count, on_finish=finish)

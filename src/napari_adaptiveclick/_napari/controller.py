@@ -16,26 +16,33 @@ its own file, and wires them together:
 - ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer.
 
 This file starts and stops annotating (loading the model in a worker), follows the image and
-Labels layers, redraws after each edit and keeps the click records with the labels. Its
+Labels layers, redraws after each edit and keeps the click records with the labels. A
+restart removes the old click layer and an empty Labels layer the last Start made. Its
 public methods are all the widget and the demo use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from napari.layers import Image, Labels, Points
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.actions import KEY_HINTS, AnnotationActions
 from napari_adaptiveclick._napari.click_input import ClickInput
-from napari_adaptiveclick._napari.jobs import JobQueue, start_worker
-from napari_adaptiveclick._napari.loading import AnnotationSettings, load_annotator
-from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers
+from napari_adaptiveclick._napari.colours import visible_label_colormap
+from napari_adaptiveclick._napari.jobs import JobQueue, brief, start_worker
+from napari_adaptiveclick._napari.loading import (
+    AnnotationSettings,
+    DeviceError,
+    load_annotator,
+    untrained_warning,
+)
+from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers, leftover_layers
 from napari_adaptiveclick.volume import (
     ClickOutcome,
     PropagationReport,
@@ -73,6 +80,9 @@ class AnnotationController:
         )
         self._earlier: list[ClickRecord] = []  # records stored with the labels before start
         self._loader = None
+        self._warning = ""  # shown with the model while it runs (random weights)
+        self._made: Labels | None = None  # the Labels layer the last Start made
+        self._stopped: Labels | None = None  # labels of a session stopped while a job ran
         self._syncing = False  # set while the selected label is set here
         self.jobs.changed.connect(self.changed.emit)
         self.actions.status.connect(self._say)
@@ -82,6 +92,7 @@ class AnnotationController:
         self.actions.slice_written.connect(self._on_slice_written)
         self.actions.progress.connect(self.progress.emit)
         self.actions.propagated.connect(self.propagated.emit)
+        self.actions.discarded.connect(self._on_discarded)
         self.click_input.clicked.connect(self.actions.click)
         self.click_input.undo_requested.connect(self.undo)
         self.click_input.polarity_changed.connect(lambda _positive: self.changed.emit())
@@ -102,6 +113,11 @@ class AnnotationController:
     def busy(self) -> bool:
         """True while the model loads or an action is queued or runs."""
         return self._loader is not None or self.jobs.busy
+
+    @property
+    def can_propagate(self) -> bool:
+        """True when annotating a volume of more than one plane."""
+        return self.ready and self.annotator.geometry.planes > 1
 
     @property
     def object_id(self) -> int | None:
@@ -139,9 +155,12 @@ class AnnotationController:
         return self.actions.last_report
 
     def set_threshold(self, value: float) -> None:
-        """Mask threshold of the predictions from the next click on (no-op before Start)."""
+        """Mask threshold of the predictions, applied at once to the last click's probability
+        while that click is the current object's last edit (no-op before Start)."""
         if self.ready:
             self.annotator.threshold = value
+            self.settings = replace(self.settings, threshold=value)
+            self.actions.rethreshold()
 
     def set_overwrite(self, flag: bool) -> None:
         """Whether new masks may overwrite other objects' pixels (no-op before Start)."""
@@ -187,8 +206,10 @@ class AnnotationController:
         self.actions.select_object(object_id)
 
     def propagate(self) -> None:
-        """Propagate the current object from the plane on screen."""
-        if self.ready:
+        """Propagate the current object from the plane on screen (of a volume)."""
+        if self.ready and not self.can_propagate:
+            self._say("Propagation goes through the planes of a volume; this image has one.")
+        elif self.ready:
             self.actions.propagate(self.current_plane())
 
     def replay(self, records: Sequence[ClickRecord]) -> None:
@@ -210,10 +231,16 @@ class AnnotationController:
                 "Wait for the current prediction to finish (or Cancel) before restarting."
             )
         image, labels, selection, axis = choose_layers(self.viewer, image, labels, settings)
+        warning = untrained_warning(settings)
+        leftovers = leftover_layers(self.viewer, self.click_input.layer, self._made, labels)
         self.stop()
+        for layer in leftovers:
+            self.viewer.layers.remove(layer)
         self.image, self.labels, self.selection, self.settings = image, labels, selection, settings
-        self._earlier = L.stored_records(labels)
-        self._say(f"Loading model '{settings.model}' on {settings.device}...")
+        self._earlier, self._warning = L.stored_records(labels), warning
+        if warning:
+            show_warning(warning)
+        self._say(f"{warning} Loading model '{settings.model}' on {settings.device}...".strip())
         self._loader = start_worker(
             load_annotator,
             settings,
@@ -232,8 +259,9 @@ class AnnotationController:
         self.placement = VolumePlacement(
             self.viewer, self.image, self.selection, annotator.geometry
         )
-        if self.labels not in self.viewer.layers:
-            self.labels = L.unwrap(self.viewer.add_layer(self.labels))
+        if self.labels not in self.viewer.layers:  # made for '<new>'
+            self.labels.colormap = visible_label_colormap()
+            self.labels = self._made = L.unwrap(self.viewer.add_layer(self.labels))
         if self._earlier:
             annotator.select_object(
                 max(annotator.next_free_id(), max(r.object_id for r in self._earlier) + 1)
@@ -246,14 +274,19 @@ class AnnotationController:
         self._store()
         self.changed.emit()
         self._say(
-            f"Ready: model '{self.settings.model}' on {self.device}; click on the image. {KEY_HINTS}"
+            f"{self._warning} Ready: model '{self.settings.model}' on {self.device}; click on the "
+            f"image. {KEY_HINTS}".strip()
         )
         self.viewer.help = KEY_HINTS
 
     def _on_load_error(self, error: Exception) -> None:
         self.image = self.labels = None
+        if isinstance(error, DeviceError):
+            self.report_error(str(error))
+            return
         self.report_error(
-            f"Could not load model '{self.settings.model}': {error}. Choose another model or checkpoint."
+            f"Could not load model '{self.settings.model}': {brief(str(error)).rstrip('.')}. "
+            "Choose another model or checkpoint."
         )
 
     def _on_loader_finished(self) -> None:
@@ -261,7 +294,10 @@ class AnnotationController:
         self.changed.emit()
 
     def stop(self) -> None:
-        """Detach from the layers (the labels stay as they are); pending clicks are dropped."""
+        """Detach from the layers; pending clicks are dropped, and so is the result of a
+        running job (the labels stay as they were before it)."""
+        if self.jobs.running:
+            self._stopped = self.labels
         self.jobs.cancel()
         self.click_input.detach()
         if self.labels is not None:
@@ -282,6 +318,11 @@ class AnnotationController:
                 )
             else:
                 self._say(f"{text}. Press Start to continue.")
+
+    def _on_discarded(self) -> None:
+        layer, self._stopped = self._stopped, None
+        if layer is not None and layer in self.viewer.layers:
+            layer.refresh()  # a stopped propagation or replay was undone
 
     # ------------------------------------------------------------------ labels
     def _on_selected_label(self, event) -> None:

@@ -18,7 +18,7 @@ The queue knows nothing of what its jobs do (clicks, models, layers). Its interf
 - ``changed``: a signal emitted whenever the queue moved (a job ran, a worker ended).
 
 :func:`start_worker` is the one place that starts napari workers (the queue and the model
-loader use it).
+loader use it); :func:`brief` is the one-line form of a worker's error for the status.
 """
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ def start_worker(
         worker.finished.connect(on_finish)
     worker.start()
     return worker
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """The first line of ``text``, cut to its first sentence when longer than ``limit``
+    characters (and to ``limit``): torch's errors run to dozens of lines (a device's backend
+    list), which would fill the widget's status."""
+    text = " ".join(str(text).split("\n", 1)[0].split())
+    if len(text) > limit and 0 < text.find(". ") < limit:
+        text = text[: text.find(". ") + 1]
+    return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 class JobQueue:

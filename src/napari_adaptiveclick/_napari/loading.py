@@ -1,4 +1,5 @@
-"""Loading the model for the widget: the settings it is built from, and the worker function.
+"""Loading the model for the widget: the settings it is built from, which models it offers
+(those with trained weights, unless the user asks for others), and the worker function.
 
 Kept apart from the controller because it also carries a workaround for a crash that only
 concerns loading torch inside a process that already draws with Mesa's OpenGL.
@@ -12,22 +13,89 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_adaptiveclick._napari.jobs import brief
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.models.errors import CheckpointError
+from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, DEFAULT_MODEL, MODELS
 from napari_adaptiveclick.volume import VolumeAnnotator
 
 
 @dataclass(frozen=True)
 class AnnotationSettings:
-    """What the widget chose. ``model``: "default" (the shipped ``tiny`` weights, else a
-    random ``tiny``), a registry name or a checkpoint path. ``axis``: slicing axis of the
-    volume (None: the coarsest spacing). ``extra_axis``: the time/channel axis of 4D data."""
+    """What the widget chose. ``model``: "default" (the shipped ``tiny`` weights), a registry
+    name or a checkpoint path; a name without trained weights (a random model) only with
+    ``allow_untrained``. ``axis``: slicing axis of the volume (None: the coarsest spacing).
+    ``extra_axis``: the time/channel axis of 4D data."""
 
-    model: str = "default"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     threshold: float = PREDICTION_THRESHOLD
     axis: int | None = None
     extra_axis: int | None = None
     overwrite: bool = False
+    allow_untrained: bool = False
+
+
+class DeviceError(ValueError):
+    """The chosen device cannot run here (its message is one short sentence)."""
+
+
+def untrained(model: str) -> bool:
+    """True when ``model`` (a widget choice) names an architecture without installed trained
+    weights, which would run randomly initialised; False for checkpoint paths."""
+    name = DEFAULT_ARCHITECTURE if model == DEFAULT_MODEL else model
+    if name not in MODELS:
+        return False
+    try:
+        return not MODELS[name].weights_installed
+    except CheckpointError:  # installed but damaged: loading says so
+        return False
+
+
+def offered_models(with_untrained: bool = False) -> list[str]:
+    """The model choices of the widget: those with trained weights, then (``with_untrained``)
+    the architectures without, which run random weights."""
+    without = {name: untrained(name) for name in (DEFAULT_MODEL, *MODELS)}
+    trained = [name for name, random in without.items() if not random]
+    return trained + (
+        [name for name, random in without.items() if random] if with_untrained else []
+    )
+
+
+def untrained_warning(settings: AnnotationSettings) -> str:
+    """The warning to show for ``settings.model`` ("" for trained weights or a checkpoint).
+    Raises ValueError for a model without weights unless ``settings.allow_untrained``."""
+    if not untrained(settings.model):
+        return ""
+    if not settings.allow_untrained:
+        raise ValueError(
+            f"Model '{settings.model}' has no trained weights installed: it would run random "
+            "weights and give meaningless masks. Choose a model with weights, Browse... for a "
+            "checkpoint, or tick 'Allow models without weights'."
+        )
+    return (
+        f"WARNING: model '{settings.model}' has no trained weights: it runs random weights, "
+        "whose masks are meaningless (for testing only)."
+    )
+
+
+def usable_device(device: str) -> str:
+    """The torch device for ``device`` ("auto", "cpu", ...); DeviceError, in one sentence,
+    when it cannot run here (torch's own message lists every backend it was built with)."""
+    from napari_adaptiveclick.models.device import pick_device
+
+    try:
+        return pick_device(device)
+    except ValueError as error:
+        reason = brief(str(error.__context__ or error), limit=120).rstrip(".")
+        where = (
+            " (MPS is Apple's GPU, on macOS only)"
+            if device == "mps" and sys.platform != "darwin"
+            else ""
+        )
+        raise DeviceError(
+            f"Device '{device}' is not usable here{where}: {reason}. Choose 'auto' or 'cpu'."
+        ) from None
 
 
 def avoid_triton_llvm_clash() -> None:
@@ -56,8 +124,11 @@ def load_annotator(
     avoid_triton_llvm_clash()
     from napari_adaptiveclick.interactive.session import ClickSession
 
-    model = None if settings.model == "default" else settings.model
-    session = ClickSession(model, settings.device, threshold=settings.threshold)
+    device = usable_device(settings.device)
+    model = None if settings.model == DEFAULT_MODEL else settings.model
+    if model is None and untrained(DEFAULT_MODEL):  # allowed: a random tiny, said at Start
+        model = DEFAULT_ARCHITECTURE
+    session = ClickSession(model, device, threshold=settings.threshold)
     session.warmup()
     return VolumeAnnotator(
         np.asarray(image),

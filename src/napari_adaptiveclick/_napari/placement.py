@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.loading import AnnotationSettings
@@ -24,7 +24,8 @@ def choose_layers(
     """Check the chosen layers: returns the image, its labels (a new layer, not yet added to
     the viewer, when ``labels`` is None), the annotated part of the image (of 4D data: the
     time/channel index on screen) and the slicing axis (``settings.axis``, else the coarsest
-    spacing; 0 for a 2D image). Raises ValueError, saying what to do, for unusable layers."""
+    spacing; 0 for a 2D image). Raises ValueError, saying what to do, for unusable layers
+    (a Labels layer whose dtype has no id left for a new object among them)."""
     image, labels = L.unwrap(image), L.unwrap(labels)
     if not isinstance(image, Image):
         raise ValueError("Choose an Image layer to annotate.")
@@ -38,6 +39,7 @@ def choose_layers(
         labels = L.new_labels_layer(image)
     else:
         L.check_labels(labels, image)
+        check_free_id(labels)
     spacing = [float(image.scale[i]) for i in selection.spatial_axes]
     axis = settings.axis
     if len(spacing) == 2:
@@ -45,6 +47,32 @@ def choose_layers(
     elif axis is None:
         axis = default_slicing_axis(spacing)
     return image, labels, selection, axis
+
+
+def leftover_layers(viewer, clicks: Points | None, made: Labels | None, keep: Labels) -> list:
+    """The layers a restart on ``keep`` removes from ``viewer``: the old click layer (its
+    clicks are stored with the labels) and ``made``, the Labels layer the last Start made for
+    '<new>', while it holds no labels and no clicks."""
+    empty = made is not None and not (made.data.any() or L.stored_records(made))
+    return [
+        layer
+        for layer in (clicks, made if empty else None)
+        if layer is not None and layer is not keep and layer in viewer.layers
+    ]
+
+
+def check_free_id(labels: Labels) -> None:
+    """Raise ValueError when ``labels`` (an integer layer) has no id left for a new object:
+    its largest id, or that of its stored clicks, is its dtype's largest value."""
+    used = [int(labels.data.max()) if labels.data.size else 0]
+    used += [record.object_id for record in L.stored_records(labels)]
+    limit = np.iinfo(labels.data.dtype).max
+    if max(used) >= limit:
+        raise ValueError(
+            f"Labels '{labels.name}' is full: its {labels.data.dtype} ids go up to {limit}, "
+            "and that id is used, so a new object has none. Choose '<new>', or convert the "
+            "layer to a wider dtype (e.g. int32)."
+        )
 
 
 @dataclass(frozen=True)

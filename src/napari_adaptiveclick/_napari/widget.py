@@ -8,6 +8,7 @@ worker), all segmentation logic in the core (``napari_adaptiveclick.volume``).
 from __future__ import annotations
 
 from napari.layers import Image, Labels
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,13 +28,16 @@ from qtpy.QtWidgets import (
 )
 
 from napari_adaptiveclick._napari.controller import AnnotationController
-from napari_adaptiveclick._napari.loading import AnnotationSettings
+from napari_adaptiveclick._napari.loading import AnnotationSettings, offered_models
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
-from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, MODEL_CHOICES, MODELS
 
 NEW_LABELS = "<new>"
 AUTO_AXIS = "auto (coarsest spacing)"
 NO_AXIS = "none"
+UNTRAINED_WARNING = (
+    "Models without trained weights run random weights: their masks are meaningless, and a "
+    "vit_h click takes tens of seconds on a CPU. For testing only."
+)
 
 
 class AdaptiveClickWidget(QWidget):
@@ -58,18 +62,18 @@ class AdaptiveClickWidget(QWidget):
         self.image_combo, self.labels_combo = QComboBox(), QComboBox()
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
-        self.model_combo.addItems(list(MODEL_CHOICES))
         self.model_combo.setToolTip(
-            "default: the shipped tiny weights"
-            + (
-                ""
-                if MODELS[DEFAULT_ARCHITECTURE].weights_installed
-                else " (none installed: a random tiny model)"
-            )
-            + "; a registry name; or a checkpoint path (Browse)."
+            "Models with trained weights (default: the shipped tiny weights), or a checkpoint "
+            "path (Browse...)."
         )
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse_checkpoint)
+        self.untrained_check = QCheckBox("Allow models without weights")
+        self.untrained_check.toggled.connect(self._offer_models)
+        self.untrained_warning = QLabel(UNTRAINED_WARNING)
+        self.untrained_warning.setWordWrap(True)
+        self.untrained_warning.setStyleSheet("color: orange; font-weight: bold")
+        self._offer_models(False)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.threshold_spin = QDoubleSpinBox(
@@ -89,6 +93,8 @@ class AdaptiveClickWidget(QWidget):
         setup.addRow("Labels", self.labels_combo)
         setup.addRow("Model", self.model_combo)
         setup.addRow("", browse)
+        setup.addRow(self.untrained_check)
+        setup.addRow(self.untrained_warning)
         setup.addRow("Device", self.device_combo)
         setup.addRow("Threshold", self.threshold_spin)
         setup.addRow("Slicing axis", self.axis_combo)
@@ -127,7 +133,8 @@ class AdaptiveClickWidget(QWidget):
         self.least_sure = QListWidget()
         self.least_sure.setMaximumHeight(90)
         self.least_sure.setToolTip(
-            "Propagated slices where the model was least sure: click to go there."
+            "Propagated slices to check, doubtful ones first (they may lie past the object's "
+            "end), then those where the model was least sure: click to go there."
         )
         self.least_sure.itemClicked.connect(self._go_to_item)
         self.status = QLabel("Choose an image and press Start.")
@@ -136,7 +143,7 @@ class AdaptiveClickWidget(QWidget):
         annotate = QVBoxLayout()
         annotate.addLayout(grid)
         annotate.addWidget(self.progress_bar)
-        annotate.addWidget(QLabel("Least sure slices"))
+        annotate.addWidget(QLabel("Slices to check"))
         annotate.addWidget(self.least_sure)
         annotate_box.setLayout(annotate)
 
@@ -147,6 +154,15 @@ class AdaptiveClickWidget(QWidget):
         layout.addStretch(1)
 
     # ------------------------------------------------------------------ choices
+    def _offer_models(self, with_untrained: bool) -> None:
+        """List the models with weights, and the others only when allowed (with a warning)."""
+        current = self.model_combo.currentText()
+        self.model_combo.clear()
+        self.model_combo.addItems(offered_models(with_untrained))
+        if current:
+            self.model_combo.setCurrentText(current)
+        self.untrained_warning.setVisible(with_untrained)
+
     def _refresh_layers(self, event=None) -> None:
         for combo, kind, extra in (
             (self.image_combo, Image, []),
@@ -171,6 +187,7 @@ class AdaptiveClickWidget(QWidget):
             axis=None if axis == AUTO_AXIS else int(axis),
             extra_axis=None if extra == NO_AXIS else int(extra),
             overwrite=self.overwrite_check.isChecked(),
+            allow_untrained=self.untrained_check.isChecked(),
         )
 
     def start(self) -> None:
@@ -224,6 +241,7 @@ class AdaptiveClickWidget(QWidget):
         for text, button in self.buttons.items():
             button.setEnabled(
                 ready
+                and (self.controller.can_propagate or not text.startswith("Propagate"))
                 and (
                     text == "Cancel"
                     or text.startswith("Save")
@@ -252,10 +270,21 @@ class AdaptiveClickWidget(QWidget):
         self.progress_bar.setValue(min(done, max(total, 1)))
 
     def _show_report(self, report) -> None:
+        """Doubtful slices first (marked, in orange), then the least sure of the others."""
         self.least_sure.clear()
-        for plane, uncertainty in report.least_sure:
-            item = QListWidgetItem(f"plane {plane}: uncertainty {uncertainty:.2f}")
+        entries = [
+            (p, f"plane {p}: DOUBTFUL, may be past the object's end") for p in report.doubtful
+        ]
+        entries += [
+            (p, f"plane {p}: uncertainty {u:.2f}")
+            for p, u in report.least_sure
+            if p not in report.doubtful
+        ]
+        for plane, text in entries:
+            item = QListWidgetItem(text)
             item.setData(256, plane)  # Qt.UserRole
+            if plane in report.doubtful:
+                item.setForeground(QColor("#ff8c00"))
             self.least_sure.addItem(item)
 
     def _go_to_item(self, item: QListWidgetItem) -> None:

@@ -266,6 +266,28 @@ class VolumeAnnotator:
         current = self.labels[self.geometry.index(plane)]
         return mask & ((current == 0) | (current == self._object_id))
 
+    def rewrite_click(self, record: ClickRecord, mask: np.ndarray) -> bool:
+        """Give the current object exactly the pixels of ``mask`` (rows, cols) bool on the
+        plane of ``record`` (rule 3), as part of that click's undo level, when ``record`` is
+        the last record, of the current object, and its click alone is the last undo level
+        (the widget re-applies a changed threshold to the click's probability). False, with
+        nothing written, otherwise."""
+        run = self._runs[-1] if self._runs else None
+        step = self._history[-1] if self._history else None
+        if (
+            run is None
+            or step is None
+            or run.records[-1] is not record
+            or step.n_records != 1
+            or record.object_id != self._object_id
+        ):
+            return False
+        view = self.labels[self.geometry.index(run.plane)]
+        patch = replace_object(view, run.plane, self._object_id, self.written_mask(run.plane, mask))
+        if patch is not None:
+            step.patches.append(patch)
+        return True
+
     # ------------------------------------------------------------------ many clicks
     def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
         """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""

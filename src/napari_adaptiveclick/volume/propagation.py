@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -19,6 +19,12 @@ from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.records import ClickRecord
 from napari_adaptiveclick.volume.slicing import SliceGeometry
+from napari_adaptiveclick.volume.stopping import (
+    StopRule,
+    appearance,
+    default_stop_rule,
+    slice_evidence,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
@@ -29,6 +35,8 @@ class PropagationTarget(Protocol):
     (:class:`~napari_adaptiveclick.volume.annotator.VolumeAnnotator` provides it)."""
 
     geometry: SliceGeometry
+    image: np.ndarray
+    stats: tuple[float, float]
 
     @property
     def object_id(self) -> int: ...
@@ -50,7 +58,10 @@ class PropagationTarget(Protocol):
 class PropagatedSlice:
     """One step of a propagation: ``plane`` was predicted from ``source``; ``accepted``
     tells whether it was written; ``reason`` says why not; ``uncertainty`` in [0, 1] is the
-    mean of ``1 - |2p - 1|`` over the predicted and source masks (high = unsure)."""
+    mean of ``1 - |2p - 1|`` over the predicted and source masks (high = unsure);
+    ``presence`` the stop rule's probability that the object is on the slice (NaN without a
+    rule); ``doubtful`` marks a written slice the rule is unsure of; ``evidence`` the rule's
+    inputs (:func:`~napari_adaptiveclick.volume.stopping.slice_evidence`)."""
 
     plane: int
     source: int
@@ -59,6 +70,9 @@ class PropagatedSlice:
     uncertainty: float
     seconds: float
     reason: str = ""
+    presence: float = float("nan")
+    doubtful: bool = False
+    evidence: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,25 +80,31 @@ class PropagationSettings:
     """When propagation stops: an empty prediction (the object ended), an area below
     ``min_area_ratio`` or above ``max_area_ratio`` times the source slice's, or an overlap
     (IoU) with the source slice below ``min_iou`` (the prediction collapsed or jumped).
-    ``max_slices`` limits each direction (None: to the end of the volume)."""
+    ``max_slices`` limits each direction (None: to the end of the volume). ``stop_rule``
+    (default: the calibrated rule shipped with the package; None: none) also stops where the
+    object seems to end although the model still predicts a mask there
+    (:mod:`napari_adaptiveclick.volume.stopping`)."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0
     min_iou: float = 0.1
     max_slices: int | None = None
     directions: tuple[int, ...] = (1, -1)
+    stop_rule: StopRule | None = field(default_factory=default_stop_rule)
 
 
 @dataclass(frozen=True)
 class PropagationReport:
-    """Summary of a propagation: slices written, why each direction stopped, and the
-    written slices sorted from least to most sure."""
+    """Summary of a propagation: slices written, why each direction stopped, the written
+    slices sorted from least to most sure, and the written slices the stop rule doubts
+    (check those first)."""
 
     source: int
     written: tuple[int, ...]
     stops: dict[int, str]
     least_sure: tuple[tuple[int, float], ...]
     seconds: float
+    doubtful: tuple[int, ...] = ()
 
 
 class Propagation:
@@ -121,7 +141,16 @@ class Propagation:
         self._count = 0
         self._results: list[PropagatedSlice] = []
         self.stops: dict[int, str] = {}
+        self._source_look = appearance(self._plane_image(source), annotator.mask(source))
         self._start = time.perf_counter()
+
+    def _plane_image(self, plane: int) -> np.ndarray:
+        """The (rows, cols) slice normalised with the annotator's intensity range (RGB: grey)."""
+        data = np.asarray(self.annotator.image[self.annotator.geometry.index(plane)], np.float32)
+        if data.ndim == 3:
+            data = data.mean(axis=-1)
+        lo, hi = self.annotator.stats
+        return (data - lo) / max(hi - lo, 1e-6)
 
     def __iter__(self) -> Iterator[PropagatedSlice]:
         while (result := self.step()) is not None:
@@ -189,6 +218,13 @@ class Propagation:
         iou = (written & source_mask).sum() / max(union.sum(), 1)
         p = prediction.probability[union]
         uncertainty = float(np.mean(1.0 - np.abs(2.0 * p - 1.0))) if p.size else 1.0
+        rule, presence, evidence = self.settings.stop_rule, float("nan"), None
+        if area:
+            image = self._plane_image(target)
+            evidence = slice_evidence(
+                image, written, prediction.probability, source_mask, self._source_look
+            )
+            presence = rule.presence(evidence) if rule is not None else presence
         reason = ""
         if area == 0:
             reason = f"the object ends at plane {target}"
@@ -196,9 +232,26 @@ class Propagation:
             reason = f"the area changed {area / source_area:.2f}x at plane {target}"
         elif iou < self.settings.min_iou:
             reason = f"the mask jumped (IoU {iou:.2f} with plane {source}) at plane {target}"
+        elif rule is not None and presence < rule.stop_below:
+            reason = (
+                f"the object seems to end at plane {target} (it no longer looks like plane "
+                f"{self.source}: presence {presence:.2f})"
+            )
         if not reason:  # one undo level, listed once something is written
             annotator.accept_click(run, click, prediction.mask, self._step)
-        return PropagatedSlice(target, source, not reason, area, uncertainty, seconds, reason)
+        doubtful = not reason and rule is not None and presence < rule.doubtful_below
+        return PropagatedSlice(
+            target,
+            source,
+            not reason,
+            area,
+            uncertainty,
+            seconds,
+            reason,
+            presence,
+            doubtful,
+            evidence,
+        )
 
     def report(self, top: int = 5) -> PropagationReport:
         """Slices written so far, why each direction stopped, the ``top`` least sure slices."""
@@ -210,6 +263,7 @@ class Propagation:
             dict(self.stops),
             tuple((r.plane, r.uncertainty) for r in ranked),
             time.perf_counter() - self._start,
+            tuple(sorted(r.plane for r in accepted if r.doubtful)),
         )
 
 

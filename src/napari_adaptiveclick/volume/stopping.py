@@ -1,0 +1,188 @@
+"""Where a propagated object ends: per-slice evidence and a stop rule calibrated on training cases.
+
+A propagation prompts each next slice with a click derived from the previous slice's mask, so
+the model nearly always returns *something* there, also past the object's last slice (into
+normal tissue, the brainstem, the next cell). The rule below tells those slices apart from
+real continuations with evidence the prediction alone does not give:
+
+- ``contrast``: the object's contrast against its surroundings (mean inside minus mean of a
+  ring around it) relative to the source slice's, signed: tumour tissue stays brighter than
+  its surroundings in FLAIR, a mitochondrion darker than the cytoplasm; past the end the
+  contrast drops towards 0;
+- ``shift``: how far the mean inside moved from the source slice's, in units of the source
+  contrast;
+- ``log_area_prev`` / ``log_area_source``: area change against the previous and the source
+  slice; ``iou_prev``: overlap with the previous slice;
+- ``confidence``: mean of ``|2p - 1|`` of the probability on the predicted mask.
+
+A logistic model of these (:class:`StopRule`) gives the probability that the object is
+present on the slice; the propagation stops below ``stop_below`` and flags written slices
+below ``doubtful_below``. Its coefficients are fitted by ``python -m training.calibrate_propagation``
+on the training cases only (SPEC.md section 5) and shipped in ``weights/propagation_stop.json``.
+
+Provenance: an intensity-and-shape consistency check with the annotated slice as a stop
+criterion, in place of micro-sam's fixed IoU threshold between slices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import binary_dilation
+
+FEATURES = ("contrast", "shift", "log_area_prev", "log_area_source", "iou_prev", "confidence")
+STOP_RULE_FILE = Path(__file__).resolve().parents[1] / "weights" / "propagation_stop.json"
+_EPS = 1e-6
+
+
+def _ring(mask: np.ndarray) -> np.ndarray:
+    """Pixels around ``mask`` (H, W) bool within a width that grows with the object's size."""
+    radius = int(np.clip(round(0.15 * math.sqrt(mask.sum())), 2, 12))
+    return binary_dilation(mask, iterations=radius) & ~mask
+
+
+def _window(*masks: np.ndarray, margin: int = 14) -> tuple[slice, slice]:
+    """Bounding box of the masks' union plus ``margin`` px (all work stays local)."""
+    union = np.logical_or.reduce(masks)
+    rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    h, w = union.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)),
+    )
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """An object's look on one slice: mean intensity inside, of a ring around it, and area."""
+
+    inside: float
+    around: float
+    area: int
+
+    @property
+    def contrast(self) -> float:
+        return self.inside - self.around
+
+
+def appearance(image: np.ndarray, mask: np.ndarray) -> Appearance:
+    """:class:`Appearance` of ``mask`` (H, W) bool on ``image`` (H, W) float (normalised)."""
+    window = _window(mask)
+    crop, region = image[window], mask[window]
+    ring = _ring(region)
+    inside = float(crop[region].mean()) if region.any() else 0.0
+    around = float(crop[ring].mean()) if ring.any() else inside
+    return Appearance(inside, around, int(region.sum()))
+
+
+def slice_evidence(
+    image: np.ndarray,
+    mask: np.ndarray,
+    probability: np.ndarray,
+    previous: np.ndarray,
+    source: Appearance,
+) -> dict[str, float]:
+    """The :data:`FEATURES` of a propagated slice: ``image`` (H, W) float normalised to about
+    [0, 1], the written ``mask`` and the ``probability`` (H, W) of the prediction, the
+    ``previous`` slice's mask, and the source slice's :class:`Appearance`."""
+    window = _window(mask, previous)
+    region, before = mask[window], previous[window]
+    area, area_prev = int(region.sum()), int(before.sum())
+    here = appearance(image[window], region) if area else Appearance(0.0, 0.0, 0)
+    scale = max(abs(source.contrast), 0.02)
+    sign = 1.0 if source.contrast >= 0 else -1.0
+    p = probability[window][region]
+    union = (region | before).sum()
+    return {
+        "contrast": sign * here.contrast / scale if area else 0.0,
+        "shift": abs(here.inside - source.inside) / scale if area else 10.0,
+        "log_area_prev": math.log((area + 1) / (area_prev + 1)),
+        "log_area_source": math.log((area + 1) / (source.area + 1)),
+        "iou_prev": float((region & before).sum() / max(union, 1)),
+        "confidence": float(np.mean(np.abs(2.0 * p - 1.0))) if p.size else 0.0,
+    }
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Logistic model of "the object is present on this slice" from :func:`slice_evidence`.
+
+    ``presence = sigmoid(intercept + sum(coef * (feature - mean) / scale))`` with the
+    features clipped to the ranges seen in calibration (``low``, ``high``). A propagation
+    stops where ``presence < stop_below`` and flags written slices below ``doubtful_below``.
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    stop_below: float = 0.5
+    doubtful_below: float = 0.75
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(FEATURES)
+        for name in ("mean", "scale", "coef", "low", "high"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, tuple)
+                or len(values) != n
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            ):
+                raise ValueError(f"StopRule.{name} needs {n} finite numbers, got {values!r}.")
+        if not isinstance(self.intercept, (int, float)) or not math.isfinite(self.intercept):
+            raise ValueError(f"StopRule.intercept must be a finite number, got {self.intercept!r}.")
+        if not all(float(s) > 0 for s in self.scale):
+            raise ValueError(f"StopRule.scale must be positive, got {self.scale!r}.")
+        if not 0.0 <= self.stop_below <= self.doubtful_below <= 1.0:
+            raise ValueError(
+                "StopRule needs 0 <= stop_below <= doubtful_below <= 1, got "
+                f"{self.stop_below} and {self.doubtful_below}."
+            )
+
+    def presence(self, evidence: dict[str, float]) -> float:
+        """Probability in [0, 1] that the object is present on the slice."""
+        x = np.array([evidence[name] for name in FEATURES], np.float64)
+        x = np.clip(x, self.low, self.high)
+        z = self.intercept + float(np.dot(self.coef, (x - self.mean) / np.asarray(self.scale)))
+        return float(1.0 / (1.0 + math.exp(-np.clip(z, -50.0, 50.0))))
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {"features": list(FEATURES), **data}
+
+    @classmethod
+    def from_json(cls, data: dict) -> StopRule:
+        if not isinstance(data, dict) or tuple(data.get("features", ())) != FEATURES:
+            raise ValueError(
+                f"A stop rule file must list the features {list(FEATURES)}; got "
+                f"{data.get('features') if isinstance(data, dict) else type(data).__name__}."
+            )
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        except TypeError as err:
+            raise ValueError(f"Malformed stop rule: {err}") from None
+
+
+def read_stop_rule(path: str | Path) -> StopRule:
+    """A :class:`StopRule` from a JSON file (ValueError naming the file when malformed)."""
+    try:
+        return StopRule.from_json(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError, ValueError) as err:
+        raise ValueError(f"Cannot read the propagation stop rule {path}: {err}") from None
+
+
+@lru_cache(maxsize=1)
+def default_stop_rule() -> StopRule | None:
+    """The calibrated rule shipped with the package (None when the file is not installed)."""
+    return read_stop_rule(STOP_RULE_FILE) if STOP_RULE_FILE.is_file() else None

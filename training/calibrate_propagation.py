@@ -1,0 +1,80 @@
+"""``python -m training.calibrate_propagation``: fit the propagation stop rule on training cases.
+
+Runs the propagation protocol of ``benchmarks/bench_propagation.py`` on the 3D objects of the
+training split only (BraTS whole tumour and tumour core of every training case, ssTEM
+mitochondria of planes 00-15 that span several planes) with the stop rule off, logs each
+slice's evidence as far as ``--margin`` slices past the object's ends, and fits
+:class:`~napari_adaptiveclick.volume.stopping.StopRule` (see
+:mod:`napari_adaptiveclick.learning.propagation_calibration`)::
+
+    python -m training.calibrate_propagation --data ../shared/data \\
+        --out src/napari_adaptiveclick/weights/propagation_stop.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from napari_adaptiveclick.learning.datasets import default_data_root
+from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
+from napari_adaptiveclick.learning.propagation_calibration import (
+    fit_stop_rule,
+    logging_settings,
+    run_object,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.calibrate_propagation", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--data", type=Path, default=None, help="data root (default ../shared/data)")
+    p.add_argument("--checkpoint", default="default", help="model: 'default' or a checkpoint file")
+    p.add_argument("--out", type=Path, required=True, help="the stop rule JSON to write")
+    p.add_argument("--log", type=Path, help="also save every object's slice log (JSON)")
+    p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
+    p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.out.exists() and args.out.resolve() == Path(args.log or "").resolve():
+        p.error("--out and --log must be different files")
+    from napari_adaptiveclick.interactive.session import ClickSession
+    from napari_adaptiveclick.models.registry import load_model
+
+    root = args.data or default_data_root()
+    model = None if args.checkpoint == "default" else load_model(args.checkpoint)
+    session = ClickSession(model, args.device)
+    objects = brats_objects(root, "train") + sstem_objects(
+        root, "train", min_planes=3, limit=args.sstem_objects
+    )
+    results = []
+    for i, obj in enumerate(objects, 1):
+        result = run_object(obj, session, logging_settings(obj, args.margin))
+        results.append(result)
+        print(
+            f"[{i}/{len(objects)}] {obj.name}: {len(result.slices)} slices logged, "
+            f"{result.seconds:.1f} s",
+            flush=True,
+        )
+    source = (
+        f"training.calibrate_propagation on the training split ({len(objects)} objects, "
+        f"margin {args.margin}, checkpoint {args.checkpoint})"
+    )
+    rule = fit_stop_rule(results, source=source)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(rule.to_json(), indent=1) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}: stop below {rule.stop_below}, doubtful below {rule.doubtful_below}")
+    if args.log:
+        args.log.write_text(json.dumps([asdict(r) for r in results]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,8 +9,16 @@ Examples::
     python -m training.finetune --resume runs/mix [--max-steps 4000]
     torchrun --nproc_per_node 2 -m training.finetune ...    # DistributedDataParallel
 
-At the end, NoC is evaluated on each dataset's test split (``training.evaluate``) and the table
-is saved in RUN_DIR/eval_<dataset>/.
+RUN_DIR holds train_config.json, metrics.jsonl (one line per step), last.pt (the checkpoint
+``--resume`` continues from) and final.pt. A kill at any moment loses no checkpointed step and
+``--resume`` logs every step exactly once (``learning.run_folder``). A folder with a checkpoint
+is only continued with ``--resume``; one stopped before its first checkpoint holds no finished
+work and starts over from step 0, with ``--resume`` (its saved options) or with the same
+``--out`` (the new options).
+
+At the end, NoC is evaluated on a seeded subset of each dataset's test split (20 objects by
+default, ``--eval-objects``; ``training.evaluate``) and the table is saved in
+RUN_DIR/eval_<dataset>/. ``--no-eval`` skips it, and a resumed run keeps that choice.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
 from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
+from napari_adaptiveclick.learning.run_folder import RunFolder, RunFolderError
 from napari_adaptiveclick.learning.trainer import Trainer
 from napari_adaptiveclick.models.registry import model_names
 
@@ -41,10 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="initial weights: this project's checkpoint or a released .pth")
     p.add_argument("--loss", help="mask loss: afl, bce, wbce, balanced_ce, soft_iou, fl, nfl, pl")
     p.add_argument(
-        "--out", help="run directory (created; must not hold another run unless --resume)"
+        "--out",
+        help="run directory (created; one holding a checkpoint needs --resume; one stopped "
+        "before its first checkpoint starts over)",
     )
     p.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped"
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint, with its saved options (flags "
+        "given here override them)",
     )
     for name, kind in [
         ("batch-size", int),
@@ -64,13 +78,32 @@ def _parser() -> argparse.ArgumentParser:
         ("seed", int),
         ("save-every", int),
         ("save-every-seconds", float),
-        ("eval-objects", int),
         ("eval-max-clicks", int),
         ("num-threads", int),
     ]:
         p.add_argument(f"--{name}", type=kind)
     p.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    p.add_argument("--no-eval", action="store_true", help="skip the NoC evaluation at the end")
+    p.add_argument(
+        "--eval-objects",
+        type=int,
+        metavar="N",
+        help="test objects per dataset (a seeded subset) for the NoC evaluation at the end "
+        "(default 20; 0 = all, which can take many minutes)",
+    )
+    p.add_argument(
+        "--no-eval",
+        dest="evaluate",
+        action="store_false",
+        default=None,
+        help="skip the NoC evaluation at the end (saved: a resumed run skips it too)",
+    )
+    p.add_argument(
+        "--eval",
+        dest="evaluate",
+        action="store_true",
+        default=None,
+        help="evaluate at the end after all (e.g. resuming a --no-eval run)",
+    )
     return p
 
 
@@ -91,7 +124,10 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         saved = Path(args.resume) / "train_config.json"
         if not saved.is_file():
             raise SystemExit(f"error: {args.resume} is not a run directory (no train_config.json).")
-        values.update(json.loads(saved.read_text()))
+        try:
+            values.update(json.loads(saved.read_text()))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: cannot read {saved}: {exc}") from exc
         values["out"] = args.resume
     if args.config:
         file_values = _read_config_file(args.config)
@@ -118,8 +154,10 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         values["data"] = str(default_data_root())
     for spec in values["datasets"]:
         DatasetSpec.parse(spec)
+    if (values.get("eval_objects") or 0) < 0:
+        raise SystemExit("error: --eval-objects must be 0 (all) or more.")
     cfg = TrainConfig(**{k: v for k, v in values.items() if k in known})
-    if not args.resume and (Path(cfg.out) / "last.pt").exists():
+    if not args.resume and RunFolder(cfg.out).holds_finished_work():
         raise SystemExit(
             f"error: {cfg.out} already holds a run; continue it with --resume {cfg.out} or pick another --out."
         )
@@ -130,12 +168,20 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
     """NoC on the test split of every dataset of the run, with ``training.evaluate``; each
     table is printed and saved in RUN_DIR/eval_<dataset>/."""
     from napari_adaptiveclick.evaluation.report import format_comparison
-    from napari_adaptiveclick.learning.evaluation_run import run_evaluation
+    from napari_adaptiveclick.learning.datasets import DATASET_NAMES
+    from napari_adaptiveclick.learning.evaluation_run import load_samples, run_evaluation
     from training.evaluate import parse_args, settings_from_args
 
     option_flags = {"objects": "--object-mode"}  # brats' objects=slice|components
     results = []
-    for spec in (DatasetSpec.parse(s) for s in cfg.datasets):
+    specs = {str(spec): spec for spec in map(DatasetSpec.parse, cfg.datasets)}  # weights aside
+    for spec in specs.values():
+        if spec.name not in DATASET_NAMES:
+            print(
+                f"no NoC evaluation on {spec}: training.evaluate has no such dataset",
+                file=sys.stderr,
+            )
+            continue
         out = Path(cfg.out) / f"eval_{str(spec).replace(':', '_').replace('=', '-')}"
         argv = [
             "--dataset",
@@ -157,7 +203,15 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
             argv += [option_flags.get(key, f"--{key.replace('_', '-')}"), str(value)]
         if cfg.eval_objects:
             argv += ["--objects", str(cfg.eval_objects), "--seed", str(cfg.seed)]
-        metrics = run_evaluation(settings_from_args(parse_args(argv)))
+        settings = settings_from_args(parse_args(argv))
+        total = len(load_samples(replace(settings, objects=None)))
+        print(
+            f"evaluating NoC of final.pt on {min(cfg.eval_objects or total, total)} of {total} "
+            f"test objects of {spec}, {cfg.eval_max_clicks} clicks at most (--eval-objects N, "
+            "0 = all; --no-eval skips it)",
+            file=sys.stderr,
+        )
+        metrics = run_evaluation(settings)
         print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
         results.append(metrics)
     return results
@@ -169,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _main(argv)
-    except (DatasetError, CheckpointError, FileNotFoundError) as exc:
+    except (DatasetError, CheckpointError, RunFolderError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -200,14 +254,18 @@ def _main(argv: list[str] | None) -> int:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    if finished and not args.no_eval and int(os.environ.get("RANK", 0)) == 0:
-        from napari_adaptiveclick.evaluation.report import EvaluationError
+    if not finished or int(os.environ.get("RANK", 0)) != 0:
+        return 0
+    if not cfg.evaluate:
+        print("no NoC evaluation (--no-eval; --resume RUN_DIR --eval runs it)", file=sys.stderr)
+        return 0
+    from napari_adaptiveclick.evaluation.report import EvaluationError
 
-        try:
-            evaluate_run(cfg, Path(cfg.out) / "final.pt")
-        except EvaluationError as exc:
-            print(f"error: evaluation after training failed: {exc}", file=sys.stderr)
-            return 2
+    try:
+        evaluate_run(cfg, Path(cfg.out) / "final.pt")
+    except EvaluationError as exc:
+        print(f"error: evaluation after training failed: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

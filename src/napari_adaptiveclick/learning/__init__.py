@@ -4,9 +4,9 @@ Owns: the per-pixel mask losses (:mod:`.losses`), Hungarian matching of queries 
 (:mod:`.matcher`) and the deep-supervised set criterion (:mod:`.criterion`); initial clicks
 (:mod:`.sampler`); joint augmentation and domain randomisation (:mod:`.augment`, with the
 smooth random fields of :mod:`.random_fields`); the object datasets of every data layout and
-the synthetic scenes (:mod:`.datasets`); a run's options (:mod:`.config`) and the iterative
-click training loop (:mod:`.trainer`); and a NoC evaluation run on a dataset split
-(:mod:`.evaluation_run`).
+the synthetic scenes (:mod:`.datasets`); a run's options (:mod:`.config`), its folder (log and
+checkpoints that survive kills, :mod:`.run_folder`) and the iterative click training loop
+(:mod:`.trainer`); and a NoC evaluation run on a dataset split (:mod:`.evaluation_run`).
 
 Installed with the package so the plugin can adapt models to a user's annotations;
 ``training/`` at the repository root keeps the command-line entry points over it.

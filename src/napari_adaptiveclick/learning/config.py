@@ -66,7 +66,11 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 50
     save_every_seconds: float = 300.0
-    eval_objects: int | None = None
+    # NoC evaluation of final.pt on each dataset's test split when the run ends (training's
+    # ``--no-eval``: False; a resumed run keeps it). eval_objects: a seeded subset of that many
+    # test objects per dataset; 0 or None (run folders written before the bound) = all.
+    evaluate: bool = True
+    eval_objects: int | None = 20
     eval_max_clicks: int = 20
     device: str = "auto"
     num_threads: int | None = None

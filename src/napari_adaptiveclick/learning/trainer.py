@@ -5,7 +5,8 @@ mask together, draw initial clicks (multi-point sampler), then add 0..max_extra_
 without gradient at the error regions of the model's own prediction (the shared click
 simulator), feeding the previous probability back; finally one forward with gradient and the
 set criterion. All randomness of step ``k`` on rank ``r`` comes from ``seed, k, r``, so a run
-resumed from a checkpoint replays exactly what an uninterrupted run would have done.
+resumed from a checkpoint replays exactly what an uninterrupted run would have done. The run
+folder (log, checkpoints, crash safety) is :mod:`.run_folder`'s.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,25 +35,33 @@ from napari_adaptiveclick.learning.augment import augment_pair, randomize_domain
 from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
 from napari_adaptiveclick.learning.criterion import SetCriterion
 from napari_adaptiveclick.learning.datasets import ObjectDataset, build_dataset
+from napari_adaptiveclick.learning.run_folder import CHECKPOINT, FINAL, RunFolder
 from napari_adaptiveclick.learning.sampler import sample_initial_clicks
 from napari_adaptiveclick.models.checkpoint import (
     FORMAT,
     VERSION,
-    atomic_torch_save,
+    checkpoint_dict,
     read_checkpoint,
-    save_checkpoint,
 )
 from napari_adaptiveclick.models.registry import MODELS, build_from_config, build_model, get_config
 
 
 class Trainer:
-    """Builds data, model, optimiser and criterion from a :class:`TrainConfig` and runs it."""
+    """Builds data, model, optimiser and criterion from a :class:`TrainConfig` and runs it.
+
+    ``resume``: continue from RUN_DIR/last.pt; a folder without one (stopped before its first
+    checkpoint) starts over from step 0. Raises :class:`.run_folder.RunFolderError` when the
+    folder cannot be created or written.
+    """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
+        self.folder = RunFolder(self.run_dir)
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
+        if self.rank == 0:
+            self.folder.create()  # an unusable --out fails now, not after loading the data
         self.device = _device(cfg.device, self.rank)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -82,8 +92,13 @@ class Trainer:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        if resume:
-            self._load_state(self.run_dir / "last.pt")
+        if resume and self.folder.checkpoint.is_file():
+            self._load_state(self.folder.checkpoint)
+        elif resume and self.rank == 0:
+            print(
+                f"note: {self.run_dir} has no checkpoint yet: the run starts over from step 0",
+                file=sys.stderr,
+            )
         self._stop = False
 
     # ------------------------------------------------------------------ setup
@@ -180,15 +195,16 @@ class Trainer:
         }
 
     def run(self) -> None:
-        """Train until ``max_steps``; checkpoints atomically; SIGINT/SIGTERM save and stop."""
+        """Train until ``max_steps``, then write RUN_DIR/final.pt. Each step is logged, and
+        its line fsynced before the checkpoint that holds it (every ``save_every`` steps or
+        ``save_every_seconds``, atomically); SIGINT/SIGTERM save and stop."""
         from tqdm import tqdm
 
         is_main = self.rank == 0
         if is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "train_config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+            for note in self.folder.open(asdict(self.cfg), self.step):
+                print(f"note: {note}", file=sys.stderr)
         self._install_signal_handlers()
-        log = (self.run_dir / "metrics.jsonl").open("a") if is_main else None
         bar = tqdm(
             total=self.max_steps,
             initial=self.step,
@@ -203,8 +219,10 @@ class Trainer:
                 metrics = self.train_step(self.step)
                 self.step += 1
                 rate = self.cfg.batch_size * self.world / (time.perf_counter() - start)
-                # Checkpoint before logging: a logged step is never missing from a checkpoint
-                # written at that step (resume drops log lines past the checkpoint).
+                if is_main:
+                    self.folder.log(
+                        {"step": self.step, **metrics, "samples_per_s": rate, "time": time.time()}
+                    )
                 due = (
                     self.step % self.cfg.save_every == 0
                     or time.monotonic() - last_save > self.cfg.save_every_seconds
@@ -212,31 +230,18 @@ class Trainer:
                 if due or self.step == self.max_steps or self._stop:
                     self.save_state()
                     last_save = time.monotonic()
-                if log is not None:
-                    record = {
-                        "step": self.step,
-                        **metrics,
-                        "samples_per_s": rate,
-                        "time": time.time(),
-                    }
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{metrics['loss']:.3f}", iou=f"{metrics['iou']:.2f}", sps=f"{rate:.2f}"
                 )
+            if self.world > 1:
+                self.check_ranks_in_sync()
+            if is_main and self.step >= self.max_steps:
+                extra = {"train_steps": self.step, "loss": self.cfg.loss}
+                self.folder.save(FINAL, checkpoint_dict(self.model, extra=extra))
         finally:
             bar.close()
-            if log is not None:
-                log.close()
-        if self.world > 1:
-            self.check_ranks_in_sync()
-        if is_main and self.step >= self.max_steps:
-            save_checkpoint(
-                self.run_dir / "final.pt",
-                self.model,
-                extra={"train_steps": self.step, "loss": self.cfg.loss},
-            )
+            self.folder.close()
 
     def check_ranks_in_sync(self) -> None:
         """Compare a checksum of the parameters across ranks (DDP must keep them identical);
@@ -246,8 +251,8 @@ class Trainer:
         dist.all_gather(gathered, checksum)
         values = [float(v) for v in gathered]
         if self.rank == 0:
-            (self.run_dir / "ddp_sync.json").write_text(
-                json.dumps({"step": self.step, "checksums": values})
+            self.folder.write_text(
+                "ddp_sync.json", json.dumps({"step": self.step, "checksums": values})
             )
         if max(values) - min(values) > 1e-6 * max(1.0, abs(values[0])):
             raise RuntimeError(f"DDP ranks diverged: parameter checksums {values}")
@@ -264,7 +269,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_state(self) -> None:
-        """Atomically write RUN_DIR/last.pt (weights, optimiser, step, config); rank 0 only."""
+        """Write RUN_DIR/last.pt (weights, optimiser, step, config) after the log; rank 0."""
         if self.rank == 0:
             state = {
                 "format": FORMAT,
@@ -275,27 +280,15 @@ class Trainer:
                 "step": self.step,
                 "train_config": asdict(self.cfg),
             }
-            atomic_torch_save(state, self.run_dir / "last.pt")
+            self.folder.save(CHECKPOINT, state)
         if self.world > 1:
             dist.barrier()
 
     def _load_state(self, path: Path) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Cannot resume: {path} does not exist (no checkpoint was written yet)."
-            )
         state = read_checkpoint(path)
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        metrics = self.run_dir / "metrics.jsonl"
-        if self.rank == 0 and metrics.is_file():  # drop log lines of steps the checkpoint lacks
-            lines = [
-                ln
-                for ln in metrics.read_text().splitlines()
-                if ln and json.loads(ln)["step"] <= self.step
-            ]
-            metrics.write_text("".join(ln + "\n" for ln in lines))
+        self.step = int(state["step"])  # run() cuts the log back to this step
 
 
 def keep_freed_memory() -> None:

@@ -17,3 +17,10 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared data not found at {root}")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _autosave_in_tmp(tmp_path_factory, monkeypatch):
+    """Autosave stores of images without a file go to a per-test folder, never to the user's
+    cache (``~/.cache/napari-adaptiveclick``)."""
+    monkeypatch.setenv("ADAPTIVECLICK_AUTOSAVE_DIR", str(tmp_path_factory.mktemp("autosave")))

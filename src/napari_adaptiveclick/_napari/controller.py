@@ -13,7 +13,8 @@ its own file, and wires them together:
 - ``click_input`` (:class:`~.click_input.ClickInput`): the click layer; emits clicks;
 - ``actions`` (:class:`~.actions.AnnotationActions`): what each action does to the annotator,
   queued on ``jobs``;
-- ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer.
+- ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer;
+- ``recovery`` (:class:`~.recovery.Recovery`): saves each edit at once, offers to restore.
 
 This file starts and stops annotating (loading the model in a worker), follows the image and
 Labels layers, redraws after each edit and keeps the click records with the labels. A
@@ -43,6 +44,7 @@ from napari_adaptiveclick._napari.loading import (
     untrained_warning,
 )
 from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers, leftover_layers
+from napari_adaptiveclick._napari.recovery import Recovery
 from napari_adaptiveclick.volume import (
     ClickOutcome,
     PropagationReport,
@@ -98,6 +100,9 @@ class AnnotationController:
         self.click_input.polarity_changed.connect(lambda _positive: self.changed.emit())
         self.click_input.status.connect(self._say)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.recovery = Recovery(lambda: self.jobs.running)
+        self.recovery.status.connect(self._say)
+        self.recovery.changed.connect(self.changed.emit)
 
     # ------------------------------------------------------------------ state
     @property
@@ -272,6 +277,7 @@ class AnnotationController:
         self.placement.cut_along_axis()
         self.labels.selected_label = annotator.object_id
         self._store()
+        self.recovery.begin(self.image, self.labels, self.selection, annotator)
         self.changed.emit()
         self._say(
             f"{self._warning} Ready: model '{self.settings.model}' on {self.device}; click on the "
@@ -299,6 +305,7 @@ class AnnotationController:
         if self.jobs.running:
             self._stopped = self.labels
         self.jobs.cancel()
+        self.recovery.end()
         self.click_input.detach()
         if self.labels is not None:
             self.labels.events.selected_label.disconnect(self._on_selected_label)
@@ -350,8 +357,18 @@ class AnnotationController:
                 self.labels.selected_label = self.annotator.object_id
                 self._syncing = False
             self._store()
+            self.recovery.save()
             self._show_clicks()
         self.changed.emit()
+
+    def restore_autosave(self) -> None:
+        """Restore the annotation :attr:`recovery` offers: its labels and clicks, and the
+        object it was on (its undo levels start anew). Raises ValueError when it cannot."""
+        if not self.ready or self.busy:
+            raise ValueError("Wait for the current action to finish before restoring.")
+        self._earlier, object_id = self.recovery.restore()
+        self.annotator.select_object(object_id)
+        self._after_edit()
 
     def _store(self) -> None:
         records = list(self._earlier)

@@ -1,11 +1,14 @@
 """The AdaptiveClick dock widget: a form over an :class:`AnnotationController`.
 
-It only reads the user's choices, forwards button presses and shows the controller's state;
+It only reads the user's choices, forwards button presses and shows the controller's state
+(with its autosave: restore or discard what an earlier session left, save the labels);
 all napari-layer logic lives in the controller (which also loads and warms up the model in a
 worker), all segmentation logic in the core (``napari_adaptiveclick.volume``).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from napari.layers import Image, Labels
 from qtpy.QtGui import QColor
@@ -150,8 +153,35 @@ class AdaptiveClickWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(setup_box)
         layout.addWidget(annotate_box)
+        layout.addWidget(self._build_autosave())
         layout.addWidget(self.status)
         layout.addStretch(1)
+
+    def _build_autosave(self) -> QGroupBox:
+        """Restore or discard an autosave found at Start; save the labels; clear; folder."""
+        self.restore_button = QPushButton()
+        self.restore_button.setStyleSheet("font-weight: bold")
+        self.restore_button.clicked.connect(self._restore)
+        self.autosave_buttons: dict[str, QPushButton] = {}
+        box, layout = QGroupBox("Autosave"), QGridLayout()
+        layout.addWidget(self.restore_button, 0, 0, 1, 2)
+        for i, (text, action) in enumerate(
+            {
+                "Discard autosave": self.controller.recovery.discard,
+                "Save labels...": self._save_labels,
+                "Clear autosave": self.controller.recovery.clear,
+                "Autosave folder...": self._choose_autosave_folder,
+            }.items()
+        ):
+            button = QPushButton(text)
+            button.clicked.connect(action)
+            self.autosave_buttons[text] = button
+            layout.addWidget(button, 1 + i // 2, i % 2)
+        self.autosave_label = QLabel()
+        self.autosave_label.setWordWrap(True)
+        layout.addWidget(self.autosave_label, 3, 0, 1, 2)
+        box.setLayout(layout)
+        return box
 
     # ------------------------------------------------------------------ choices
     def _offer_models(self, with_untrained: bool) -> None:
@@ -233,7 +263,44 @@ class AdaptiveClickWidget(QWidget):
             except (OSError, ValueError) as error:
                 self.controller.report_error(str(error))
 
+    def _restore(self) -> None:
+        try:
+            self.controller.restore_autosave()
+        except ValueError as error:
+            self.controller.report_error(str(error))
+
+    def _save_labels(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save labels", "labels.tif", "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd)"
+        )
+        if path:
+            try:
+                self.controller.recovery.save_labels(path)
+                self.controller.status.emit(f"Saved the labels to {path}.")
+            except (OSError, ValueError) as error:
+                self.controller.report_error(str(error))
+
+    def _choose_autosave_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Autosave folder")
+        if path:
+            self.controller.recovery.root = Path(path)
+            self.controller.status.emit(f"Autosaves go to {path} from the next Start.")
+
     # ------------------------------------------------------------------ state
+    def _show_autosave(self) -> None:
+        recovery, ready = self.controller.recovery, self.controller.ready
+        self.restore_button.setText(recovery.offer_text)
+        self.restore_button.setVisible(recovery.offer is not None)
+        self.restore_button.setEnabled(ready and not self.controller.busy)
+        undecided = recovery.offer is not None or bool(recovery.problem)
+        for text, button in self.autosave_buttons.items():
+            button.setEnabled(
+                text.startswith("Autosave")
+                or (ready and (undecided or not text.startswith("Discard")))
+            )
+        where = f"Each edit is saved at once in {recovery.folder}." if ready else ""
+        self.autosave_label.setText(recovery.problem or f"{where} {recovery.note}".strip())
+
     def _show_state(self) -> None:
         ready, busy = self.controller.ready, self.controller.busy
         self.start_button.setText("Restart with these settings" if ready else "Start")
@@ -250,6 +317,7 @@ class AdaptiveClickWidget(QWidget):
                 )
             )
         self.object_spin.setEnabled(ready)
+        self._show_autosave()
         self.polarity_button.setEnabled(ready)
         self.polarity_button.setText(
             "Clicks: positive (object) - T toggles"

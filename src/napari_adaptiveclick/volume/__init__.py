@@ -9,6 +9,8 @@ The public names live in small modules and are gathered here:
 - :mod:`.predictor`: the ClickSession kept in step with the runs;
 - :mod:`.propagation`: :class:`Propagation`, its settings and reports, :func:`derived_click`;
 - :mod:`.replay`: :func:`replay_records`, labels from a click record file.
+- :mod:`.autosave`: :class:`~.autosave.AutosaveStore`, the crash-safe store of an annotation's
+  records and touched planes; :mod:`.image_key`: which image a store belongs to, and where.
 
 One rule decides what the model sees, for clicks made by a user, clicks derived by
 :class:`Propagation` and clicks replayed from a record file alike, so that replaying the

@@ -105,7 +105,9 @@ def sstem_objects(
     all_images = np.stack([np.asarray(read_volume(p).data, np.float32) for p in raws])
     stats = intensity_stats(all_images)
     keep = [
-        i for i, p in enumerate(raws) if (int(p.stem) in SSTEM_TEST_SLICES) == (split == "test")
+        i
+        for i, p in enumerate(raws)
+        if split == "all" or (int(p.stem) in SSTEM_TEST_SLICES) == (split == "test")
     ]
     image = all_images[keep]
     masks = np.stack(

@@ -4,14 +4,21 @@ After the first click of an object, the release's ``ZoomIn`` crops around the cu
 and the positive clicks, grown by ``expand`` (at least ``min_size`` a side), and keeps the
 previous crop while it still overlaps the new one enough (SPEC.md section 4). Boxes are
 :class:`~napari_adaptiveclick.interactive.transforms.Box` (exclusive bottom / right).
+
+The previous probability may be given whole, or as the crop that holds all of it (it is zero
+outside): ``origin`` is then where the crop starts in the image and ``shape`` the image's
+shape, so that choosing a box costs the crop's size, not the image's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_union, is_empty
 from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.interactive.transforms import Box
+
+Origin = tuple[int, int]
 
 
 def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) -> Box:
@@ -27,14 +34,23 @@ def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) ->
     return Box(out[0][0], out[1][0], out[0][1], out[1][1])
 
 
-def touches_inner_edge(mask: np.ndarray, box: Box, shape: tuple[int, int]) -> bool:
+def touches_inner_edge(
+    mask: np.ndarray, box: Box, shape: tuple[int, int], origin: Origin = (0, 0)
+) -> bool:
     """True if ``mask`` (H, W) has a pixel on an edge row / column of ``box`` that is not an
-    edge of the image (the object probably goes on outside the box)."""
+    edge of the image (the object probably goes on outside the box). ``mask`` may be a crop
+    of the image's mask that covers ``box``, starting at ``origin``."""
+    top, bottom, left, right = (
+        box.top - origin[0],
+        box.bottom - origin[0],
+        box.left - origin[1],
+        box.right - origin[1],
+    )
     edges = (
-        (box.top > 0, mask[box.top, box.left : box.right]),
-        (box.bottom < shape[0], mask[box.bottom - 1, box.left : box.right]),
-        (box.left > 0, mask[box.top : box.bottom, box.left]),
-        (box.right < shape[1], mask[box.top : box.bottom, box.right - 1]),
+        (box.top > 0, mask[top, left:right]),
+        (box.bottom < shape[0], mask[bottom - 1, left:right]),
+        (box.left > 0, mask[top:bottom, left]),
+        (box.right < shape[1], mask[top:bottom, right - 1]),
     )
     return any(inside and line.any() for inside, line in edges)
 
@@ -66,22 +82,25 @@ def zoom_box(
     expand: float,
     min_size: int,
     recompute_iou: float,
+    origin: Origin = (0, 0),
+    shape: tuple[int, int] | None = None,
 ) -> Box | None:
     """Zoom-in focus crop (release ``ZoomIn``) once a mask exists; None is the whole image.
 
-    ``previous_probability`` (H, W) is the result before the newest click, ``clicks`` all
-    clicks including the newest, ``previous_roi`` the crop of the previous click and
-    ``previous_clicks`` how many clicks that one had.
+    ``previous_probability`` (H, W) is the result before the newest click (or its crop at
+    ``origin`` in an image of ``shape``, see the module), ``clicks`` all clicks including
+    the newest, ``previous_roi`` the crop of the previous click and ``previous_clicks`` how
+    many clicks that one had.
     """
-    shape = previous_probability.shape
-    mask = previous_probability > 0.5
+    shape = previous_probability.shape if shape is None else shape
     positives = [c for c in clicks if c.positive]
+    bounds = bounding_box(previous_probability > 0.5, origin)
     for c in positives:
-        mask[int(round(c.row)), int(round(c.col))] = True
-    if not mask.any():
+        row, col = int(round(c.row)), int(round(c.col))
+        bounds = box_union(bounds, Box(row, col, row + 1, col + 1))
+    if is_empty(bounds):
         return previous_roi
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-    current = expand_box(Box(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1), shape, expand, min_size)
+    current = expand_box(bounds, shape, expand, min_size)
     # The first click's box (the first-click window) is not a zoom-in box: as in the
     # release, whose first click sees the whole image, the second click chooses afresh.
     old = previous_roi if previous_clicks > 1 else None
@@ -101,21 +120,26 @@ def zoom_box(
 
 
 def release_object_box(
-    previous_probability: np.ndarray, clicks: tuple[Click, ...], expand: float, min_size: int
+    previous_probability: np.ndarray,
+    clicks: tuple[Click, ...],
+    expand: float,
+    min_size: int,
+    *,
+    origin: Origin = (0, 0),
+    shape: tuple[int, int] | None = None,
 ) -> Box:
     """The release's ``get_object_roi``, or the whole image when the previous mask is empty
     (its ``skip_clicks=-1``: the positive clicks alone never make a box); returned as an
-    exclusive :class:`Box`."""
-    h, w = previous_probability.shape
-    mask = previous_probability > 0.5
-    if not mask.any():
+    exclusive :class:`Box`. ``origin`` / ``shape``: see the module."""
+    h, w = previous_probability.shape if shape is None else shape
+    box = bounding_box(previous_probability > 0.5, origin)
+    if is_empty(box):
         return Box(0, 0, h, w)
     for c in clicks:
         if c.positive:
-            mask[int(c.row), int(c.col)] = True
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+            box = box_union(box, Box(int(c.row), int(c.col), int(c.row) + 1, int(c.col) + 1))
     bounds = []
-    for lo, hi, limit in ((rows[0], rows[-1], h), (cols[0], cols[-1], w)):
+    for lo, hi, limit in ((box.top, box.bottom - 1, h), (box.left, box.right - 1, w)):
         centre = 0.5 * (lo + hi)
         size = max(expand * (hi - lo + 1), min_size)
         start, stop = int(round(centre - 0.5 * size)), int(round(centre + 0.5 * size))
@@ -145,11 +169,16 @@ def release_zoom_box(
     expand: float,
     min_size: int,
     recompute_iou: float,
+    origin: Origin = (0, 0),
+    shape: tuple[int, int] | None = None,
 ) -> Box:
     """The release's ``ZoomIn.transform`` box choice: a new box when there is none yet, when
     a positive click lies outside the old one (its ``check_object_roi``, which compares with
-    the inclusive maximum by ``>=``) or when the two overlap by less than ``recompute_iou``."""
-    current = release_object_box(previous_probability, clicks, expand, min_size)
+    the inclusive maximum by ``>=``) or when the two overlap by less than ``recompute_iou``.
+    ``origin`` / ``shape``: see the module."""
+    current = release_object_box(
+        previous_probability, clicks, expand, min_size, origin=origin, shape=shape
+    )
     old = previous_roi
     if old is None:
         return current

@@ -4,16 +4,22 @@ A thin, explicit object (like segment-anything's ``SamPredictor``): the napari w
 command line and the evaluation all drive it. It owns inference-time policy: intensity
 normalisation, the zoom-in focus crop and flip test-time augmentation (SPEC.md section 4),
 feeding the previous probability back, thresholds and undo.
+
+What a click costs does not grow with the image: the session keeps the image as given (no
+copy) and normalises only the crop the model sees; a prediction is zero outside that crop, so
+each undo level keeps only the crop (:class:`~.boxed.BoxedArray`), and, when the crop is
+larger than the model's input, only the model's output, from which the crop is resized again
+exactly when undo needs it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.boxed import BoxedArray, box_slices
 from napari_adaptiveclick.interactive.focus import (
     release_zoom_box,
     touches_inner_edge,
@@ -26,33 +32,19 @@ from napari_adaptiveclick.interactive.predict import (
     prompt_maps,
 )
 from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.results import ClickState, Prediction
 from napari_adaptiveclick.interactive.transforms import (
     Box,
     CropResize,
     IntensityStats,
+    check_intensity_range,
+    intensity_stats,
     normalize_intensity,
 )
 from napari_adaptiveclick.models.device import pick_device
 from napari_adaptiveclick.models.registry import protocol_for, resolve_model
 
 PROTOCOLS: tuple[str, ...] = ("project", "release")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Result of a click: ``probability`` (H, W) float32 in [0, 1] and ``mask`` (H, W) bool,
-    both at the image's full resolution; ``seconds`` the time the prediction took."""
-
-    probability: np.ndarray
-    mask: np.ndarray
-    seconds: float = 0.0
-
-
-@dataclass
-class _State:
-    clicks: tuple[Click, ...]
-    probability: np.ndarray  # (H, W) float32
-    roi: Box | None
 
 
 class ClickSession:
@@ -124,9 +116,10 @@ class ClickSession:
         self.half_precision = (
             self.device == "cuda" if half_precision == "auto" else bool(half_precision)
         )
-        self._image = None  # torch (1, 3, H, W) float32 in [0, 1] on device
-        self._history: list[_State] = []
-        self._base: np.ndarray | None = None
+        self._image: np.ndarray | None = None  # (H, W) or (H, W, 3), as given (not copied)
+        self._stats: IntensityStats = (0.0, 1.0)
+        self._history: list[ClickState] = []
+        self._base = BoxedArray.zeros((0, 0))
 
     # ------------------------------------------------------------------ image and state
     @property
@@ -136,7 +129,7 @@ class ClickSession:
     @property
     def image_shape(self) -> tuple[int, int]:
         self._require_image()
-        return tuple(self._image.shape[-2:])
+        return tuple(self._image.shape[:2])
 
     @property
     def clicks(self) -> list[Click]:
@@ -149,9 +142,22 @@ class ClickSession:
         return self._history[-1].roi if self._history else None
 
     @property
-    def probability(self) -> np.ndarray:
+    def prediction(self) -> Prediction:
+        """The current result (after the last click, or the base mask)."""
         self._require_image()
-        return self._history[-1].probability
+        return self._prediction(self._history[-1])
+
+    @property
+    def probability(self) -> np.ndarray:
+        """The current probability (H, W) float32 (made now: costs the image's size; the
+        :attr:`prediction`'s crop is the cheap form)."""
+        return self.prediction.probability
+
+    @property
+    def undo_nbytes(self) -> int:
+        """Bytes the undo levels and the base mask keep (each level: its crop, or the model's
+        output when that is smaller), whatever the image's size."""
+        return sum(state.nbytes for state in self._history)
 
     def _require_image(self) -> None:
         if self._image is None:
@@ -162,10 +168,9 @@ class ClickSession:
 
         Intensities are normalised with percentiles (``stats=(lo, hi)`` from
         :func:`transforms.intensity_stats` of a whole volume treats its slices alike).
-        Clears the clicks.
+        The image is kept as given, not copied (do not change it while the session uses it);
+        each click normalises only the crop the model sees. Clears the clicks.
         """
-        import torch
-
         array = np.asarray(image)
         if array.ndim == 3 and array.shape[-1] in (3, 4):
             array = array[..., :3]
@@ -176,35 +181,47 @@ class ClickSession:
             )
         if array.size == 0 or min(array.shape[:2]) < 2:
             raise ValueError(f"The image is empty or degenerate (shape {array.shape}).")
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise TypeError(f"Image dtype {array.dtype} is not numeric.")
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise ValueError(
                 f"The image has {bad} NaN or infinite values. Replace them first, e.g. "
                 "np.nan_to_num(image, nan=image[np.isfinite(image)].min())."
             )
-        normalised = normalize_intensity(array, stats)
-        grey = normalised[None] if normalised.ndim == 2 else None
-        chw = np.repeat(grey, 3, axis=0) if grey is not None else normalised.transpose(2, 0, 1)
-        self._image = torch.from_numpy(np.ascontiguousarray(chw))[None].to(self.device)
-        self._base = np.zeros(array.shape[:2], dtype=np.float32)
+        stats = intensity_stats(array) if stats is None else (float(stats[0]), float(stats[1]))
+        check_intensity_range(stats)
+        self._image, self._stats = array, stats
+        self._base = BoxedArray.zeros(array.shape[:2])
         self.reset()
 
-    def set_previous_mask(self, probability: np.ndarray) -> None:
-        """Start from an existing mask or probability (H, W) (refine a label, propagate).
-        Clears the clicks; :meth:`reset` goes back to this mask, :meth:`undo` never past it."""
+    def set_previous_mask(self, probability: np.ndarray, box: Box | None = None) -> None:
+        """Start from an existing mask or probability (H, W) (refine a label, propagate);
+        with ``box``, ``probability`` is its crop in ``box`` (zero outside). Clears the
+        clicks; :meth:`reset` goes back to this mask, :meth:`undo` never past it."""
         self._require_image()
-        prob = np.asarray(probability, dtype=np.float32)
-        if prob.shape != self.image_shape:
+        prob = np.clip(np.nan_to_num(np.asarray(probability, dtype=np.float32)), 0.0, 1.0)
+        expected = self.image_shape if box is None else (box.height, box.width)
+        if prob.shape != expected:
             raise ValueError(
-                f"previous mask shape {prob.shape} does not match the image {self.image_shape}."
+                f"previous mask shape {prob.shape} does not match the image {self.image_shape}"
+                + ("." if box is None else f" box {box}.")
             )
-        self._base = np.clip(np.nan_to_num(prob), 0.0, 1.0)
+        if box is None:
+            self._base = BoxedArray.of(prob)
+        else:
+            inner = BoxedArray.of(prob)
+            b = inner.box
+            shifted = Box(
+                b.top + box.top, b.left + box.left, b.bottom + box.top, b.right + box.left
+            )
+            self._base = BoxedArray(self.image_shape, shifted, inner.values)
         self.reset()
 
     def reset(self) -> None:
         """Remove all clicks; the probability returns to the base mask (zeros by default)."""
         self._require_image()
-        self._history = [_State((), self._base.copy(), None)]
+        self._history = [ClickState((), None, self._base.box, self._base.values)]
 
     def undo(self) -> Prediction | None:
         """Remove the last click and restore the previous result; None when no click is left."""
@@ -213,7 +230,7 @@ class ClickSession:
             self._history.pop()
         if len(self._history) == 1:
             return None
-        return self._prediction(self._history[-1].probability)
+        return self._prediction(self._history[-1])
 
     # ------------------------------------------------------------------ prediction
     def warmup(self) -> None:
@@ -250,92 +267,114 @@ class ClickSession:
         start = time.perf_counter()
         previous = self._history[-1]
         clicks = (*previous.clicks, click)
-        if self.protocol == "release":
-            roi = self._release_roi(clicks, previous)
-            prob = self._predict(clicks, previous.probability, roi)
-        elif len(clicks) == 1 and not (previous.probability > 0.5).any():
-            roi, prob = self._predict_first_click(clicks, previous.probability)
+        prior = self._probability(previous)
+        if self.protocol != "release" and len(clicks) == 1 and not (prior.values > 0.5).any():
+            state = self._predict_first_click(clicks, prior)
         else:
-            roi = self._zoom_roi(clicks, previous)
-            prob = self._predict(clicks, previous.probability, roi)
-        self._history.append(_State(clicks, prob, roi))
-        return self._prediction(prob, time.perf_counter() - start)
+            state = self._predict(clicks, prior, self._focus_roi(clicks, previous, prior))
+        previous.compact()
+        self._history.append(state)
+        return self._prediction(state, time.perf_counter() - start)
 
-    def _prediction(self, prob: np.ndarray, seconds: float = 0.0) -> Prediction:
-        return Prediction(prob, prob > self.threshold, seconds)
+    def _probability(self, state: ClickState) -> BoxedArray:
+        return BoxedArray(self.image_shape, state.box, self._values(state))
 
-    def _predict_first_click(
-        self, clicks: tuple[Click, ...], prev_prob: np.ndarray
-    ) -> tuple[Box | None, np.ndarray]:
+    def _values(self, state: ClickState) -> np.ndarray:
+        """The probability of ``state`` in its box (remade from the model's output if only
+        that is kept: the same resize as when it was predicted, so the same values)."""
+        if state.values is None:
+            state.values = self._upsample(state.net, self._transform(state.roi))
+        return state.values
+
+    def _prediction(self, state: ClickState, seconds: float = 0.0) -> Prediction:
+        values = self._values(state)
+        return Prediction(
+            values, values > self.threshold, seconds, box=state.box, shape=self.image_shape
+        )
+
+    def _predict_first_click(self, clicks: tuple[Click, ...], prior: BoxedArray) -> ClickState:
         """The first click of an object (no mask yet): with zoom-in and ``first_click_window``
         it sees a window around it (small objects keep their pixels), else the whole image as
         in the release. With ``first_click_grow``, while the mask touches an edge of the window
         that is not the image's edge, the window doubles (the whole image at last)."""
         size = self.first_click_window if self.zoom_in else None
         roi = window_around(clicks[0], self.image_shape, size)
-        prob = self._predict(clicks, prev_prob, roi)
+        state = self._predict(clicks, prior, roi)
         while (
             self.first_click_grow
             and roi is not None
-            and touches_inner_edge(prob > self.threshold, roi, self.image_shape)
+            and touches_inner_edge(
+                self._values(state) > self.threshold, roi, self.image_shape, (roi.top, roi.left)
+            )
         ):
             size *= 2
             roi = window_around(clicks[0], self.image_shape, size)
-            prob = self._predict(clicks, prev_prob, roi)
-        return roi, prob
+            state = self._predict(clicks, prior, roi)
+        return state
 
-    def _release_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
+    def _focus_roi(
+        self, clicks: tuple[Click, ...], previous: ClickState, prior: BoxedArray
+    ) -> Box | None:
+        """The zoom-in crop of a click on an existing mask (the release's rules under its
+        protocol), from the previous probability's crop."""
         if not self.zoom_in:
             return None
-        return release_zoom_box(
-            previous.probability,
-            clicks,
-            previous.roi,
-            expand=self.zoom_expand,
-            min_size=self.zoom_min_size,
-            recompute_iou=self.zoom_recompute_iou,
-        )
+        arguments = {
+            "expand": self.zoom_expand,
+            "min_size": self.zoom_min_size,
+            "recompute_iou": self.zoom_recompute_iou,
+            "origin": (prior.box.top, prior.box.left),
+            "shape": self.image_shape,
+        }
+        if self.protocol == "release":
+            return release_zoom_box(prior.values, clicks, previous.roi, **arguments)
+        return zoom_box(prior.values, clicks, previous.roi, len(previous.clicks), **arguments)
 
-    def _zoom_roi(self, clicks: tuple[Click, ...], previous: _State) -> Box | None:
-        if not self.zoom_in:
-            return None
-        return zoom_box(
-            previous.probability,
-            clicks,
-            previous.roi,
-            len(previous.clicks),
-            expand=self.zoom_expand,
-            min_size=self.zoom_min_size,
-            recompute_iou=self.zoom_recompute_iou,
-        )
+    def _transform(self, roi: Box | None) -> CropResize:
+        size = self.config.input_size
+        convention = "release" if self.protocol == "release" else "centers"
+        if roi is None:
+            return CropResize.whole(self.image_shape, (size, size), convention)
+        return CropResize(self.image_shape, roi, (size, size), convention)
 
-    def _predict(
-        self, clicks: tuple[Click, ...], prev_prob: np.ndarray, roi: Box | None
-    ) -> np.ndarray:
+    def _network_image(self, transform: CropResize):
+        """The crop of ``transform``, normalised and resized: (1, 3, S, S) on the device."""
         import torch
 
+        crop = normalize_intensity(self._image[box_slices(transform.box)], self._stats)
+        chw = np.repeat(crop[None], 3, axis=0) if crop.ndim == 2 else crop.transpose(2, 0, 1)
+        crop = torch.from_numpy(np.ascontiguousarray(chw))[None]
+        return transform.forward_crop(crop).to(self.device)
+
+    def _upsample(self, net: np.ndarray, transform: CropResize) -> np.ndarray:
+        """The model's output (S, S) resized back to the crop, (box.height, box.width)."""
+        import torch
+
+        values = transform.inverse_crop(torch.from_numpy(net)[None, None])
+        return values[0, 0].numpy().astype(np.float32, copy=False)
+
+    def _predict(self, clicks: tuple[Click, ...], prior: BoxedArray, roi: Box | None) -> ClickState:
+        import torch
+
+        transform = self._transform(roi)
         size = self.config.input_size
-        shape = self.image_shape
-        convention = "release" if self.protocol == "release" else "centers"
-        transform = (
-            CropResize(shape, roi, (size, size), convention)
-            if roi
-            else CropResize.whole(shape, (size, size), convention)
-        )
         points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
         net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]
         maps = prompt_maps([net_clicks], size, self.config.click_radius, self.device)
-        prev = transform.forward_image(torch.from_numpy(prev_prob)[None, None].to(self.device))
+        previous = torch.from_numpy(prior.window(transform.box))[None, None]
         prob = predict_probability(
             self.model,
-            transform.forward_image(self._image),
-            prev,
+            self._network_image(transform),
+            transform.forward_crop(previous).to(self.device),
             maps,
             flip_tta=self.flip_tta,
             half_precision=self.half_precision,
         )
-        prob = transform.inverse_image(prob, fill=0.0)
-        return prob[0, 0].cpu().numpy().astype(np.float32)
+        net = prob[0, 0].cpu().numpy().astype(np.float32, copy=False)
+        values = self._upsample(net, transform)  # kept as ``net`` when that is smaller
+        return ClickState(
+            clicks, roi, transform.box, values, net if net.nbytes < values.nbytes else None
+        )
 
 
 __all__ = ["ClickSession", "Prediction"]

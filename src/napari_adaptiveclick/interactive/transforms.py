@@ -21,7 +21,8 @@ def intensity_stats(
     """Robust intensity range ``(lo, hi)`` of ``array`` from its ``low``/``high`` percentiles.
 
     Works for a slice or a whole volume (pass the volume to treat all its slices alike).
-    Non-finite values are ignored. Large arrays are subsampled deterministically.
+    Non-finite values are ignored. Large arrays are subsampled deterministically (every k-th
+    value, so the whole array is read: :func:`sampled_intensity_stats` reads a bounded part).
     """
     values = np.asarray(array)
     if values.size == 0:
@@ -29,6 +30,29 @@ def intensity_stats(
     flat = values.reshape(-1)
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
+    return _percentile_range(flat, low, high)
+
+
+def sampled_intensity_stats(
+    volume: np.ndarray,
+    low: float = 0.5,
+    high: float = 99.5,
+    max_samples: int = 2_000_000,
+    min_planes: int = 32,
+) -> IntensityStats:
+    """:func:`intensity_stats` of a volume or image at a cost that does not grow with it
+    (for a viewer's Start): an array of more than ``max_samples`` values is read at evenly
+    spaced entries along its first axis (planes of a volume, rows of an image; at least
+    ``min_planes``, and enough for ``max_samples``), every k-th value of each, about
+    ``max_samples`` in all. Arrays up to ``max_samples`` give exactly :func:`intensity_stats`.
+    """
+    values = np.asarray(volume)
+    if values.size == 0:
+        raise ValueError("Cannot compute intensity statistics of an empty array.")
+    return _percentile_range(_bounded_sample(values, max_samples, min_planes), low, high)
+
+
+def _percentile_range(flat: np.ndarray, low: float, high: float) -> IntensityStats:
     flat = flat.astype(np.float64, copy=False)
     flat = flat[np.isfinite(flat)]
     if flat.size == 0:
@@ -37,6 +61,32 @@ def intensity_stats(
     if hi <= lo:  # very peaked histograms (e.g. MRI background): fall back to min/max
         lo, hi = float(flat.min()), float(flat.max())
     return float(lo), float(hi)
+
+
+def _bounded_sample(values: np.ndarray, max_samples: int, min_planes: int) -> np.ndarray:
+    """About ``max_samples`` values of ``values`` (all of them when it has no more), read
+    from a bounded number of entries along its first axis (see
+    :func:`sampled_intensity_stats`); a single entry is sampled along its own first axis."""
+    if values.size <= max_samples or values.ndim < 2:
+        flat = values.reshape(-1)
+        return flat[:: int(np.ceil(flat.size / max_samples))]
+    if values.shape[0] == 1:
+        return _bounded_sample(values[0], max_samples, min_planes)
+    count, per_plane = values.shape[0], values.size // values.shape[0]
+    planes = min(count, max(min_planes, int(np.ceil(max_samples / per_plane))))
+    step = int(np.ceil(planes * per_plane / max_samples))
+    index = np.unique(np.linspace(0, count - 1, planes).round().astype(np.int64))
+    return np.concatenate([values[i].reshape(-1)[::step] for i in index])
+
+
+def check_intensity_range(stats: IntensityStats) -> None:
+    """Raise ``ValueError`` unless ``stats = (lo, hi)`` spans a range (hi > lo)."""
+    lo, hi = stats
+    if not hi > lo:
+        raise ValueError(
+            f"The image is constant (all values {lo:g}): there is nothing to segment. "
+            "Pass volume-wide statistics if this slice belongs to a volume."
+        )
 
 
 def normalize_intensity(image: np.ndarray, stats: IntensityStats | None = None) -> np.ndarray:
@@ -49,11 +99,7 @@ def normalize_intensity(image: np.ndarray, stats: IntensityStats | None = None) 
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
         raise TypeError(f"Image dtype {image.dtype} is not numeric.")
     lo, hi = stats if stats is not None else intensity_stats(image)
-    if not hi > lo:
-        raise ValueError(
-            f"The image is constant (all values {lo:g}): there is nothing to segment. "
-            "Pass volume-wide statistics if this slice belongs to a volume."
-        )
+    check_intensity_range((lo, hi))
     out = (image.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
     out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0, out=out)
@@ -147,30 +193,40 @@ class CropResize:
 
     def forward_image(self, image):
         """Crop and resize a torch tensor ``(B, C, H, W)`` (bilinear)."""
+        b = self.box
+        return self.forward_crop(image[..., b.top : b.bottom, b.left : b.right])
+
+    def forward_crop(self, crop):
+        """Resize a ``(B, C, box.height, box.width)`` tensor, the box already cut out, to
+        ``dst_shape`` (bilinear); :meth:`forward_image` is the crop then this."""
         import torch.nn.functional as F
 
-        b = self.box
-        crop = image[..., b.top : b.bottom, b.left : b.right]
         if tuple(crop.shape[-2:]) == tuple(self.dst_shape):
             return crop
         return F.interpolate(
             crop, size=self.dst_shape, mode="bilinear", align_corners=self._align_corners
         )
 
+    def inverse_crop(self, image):
+        """Resize a ``(B, C, h, w)`` tensor in destination space back to the box's size,
+        ``(B, C, box.height, box.width)``: the inside of :meth:`inverse_image`."""
+        import torch.nn.functional as F
+
+        b = self.box
+        if tuple(image.shape[-2:]) == (b.height, b.width):
+            return image
+        return F.interpolate(
+            image, size=(b.height, b.width), mode="bilinear", align_corners=self._align_corners
+        )
+
     def inverse_image(self, image, fill: float = 0.0):
         """Resize a ``(B, C, h, w)`` tensor in destination space back into the box of a
         ``(B, C, H, W)`` source-sized canvas; outside the box the value is ``fill``."""
         import torch
-        import torch.nn.functional as F
 
         b = self.box
         canvas = torch.full(
             (*image.shape[:-2], *self.src_shape), fill, dtype=image.dtype, device=image.device
         )
-        patch = image
-        if tuple(image.shape[-2:]) != (b.height, b.width):
-            patch = F.interpolate(
-                image, size=(b.height, b.width), mode="bilinear", align_corners=self._align_corners
-            )
-        canvas[..., b.top : b.bottom, b.left : b.right] = patch
+        canvas[..., b.top : b.bottom, b.left : b.right] = self.inverse_crop(image)
         return canvas

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, is_empty
 from napari_adaptiveclick.interactive.prompts import Click
-from napari_adaptiveclick.interactive.transforms import IntensityStats, intensity_stats
+from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
 from napari_adaptiveclick.volume.edits import Run, Step, replace_object
 from napari_adaptiveclick.volume.predictor import RunPredictor
 from napari_adaptiveclick.volume.propagation import (
@@ -48,7 +49,14 @@ class VolumeAnnotator:
     ``labels``: ``(P, R, C)`` integer array, edited IN PLACE (pass a napari layer's data).
     ``session``: the ClickSession that predicts (a fresh one per annotator; not thread-safe:
     call one method at a time). ``axis``: slicing axis. ``model_name``: stored in records.
-    ``stats``: intensity range (lo, hi) for all slices (default: from the whole volume).
+    ``stats``: intensity range (lo, hi) for all slices (default: from a bounded sample of
+    its planes, :func:`~napari_adaptiveclick.interactive.transforms.sampled_intensity_stats`).
+
+    A click costs its focus crop, not the plane or the volume: labels are read and written
+    in the crop and the object's box on the plane (found when a run starts, then kept from
+    each write); undo keeps the changed boxes; ids are tracked (:meth:`next_free_id`), not
+    searched for. Pixels painted by hand during a run outside the object's last box are not
+    erased by the run's next click: paint after the clicks, or commit first.
     """
 
     def __init__(
@@ -81,12 +89,14 @@ class VolumeAnnotator:
         self.geometry = SliceGeometry(spatial, axis)
         self.model_name = model_name
         self.overwrite = overwrite
-        self.stats = stats if stats is not None else intensity_stats(image)
+        self.stats = stats if stats is not None else sampled_intensity_stats(image)
         self._predictor = RunPredictor(session, image, self.geometry, self.stats)
         self._runs: list[Run] = []
         self._history: list[Step] = []
-        self._object_id = 1
+        self._object_id = 0  # none yet
         self._selection_mark = 0
+        self._max_id = int(labels.max()) if labels.size else 0
+        self._changed: dict[int, Box] = {}  # plane -> box written since take_changes()
         self.select_object(None)
 
     @property
@@ -126,13 +136,17 @@ class VolumeAnnotator:
         return {r.plane for r in self._runs if r.object_id == object_id and not r.propagated}
 
     def next_free_id(self) -> int:
-        """One more than the largest id in the labels and the records."""
-        used = [int(self.labels.max()) if self.labels.size else 0]
-        used += [run.object_id for run in self._runs]
-        return max(used) + 1
+        """One more than the largest id in use: in the labels at the start, in the records,
+        selected by the caller, or left with pixels (no pass over the volume for that)."""
+        return max([self._max_id] + [run.object_id for run in self._runs]) + 1
 
     def select_object(self, object_id: int | None) -> int:
         """Make ``object_id`` current (an existing id refines that object); None picks a new id."""
+        if self._object_id > self._max_id and self.has_pixels(self._object_id):
+            self._max_id = self._object_id  # a new id left with pixels (painted by hand)
+        return self._make_current(object_id)
+
+    def _make_current(self, object_id: int | None) -> int:
         new_id = self.next_free_id() if object_id is None else int(object_id)
         limit = np.iinfo(self.labels.dtype).max
         if not 1 <= new_id <= limit:
@@ -141,15 +155,37 @@ class VolumeAnnotator:
                 "use a Labels layer with a wider dtype (e.g. int32)."
             )
         self._object_id = new_id
+        if object_id is not None:
+            self._max_id = max(self._max_id, new_id)
         self._selection_mark = len(self._history)
         return new_id
 
     def commit(self) -> int:
         """Fix the current object and move to a new id (returned). An object without pixels
         keeps its id."""
-        if not (self.labels == self._object_id).any():
+        if not self.has_pixels(self._object_id):
             return self._object_id
-        return self.select_object(None)
+        self._max_id = max(self._max_id, self._object_id)
+        return self._make_current(None)
+
+    def has_pixels(self, object_id: int) -> bool:
+        """True when ``object_id`` has pixels in the labels: looked for in the boxes of its
+        runs first, in the whole volume only when none holds one."""
+        for run in reversed(self._runs):
+            if run.object_id == object_id and run.extent is not None and not is_empty(run.extent):
+                view = self.labels[self.geometry.index(run.plane)]
+                if (view[box_slices(run.extent)] == object_id).any():
+                    return True
+        return bool((self.labels == object_id).any())
+
+    def take_changes(self) -> dict[int, Box]:
+        """The box of each plane whose labels were written (clicks, rewrites, propagation,
+        undo) since the last call: what a viewer has to redraw there."""
+        changed, self._changed = self._changed, {}
+        return changed
+
+    def _note_change(self, plane: int, box: Box) -> None:
+        self._changed[plane] = box_union(self._changed.get(plane, box), box)
 
     def reset(self) -> int:
         """Undo everything done to the current object since it was selected; returns the
@@ -167,11 +203,17 @@ class VolumeAnnotator:
         step = self._history.pop()
         for patch in reversed(step.patches):
             patch.restore(self.labels[self.geometry.index(patch.plane)])
+            self._note_change(patch.plane, patch.box)
         for _ in range(step.n_records):
             self._runs[-1].records.pop()
             if not self._runs[-1].records:
                 self._runs.pop()
-        self._predictor.undo_to(self._runs[-1] if self._runs else None)
+        last = self._runs[-1] if self._runs else None
+        if last is not None and last.extent is not None:  # the restored pixels may be its
+            for patch in step.patches:
+                if patch.plane == last.plane:
+                    last.extent = box_union(last.extent, patch.box)
+        self._predictor.undo_to(last)
         self._object_id = step.object_id
         self._selection_mark = min(self._selection_mark, len(self._history))
         return True
@@ -193,8 +235,18 @@ class VolumeAnnotator:
             )
         click = Click(float(row), float(col), bool(positive))
         run, prediction, seconds = self.predict_click(plane, click)
-        record = self.accept_click(run, click, prediction.mask, Step(self._object_id))
-        return ClickOutcome(record, int(self.mask(plane).sum()), seconds)
+        step = Step(self._object_id)
+        record = self.accept_click(run, click, prediction.crop_mask, step, box=prediction.box)
+        return ClickOutcome(record, self.area(plane), seconds)
+
+    def area(self, plane: int) -> int:
+        """Pixels of the current object on ``plane`` (counted in its box when the last run
+        knows it)."""
+        last = self._runs[-1] if self._runs else None
+        if self._continues_last_run(plane) and last.extent is not None:
+            view = self.labels[self.geometry.index(plane)]
+            return int((view[box_slices(last.extent)] == self._object_id).sum())
+        return int(self.mask(plane).sum())
 
     def start_mask(self, plane: int) -> np.ndarray | None:
         """The (rows, cols) bool mask a click on ``plane`` builds on: the object's mask there
@@ -205,9 +257,10 @@ class VolumeAnnotator:
         last = self._runs[-1] if self._runs else None
         return last is not None and (last.object_id, last.plane) == (self._object_id, plane)
 
-    def _run_prior(self, plane: int) -> np.ndarray | None:
-        """Rule 2 of :mod:`napari_adaptiveclick.volume`."""
-        own = self.mask(plane)
+    def _run_prior(self, plane: int, own: np.ndarray | None = None) -> np.ndarray | None:
+        """Rule 2 of :mod:`napari_adaptiveclick.volume` (``own``: the object's mask on
+        ``plane`` when already at hand)."""
+        own = self.mask(plane) if own is None else own
         if own.any():
             return own
         neighbours = [q for q in (plane - 1, plane + 1) if 0 <= q < self.geometry.planes]
@@ -228,14 +281,20 @@ class VolumeAnnotator:
         start = time.perf_counter()
         if self._continues_last_run(plane):
             run = self._runs[-1]
-        else:
-            run = Run.starting_from(self._object_id, plane, self._run_prior(plane))
+        else:  # the one pass over the plane of a run: its prior, and the object's box there
+            own = self.mask(plane)
+            run = Run.starting_from(self._object_id, plane, self._run_prior(plane, own))
+            run.extent = bounding_box(own)
         prediction = self._predictor.predict(run, click)
         return run, prediction, time.perf_counter() - start
 
-    def accept_click(self, run: Run, click: Click, mask: np.ndarray, step: Step) -> ClickRecord:
+    def accept_click(
+        self, run: Run, click: Click, mask: np.ndarray, step: Step, box: Box | None = None
+    ) -> ClickRecord:
         """Record ``click`` in ``run``, write ``mask`` into the labels (rule 3) and add both
-        to ``step``, which becomes an undo level with its first record."""
+        to ``step``, which becomes an undo level with its first record. ``mask``: (rows, cols)
+        bool, or, with ``box``, its part inside ``box`` (e.g. a prediction's ``crop_mask`` in
+        its ``box``: then the write costs the crop's size, not the plane's)."""
         if not step.n_records:
             self._history.append(step)
         if not self._runs or self._runs[-1] is not run:
@@ -253,25 +312,38 @@ class VolumeAnnotator:
         run.records.append(record)
         self._predictor.hold(run)
         step.n_records += 1
-        view = self.labels[self.geometry.index(run.plane)]
-        patch = replace_object(view, run.plane, self._object_id, self.written_mask(run.plane, mask))
-        if patch is not None:
-            step.patches.append(patch)
+        self._write(run, mask, box, step)
         return record
 
-    def written_mask(self, plane: int, mask: np.ndarray) -> np.ndarray:
-        """The pixels of ``mask`` the current object may take on ``plane`` (rule 3)."""
+    def _write(self, run: Run, mask: np.ndarray, box: Box | None, step: Step) -> None:
+        """Give the current object the pixels of ``mask`` (in ``box``) on the run's plane;
+        the patch joins ``step`` and the run learns the object's new box there."""
+        view = self.labels[self.geometry.index(run.plane)]
+        written = self.written_mask(run.plane, mask, box)
+        patch = replace_object(
+            view, run.plane, self._object_id, written, box=box, extent=run.extent
+        )
+        if patch is not None:
+            step.patches.append(patch)
+            self._note_change(run.plane, patch.box)
+        run.extent = bounding_box(written, (0, 0) if box is None else (box.top, box.left))
+
+    def written_mask(self, plane: int, mask: np.ndarray, box: Box | None = None) -> np.ndarray:
+        """The pixels of ``mask`` the current object may take on ``plane`` (rule 3); with
+        ``box``, ``mask`` and the result are the parts inside ``box``."""
         if self.overwrite:
             return mask
         current = self.labels[self.geometry.index(plane)]
+        if box is not None:
+            current = current[box_slices(box)]
         return mask & ((current == 0) | (current == self._object_id))
 
-    def rewrite_click(self, record: ClickRecord, mask: np.ndarray) -> bool:
-        """Give the current object exactly the pixels of ``mask`` (rows, cols) bool on the
-        plane of ``record`` (rule 3), as part of that click's undo level, when ``record`` is
-        the last record, of the current object, and its click alone is the last undo level
-        (the widget re-applies a changed threshold to the click's probability). False, with
-        nothing written, otherwise."""
+    def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None) -> bool:
+        """Give the current object exactly the pixels of ``mask`` (rows, cols) bool (with
+        ``box``: its part inside ``box``) on the plane of ``record`` (rule 3), as part of that
+        click's undo level, when ``record`` is the last record, of the current object, and its
+        click alone is the last undo level (the widget re-applies a changed threshold to the
+        click's probability). False, with nothing written, otherwise."""
         run = self._runs[-1] if self._runs else None
         step = self._history[-1] if self._history else None
         if (
@@ -282,10 +354,7 @@ class VolumeAnnotator:
             or record.object_id != self._object_id
         ):
             return False
-        view = self.labels[self.geometry.index(run.plane)]
-        patch = replace_object(view, run.plane, self._object_id, self.written_mask(run.plane, mask))
-        if patch is not None:
-            step.patches.append(patch)
+        self._write(run, mask, box, step)
         return True
 
     # ------------------------------------------------------------------ many clicks

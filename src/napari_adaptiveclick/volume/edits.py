@@ -2,7 +2,9 @@
 patches that undo them.
 
 A plane is a ``(rows, cols)`` view of the labels (see
-:class:`~napari_adaptiveclick.volume.slicing.SliceGeometry`); masks are ``(rows, cols)`` bool.
+:class:`~napari_adaptiveclick.volume.slicing.SliceGeometry`); masks are ``(rows, cols)`` bool,
+or the part of one inside a box. Patches, priors and the known extent of an object are kept
+as boxes, so that an edit costs the size of what it changes, not of the plane.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.boxed import (
+    bounding_box,
+    box_slices,
+    box_union,
+    is_empty,
+    paste,
+)
+from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.records import ClickRecord
 
 
@@ -23,51 +33,91 @@ class PlanePatch:
     left: int
     before: np.ndarray
 
+    @property
+    def box(self) -> Box:
+        """The changed box of the plane."""
+        h, w = self.before.shape
+        return Box(self.top, self.left, self.top + h, self.left + w)
+
     def restore(self, view: np.ndarray) -> None:
         """Put the old labels back into ``view``, the (rows, cols) labels of ``plane``."""
-        h, w = self.before.shape
-        view[self.top : self.top + h, self.left : self.left + w] = self.before
+        view[box_slices(self.box)] = self.before
 
 
 def replace_object(
-    view: np.ndarray, plane: int, object_id: int, mask: np.ndarray
+    view: np.ndarray,
+    plane: int,
+    object_id: int,
+    mask: np.ndarray,
+    *,
+    box: Box | None = None,
+    extent: Box | None = None,
 ) -> PlanePatch | None:
     """Give ``object_id`` exactly the pixels of ``mask`` in ``view``, the (rows, cols) labels
-    of ``plane`` (edited in place). Returns the patch that undoes it; None if nothing changed."""
-    new = view.copy()
+    of ``plane`` (edited in place). Returns the patch that undoes it; None if nothing changed.
+
+    ``mask`` is the whole plane's, or, with ``box``, the mask inside ``box`` (no pixel
+    outside it). ``extent`` is a box that holds every pixel ``object_id`` has in ``view``
+    (None: not known, the whole plane is searched). With both, the work and the patch stay
+    within the two boxes, whatever the plane's size.
+    """
+    whole = Box(0, 0, *view.shape)
+    if box is None:
+        box = whole
+    region = whole if extent is None else box_union(box, extent)
+    old = view[box_slices(region)]
+    new = old.copy()
     new[new == object_id] = 0
-    new[mask] = object_id
-    changed = new != view
-    if not changed.any():
+    top, left = box.top - region.top, box.left - region.left
+    new[top : top + box.height, left : left + box.width][mask] = object_id
+    changed = bounding_box(new != old)
+    if is_empty(changed):
         return None
-    rows, cols = np.nonzero(changed.any(1))[0], np.nonzero(changed.any(0))[0]
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    patch = PlanePatch(plane, int(rows[0]), int(cols[0]), view[box].copy())
-    view[box] = new[box]
+    patch = PlanePatch(
+        plane, region.top + changed.top, region.left + changed.left, old[box_slices(changed)].copy()
+    )
+    old[box_slices(changed)] = new[box_slices(changed)]
     return patch
 
 
 @dataclass(eq=False)
 class Run:
-    """Consecutive records of one object on one plane; ``prior`` is the packed (H, W) bool
-    mask the run started from (None: nothing)."""
+    """Consecutive records of one object on one plane. ``prior``: the mask the run started
+    from, packed, inside ``prior_box`` (None: nothing). ``extent``: a box holding every pixel
+    of the object on the plane since the run's last write (None: not known), so that the
+    next write costs the size of its focus crop, not of the plane."""
 
     object_id: int
     plane: int
     prior: np.ndarray | None
     records: list[ClickRecord] = field(default_factory=list)
     propagated: bool = False
+    prior_box: Box | None = None
+    extent: Box | None = None
 
     @classmethod
     def starting_from(cls, object_id: int, plane: int, prior: np.ndarray | None) -> Run:
-        """A new run that starts from the (H, W) bool mask ``prior`` (kept packed)."""
-        return cls(object_id, plane, None if prior is None else np.packbits(prior, axis=None))
+        """A new run that starts from the (H, W) bool mask ``prior`` (its bounding box kept,
+        packed)."""
+        if prior is None:
+            return cls(object_id, plane, None)
+        box = bounding_box(prior)
+        return cls(object_id, plane, np.packbits(prior[box_slices(box)], axis=None), prior_box=box)
+
+    def prior_crop(self) -> tuple[np.ndarray, Box] | None:
+        """The mask the run started from inside its bounding box, and that box (None: nothing)."""
+        if self.prior is None:
+            return None
+        b = self.prior_box
+        crop = np.unpackbits(self.prior, count=b.height * b.width)
+        return crop.reshape(b.height, b.width).astype(bool), b
 
     def prior_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
         """The (H, W) bool mask the run started from (None: nothing)."""
-        if self.prior is None:
+        crop = self.prior_crop()
+        if crop is None:
             return None
-        return np.unpackbits(self.prior, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+        return paste(crop[0], crop[1], Box(0, 0, *shape), fill=False)
 
 
 @dataclass(eq=False)

@@ -2,8 +2,9 @@
 volume annotation (rule 1 of :mod:`napari_adaptiveclick.volume`).
 
 The session holds the clicks of at most one run. A click that continues that run is a
-single forward pass; any other click first rebuilds the session's state: the run's slice, its
-prior mask and its earlier clicks.
+single forward pass on its focus crop; any other click first rebuilds the session's state:
+the run's slice (a view, not copied), its prior mask (its bounding box) and its earlier
+clicks.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class RunPredictor:
         self._clicks = 0
 
     def predict(self, run: Run, click: Click) -> Prediction:
-        """The session's prediction (``.probability``, ``.mask``: (rows, cols)) for ``click``
-        after the records of ``run`` (none for a new run), on top of the run's prior.
+        """The session's prediction (``.crop`` and ``.crop_mask`` in ``.box``; ``.probability``,
+        ``.mask``: (rows, cols)) for ``click`` after the records of ``run`` (none for a new
+        run), on top of the run's prior.
         Call :meth:`hold` once the click is recorded in ``run``."""
         if not (self._run is run and self._clicks == len(run.records)):
             self._restart(run)
@@ -60,8 +62,9 @@ class RunPredictor:
 
     def _restart(self, run: Run) -> None:
         self.session.set_image(self.image[self.geometry.index(run.plane)], stats=self.stats)
-        prior = run.prior_mask(self.geometry.slice_shape)
+        prior = run.prior_crop()
         if prior is not None:
-            self.session.set_previous_mask(prior.astype(np.float32))
+            mask, box = prior
+            self.session.set_previous_mask(mask.astype(np.float32), box=box)
         for record in run.records:
             self.session.add_prompt(record.click)

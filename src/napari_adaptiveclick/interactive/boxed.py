@@ -1,0 +1,112 @@
+"""Arrays that are zero outside a box, so that what a click changes costs the size of its
+focus crop, not of the image.
+
+A prediction is zero outside the crop the model saw, and a click changes the labels only
+around its object: :class:`BoxedArray` keeps such an ``(H, W)`` array as its box and the
+values inside, and :func:`bounding_box` / :func:`box_union` are the box arithmetic.
+Boxes are :class:`~napari_adaptiveclick.interactive.transforms.Box` (exclusive bottom / right).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_adaptiveclick.interactive.transforms import Box
+
+EMPTY_BOX = Box(0, 0, 0, 0)
+
+
+def is_empty(box: Box) -> bool:
+    """True for a box without pixels."""
+    return box.height <= 0 or box.width <= 0
+
+
+def bounding_box(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Box:
+    """The smallest box holding every True pixel of the 2D ``mask`` (:data:`EMPTY_BOX` when
+    there is none); ``origin`` is where ``mask`` starts in the image (row, col)."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    if not rows.size:
+        return EMPTY_BOX
+    top, left = origin
+    return Box(
+        top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1
+    )
+
+
+def box_union(a: Box, b: Box) -> Box:
+    """The smallest box holding both (an empty box adds nothing)."""
+    if is_empty(a):
+        return b
+    if is_empty(b):
+        return a
+    return Box(
+        min(a.top, b.top), min(a.left, b.left), max(a.bottom, b.bottom), max(a.right, b.right)
+    )
+
+
+def box_slices(box: Box) -> tuple[slice, slice]:
+    """Index of ``box`` in a 2D array: ``array[box_slices(box)]``."""
+    return slice(box.top, box.bottom), slice(box.left, box.right)
+
+
+def paste(values: np.ndarray, box: Box, window: Box, fill=0) -> np.ndarray:
+    """The pixels of ``window`` of an array that holds ``values`` in ``box`` and ``fill``
+    elsewhere: an array of the window's shape (a copy)."""
+    out = np.full((window.height, window.width), fill, dtype=values.dtype)
+    top, left = max(box.top, window.top), max(box.left, window.left)
+    bottom, right = min(box.bottom, window.bottom), min(box.right, window.right)
+    if bottom > top and right > left:
+        out[top - window.top : bottom - window.top, left - window.left : right - window.left] = (
+            values[top - box.top : bottom - box.top, left - box.left : right - box.left]
+        )
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class BoxedArray:
+    """An ``shape = (H, W)`` array that is zero outside ``box``; ``values`` holds it inside,
+    ``(box.height, box.width)``."""
+
+    shape: tuple[int, int]
+    box: Box
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.values.shape != (max(self.box.height, 0), max(self.box.width, 0)):
+            raise ValueError(f"values of shape {self.values.shape} do not fill {self.box}.")
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, int]) -> BoxedArray:
+        """An all-zero float32 array of ``shape`` (an empty box)."""
+        return cls(tuple(shape), EMPTY_BOX, np.zeros((0, 0), np.float32))
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> BoxedArray:
+        """The non-zero part of a full ``(H, W)`` array (its values copied)."""
+        box = bounding_box(array != 0)
+        return cls(tuple(array.shape), box, array[box_slices(box)].copy())
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    def full(self) -> np.ndarray:
+        """The whole ``(H, W)`` array (made now: costs the image's size)."""
+        return paste(self.values, self.box, Box(0, 0, *self.shape))
+
+    def window(self, window: Box) -> np.ndarray:
+        """The values inside ``window`` (another box of the same image), zero outside ``box``."""
+        return paste(self.values, self.box, window)
+
+
+__all__ = [
+    "EMPTY_BOX",
+    "BoxedArray",
+    "bounding_box",
+    "box_slices",
+    "box_union",
+    "is_empty",
+    "paste",
+]

@@ -1,4 +1,11 @@
-"""npe2 reader (NIfTI, MetaImage, NRRD with their geometry) and Labels writer (source geometry).
+"""npe2 reader (NIfTI, MetaImage, NRRD with their geometry; zarr, OME-Zarr, N5 and HDF5
+lazily) and Labels writer (source geometry; zarr and OME-Zarr stores).
+
+Chunked stores (:mod:`napari_adaptiveclick.io.chunked`) open as layers over lazy views:
+napari reads the planes it shows, an OME-Zarr pyramid is a multiscale layer (napari shows the
+level that fits the screen, clicks segment the full resolution), the contrast limits come
+from a sample, and the labels of an OME-Zarr image (its ``labels`` group) open with it as
+Labels layers that edit their store in place.
 
 The reader gives each layer the volume's full voxel-to-world map
 (:mod:`napari_adaptiveclick.io.geometry`: data in file order, world LPS in ``(z, y, x)``
@@ -25,10 +32,13 @@ import numpy as np
 
 from napari_adaptiveclick._napari.layers import GEOMETRY_KEY
 from napari_adaptiveclick.io import geometry
+from napari_adaptiveclick.io.chunked import is_chunked, ome_metadata
 from napari_adaptiveclick.io.images import ImageVolume, read_image
 from napari_adaptiveclick.io.labels import write_labels
+from napari_adaptiveclick.io.lazy import LazyArray, is_lazy, sample_values
 
 EXTENSIONS = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
+STORE_EXTENSIONS = (".zarr", ".ome.zarr")  # what the writer writes as a store
 LABEL_WORDS = ("seg", "label", "truth", "mask", "annot")
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -40,35 +50,60 @@ def _paths(path: PathOrPaths) -> list[Path]:
 
 
 def get_reader(path: PathOrPaths):
-    """The reader for ``path`` if every file is NIfTI, MetaImage or NRRD, else None."""
+    """The reader for ``path`` if every path is a NIfTI, MetaImage or NRRD file or a zarr,
+    OME-Zarr, N5 or HDF5 store, else None."""
     paths = _paths(path)
-    if paths and all(p.name.lower().endswith(EXTENSIONS) for p in paths):
+    if paths and all(p.name.lower().endswith(EXTENSIONS) or is_chunked(p) for p in paths):
         return read_layers
     return None
 
 
 def read_layers(path: PathOrPaths) -> list[LayerData]:
-    """One layer per file; integer files named like a segmentation open as Labels."""
-    return [layer_data(read_image(p)) for p in _paths(path)]
+    """One layer per file (and the labels of an OME-Zarr image); integer files named like a
+    segmentation open as Labels."""
+    layers = []
+    for p in _paths(path):
+        volume = read_image(p)
+        layers.append(layer_data(volume))
+        if volume.format == "ome-zarr":
+            layers += [layer_data(read_image(q), labels=True) for q in _ome_labels(Path(p))]
+    return layers
+
+
+def _ome_labels(image: Path) -> list[Path]:
+    """The labels images an OME-Zarr image lists in its ``labels`` group."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(image / "labels"), mode="r")
+    except Exception:  # no labels group
+        return []
+    names = ome_metadata(group).get("labels", [])
+    return [image / "labels" / name for name in names if (image / "labels" / name).exists()]
 
 
 def _stem(path: Path) -> str:
     name = path.name
-    for ext in EXTENSIONS:
+    for ext in (*EXTENSIONS, ".ome.zarr", ".zarr", ".n5", ".h5", ".hdf5", ".hdf"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return path.stem
 
 
-def layer_data(volume: ImageVolume, name: str | None = None) -> LayerData:
-    """A napari layer-data tuple for ``volume`` with scale, affine and source geometry."""
+def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = False) -> LayerData:
+    """A napari layer-data tuple for ``volume`` with scale, affine and source geometry; lazy
+    volumes keep their views (a pyramid becomes a multiscale layer; Labels edit a zarr store
+    in place). ``labels``: open as Labels whatever the name."""
     name = name or (_stem(volume.path) if volume.path else "image")
     scale = tuple(s for s, a in zip(volume.spacing, volume.axes, strict=True) if a != "c")
     affine = geometry.without_scale(volume.affine, scale)
     kwargs: dict[str, Any] = {"name": name, "scale": scale, "metadata": {GEOMETRY_KEY: volume}}
     integer = np.issubdtype(volume.data.dtype, np.integer)
-    if integer and any(word in name.lower() for word in LABEL_WORDS) and not volume.is_rgb:
-        return volume.data, {**kwargs, "affine": affine}, "labels"
+    labels = labels or (integer and any(word in name.lower() for word in LABEL_WORDS))
+    if labels and not volume.is_rgb:
+        return _labels_data(volume), {**kwargs, "affine": affine}, "labels"
+    if is_lazy(volume.data):
+        return _lazy_image_data(volume, {**kwargs, "affine": affine})
     if volume.is_rgb:
         kwargs.update(rgb=True, affine=affine)
     elif "c" in volume.axes:
@@ -78,6 +113,39 @@ def layer_data(volume: ImageVolume, name: str | None = None) -> LayerData:
     else:
         kwargs["affine"] = affine
     return volume.data, kwargs, "image"
+
+
+def _labels_data(volume: ImageVolume) -> Any:
+    """Labels data: in memory as read; a zarr store reopened for writing (napari paints into
+    it, the widget's clicks write through); other lazy stores read-only views."""
+    if not is_lazy(volume.data):
+        return volume.data
+    from napari_adaptiveclick.io.stores import open_labels_store
+
+    try:
+        data = open_labels_store(volume.path)
+    except (ValueError, OSError):  # N5, HDF5, a read-only folder: shown, not edited
+        return volume.data
+    full = data.shape == tuple(data.source.shape) and not data.reverse_axes
+    return data.source if full else data  # napari paints with fancy indices: the zarr array
+
+
+def _lazy_image_data(volume: ImageVolume, kwargs: dict[str, Any]) -> LayerData:
+    """An image layer over lazy views: the pyramid as a multiscale layer, the contrast
+    limits from a sample of the smallest level (no pass over the volume)."""
+    levels = volume.levels or (volume.data,)
+    if not volume.is_rgb and "c" not in volume.axes:
+        lo, hi = np.percentile(sample_values(levels[-1]).astype(np.float64), [0.5, 99.5])
+        kwargs["contrast_limits"] = [float(lo), float(hi) if hi > lo else float(lo) + 1.0]
+    if "c" in volume.axes:
+        channel_axis = volume.axes.index("c")
+        kwargs.update(
+            channel_axis=channel_axis, affine=[kwargs["affine"]] * volume.data.shape[channel_axis]
+        )
+    if volume.is_rgb:
+        kwargs["rgb"] = True
+    data = list(levels) if len(levels) > 1 else levels[0]
+    return data, {**kwargs, "multiscale": len(levels) > 1}, "image"
 
 
 def layer_affine(attributes: dict[str, Any], ndim: int) -> np.ndarray:
@@ -99,10 +167,31 @@ def layer_affine(attributes: dict[str, Any], ndim: int) -> np.ndarray:
 def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer: Labels to NIfTI/MetaImage/NRRD with the source geometry
     (the image's affine and header when the layer came from this plugin's reader, otherwise
-    the layer's own data-to-world transform)."""
-    labels = np.asarray(data)
+    the layer's own data-to-world transform), or to a zarr / OME-Zarr store (copied slab by
+    slab; labels that already live in that store are left as they are)."""
+    labels = data if is_lazy(data) else np.asarray(data)
     like = attributes.get("metadata", {}).get(GEOMETRY_KEY)
     if not isinstance(like, ImageVolume) or like.spatial_shape != labels.shape:
         affine = layer_affine(attributes, labels.ndim)
         like = ImageVolume.with_affine(labels, affine, "tzyx"[-labels.ndim :])
-    return [str(write_labels(path, labels, like, overwrite=True))]
+    if path.lower().rstrip("/").endswith(STORE_EXTENSIONS) or is_chunked(path):
+        from napari_adaptiveclick.io.stores import write_labels_store
+
+        if _same_store(labels, path):
+            return [path]  # labels on disk, edited in place: already written
+        source = (
+            labels if isinstance(labels, LazyArray) or not is_lazy(labels) else LazyArray(labels)
+        )
+        return [str(write_labels_store(path, source, like, overwrite=True))]
+    return [str(write_labels(path, np.asarray(labels), like, overwrite=True))]
+
+
+def _same_store(labels: Any, path: str) -> bool:
+    """True when ``labels`` is the zarr array stored at ``path`` (or its level "0")."""
+    array = labels.source if isinstance(labels, LazyArray) else labels
+    root = getattr(getattr(array, "store", None), "root", None)
+    if root is None:
+        return False
+    where = (Path(str(root)) / getattr(array, "path", "")).resolve()
+    target = Path(path).resolve()
+    return where in (target, target / "0")

@@ -13,7 +13,9 @@ refreshed; with ``--hidden`` the refresh itself). The clicks are the same for ev
 image tiles the 1024 x 1024 slice and is clicked on the tile at (3072, 3072)). Images: ssTEM
 stack 1 from ``$ADAPTIVECLICK_DATA`` (default ``../shared/data``) tiled along the planes,
 else a synthetic EM-like slice. Peak memory is the process's VmHWM after Start and over the
-clicks alone (reset with ``/proc/self/clear_refs`` before the first click).
+clicks alone (reset with ``/proc/self/clear_refs`` before the first click). Autosave is on, as
+for a user, in a temporary folder: the bytes it wrote per click after the first (which makes
+the store) are reported.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -93,7 +96,19 @@ def _wait(app, done, timeout: float = 600.0) -> None:
         time.sleep(0.0005)
 
 
+def _folder_bytes(folder: Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
 def run_one(name: str, clicks: int, show: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-scaling-autosave-") as folder:
+        os.environ["ADAPTIVECLICK_AUTOSAVE_DIR"] = folder  # not the user's cache
+        return _run_one(name, clicks, show)
+
+
+def _run_one(name: str, clicks: int, show: bool) -> dict:
     import napari
     import torch
     from qtpy.QtWidgets import QApplication
@@ -134,6 +149,7 @@ def run_one(name: str, clicks: int, show: bool) -> dict:
 
     controller.annotator.predict_click = predict_click
     controller.actions.edited.connect(lambda: edits.append(time.perf_counter()))
+    store_bytes = []  # the autosave store's size after the first click, and at the end
     for row, col, positive in click_points(clicks):
         drawn.clear()
         edits.clear()
@@ -146,6 +162,11 @@ def run_one(name: str, clicks: int, show: bool) -> dict:
             shown = next(t for t in drawn if t >= edits[-1])
         latencies.append(shown - begin)
         predicted.append(controller.last_outcome.seconds)
+        if len(latencies) == 1:
+            _wait(app, lambda: not controller.recovery.pending)
+            store_bytes.append(_folder_bytes(controller.recovery.folder))
+    _wait(app, lambda: not controller.recovery.pending)
+    store_bytes.append(_folder_bytes(controller.recovery.folder))
     area = controller.last_outcome.area
     result = {
         "scenario": name,
@@ -163,6 +184,8 @@ def run_one(name: str, clicks: int, show: bool) -> dict:
         "peak_during_clicks_mib": _status_mib("VmHWM"),
         "rss_after_clicks_mib": _status_mib("VmRSS"),
         "threads": sorted(threads),
+        "autosave_first_kib": store_bytes[0] / 1024,
+        "autosave_per_click_kib": (store_bytes[1] - store_bytes[0]) / max(clicks - 1, 1) / 1024,
     }
     controller.stop()
     viewer.close()
@@ -196,16 +219,18 @@ def main() -> int:
     print(
         "| image | labels | Start (s) | first click (ms) | median click-to-screen (ms) | p90 (ms) "
         "| ratio to first row | prediction median (ms) | peak RSS after Start (MiB) "
-        "| peak RSS over the clicks (MiB) | RSS growth over the clicks (MiB) |"
+        "| peak RSS over the clicks (MiB) | RSS growth over the clicks (MiB) "
+        "| autosave: first click, then per click (KiB) |"
     )
-    print("|---" * 11 + "|")
+    print("|---" * 12 + "|")
     for r in rows:
         print(
             f"| {r['scenario']} | {r['labels_dtype']} | {r['start_s']:.1f} | {r['first_ms']:.0f} "
             f"| {r['median_ms']:.0f} | {r['p90_ms']:.0f} | {r['median_ms'] / base:.2f} "
             f"| {r['predict_median_ms']:.0f} | {r['peak_after_start_mib']:.0f} "
             f"| {r['peak_during_clicks_mib']:.0f} "
-            f"| {r['rss_after_clicks_mib'] - r['rss_before_clicks_mib']:.0f} |"
+            f"| {r['rss_after_clicks_mib'] - r['rss_before_clicks_mib']:.0f} "
+            f"| {r['autosave_first_kib']:.0f}, {r['autosave_per_click_kib']:.1f} |"
         )
     print(
         f"images: {rows[0]['image']}; torch threads {rows[0]['threads']}; final areas "

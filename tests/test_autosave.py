@@ -1,5 +1,6 @@
 """The autosave store alone (napari-free): atomic writes, a writer killed mid-write, damaged
-stores refused with a clear message, another image never matched, where stores live."""
+stores refused with a clear message, another image never matched, where stores live; a write
+costs the tiles an edit changed, whatever the image's size; compaction; background writes."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.volume import autosave_format
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveStore
+from napari_adaptiveclick.volume.autosave_state import open_state
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
-from napari_adaptiveclick.volume.records import ClickRecord, read_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 def click(plane: int, order: int, object_id: int = 1) -> ClickRecord:
@@ -52,7 +56,7 @@ def test_write_read_apply_and_undo(image_file):
 
     snapshot = AutosaveStore(store.folder, store.key).read()
     assert snapshot.generation == 3 and snapshot.object_id == 2 and snapshot.info["model"] == "tiny"
-    assert snapshot.records == records[:1] and sorted(snapshot.planes) == [2, 4]
+    assert snapshot.records == records[:1] and snapshot.planes == [2, 4] and not snapshot.torn
     restored = np.zeros_like(labels)
     assert snapshot.apply(restored) == []  # every plane as saved
     np.testing.assert_array_equal(restored, labels)
@@ -60,13 +64,10 @@ def test_write_read_apply_and_undo(image_file):
 
     names = sorted(p.relative_to(store.folder).as_posix() for p in store.folder.rglob("*"))
     assert names == [
-        "clicks-g000003.csv",
+        "base-g000001.npz",
+        "journal-g000001.log",
         "manifest.json",
-        "planes",
-        "planes/p00002-g000001.npz",
-        "planes/p00004-g000003.npz",
-    ]  # older generations removed, no temporary files
-    assert read_click_records(store.folder / "clicks-g000003.csv") == records[:1]  # for segment
+    ]  # no temporary files
 
 
 def test_restore_onto_other_labels_names_the_planes_that_differ(image_file):
@@ -116,10 +117,10 @@ def test_damaged_and_partial_stores_are_refused(image_file):
     store.write(labels, 0, [click(2, 0)], 1, touched=[2])
     manifest = store.folder / "manifest.json"
     good = manifest.read_bytes()
-    plane = next((store.folder / "planes").glob("*.npz"))
+    plane = next(store.folder.glob("base-*.npz"))
     plane_bytes = plane.read_bytes()
 
-    manifest.write_bytes(good.replace(b'"object_id": 1', b'"object_id": 3'))
+    manifest.write_bytes(good.replace(b'"generation": 1', b'"generation": 3'))
     with pytest.raises(AutosaveError, match="checksum of manifest.json does not match"):
         store.read()
     manifest.write_bytes(good[: len(good) // 2])  # torn by hand
@@ -127,13 +128,29 @@ def test_damaged_and_partial_stores_are_refused(image_file):
         store.read()
     manifest.write_bytes(good)
     damage(plane)
-    with pytest.raises(AutosaveError, match=rf"damaged: planes/{plane.name} does not match"):
+    with pytest.raises(AutosaveError, match=rf"damaged: {plane.name} does not match"):
         store.read()
     plane.unlink()
-    with pytest.raises(AutosaveError, match="partial: planes/.* is missing"):
+    with pytest.raises(AutosaveError, match="partial: base-.* is missing"):
         store.read()
     plane.write_bytes(plane_bytes)
-    assert store.read().planes[2].sum() == 16
+    assert store.read().tiles[(2, 0, 0)].sum() == 16
+
+    for order in range(1, 4):  # three more writes: three journal segments
+        labels[2, order, 10] = order
+        store.write(labels, 0, [click(2, 0)], 1, touched={2: Box(order, 10, order + 1, 11)})
+    journal = next(store.folder.glob("journal-*.log"))
+    log = journal.read_bytes()
+    journal.write_bytes(log[:-7])  # the last write cut short by a kill: left out
+    snapshot = store.read()
+    assert snapshot.torn and snapshot.generation == 3 and snapshot.tiles[(2, 0, 0)][3, 10] == 0
+    middle = bytearray(log)
+    middle[len(log) // 2] ^= 0xFF  # a segment with more after it: damage, not a kill
+    journal.write_bytes(bytes(middle))
+    with pytest.raises(AutosaveError, match="damaged: journal-.*does not match its checksum"):
+        store.read()
+    journal.write_bytes(log)
+    assert store.read().tiles[(2, 0, 0)][3, 10] == 3
     with pytest.raises(AutosaveError, match="holds an autosave already"):
         AutosaveStore(store.folder, store.key).write(labels, 0, [], 1, touched=[])
 
@@ -206,6 +223,7 @@ from napari_adaptiveclick.volume.records import ClickRecord
 
 folder, generation = sys.argv[1], 0
 store = AutosaveStore(folder, ImageKey("", 0, (8, 96, 96), "|u1", "x"))
+store.compact_bytes = int(sys.argv[2])  # 1: every write also compacts the journal
 rng = np.random.default_rng(0)
 labels = np.zeros((8, 96, 96), np.int32)
 while True:  # generation g: every plane holds g (plus noise, to make writes slower)
@@ -218,26 +236,30 @@ while True:  # generation g: every plane holds g (plus noise, to make writes slo
 
 
 def test_a_writer_killed_at_any_moment_leaves_a_whole_store(tmp_path):
-    """SIGKILL a process that writes generations in a loop, at several moments: the store
-    always reads back one whole generation, and a new writer continues it."""
+    """SIGKILL a process that writes generations in a loop, at several moments, appending to
+    the journal or compacting it at each write: the store always reads back one whole
+    generation, and a new writer continues it."""
     key = ImageKey("", 0, (8, 96, 96), "|u1", "x")
     seen = set()
-    for attempt in range(4):
+    for attempt in range(6):
         folder = tmp_path / f"store{attempt}"
-        child = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], env=os.environ)
+        compact = "1" if attempt % 2 else str(1 << 30)
+        command = [sys.executable, "-c", WRITER, str(folder), compact]
+        child = subprocess.Popen(command, env=os.environ)
         try:
             deadline = time.monotonic() + 60
             while not (folder / "manifest.json").exists():
                 assert time.monotonic() < deadline and child.poll() is None, "writer failed"
                 time.sleep(0.01)
-            time.sleep(0.05 + 0.07 * attempt)  # some moments later, mid-write or not
+            time.sleep(0.05 + 0.05 * attempt)  # some moments later, mid-write or not
         finally:
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
         snapshot = AutosaveStore(folder, key).read()
         generation = snapshot.generation
         assert snapshot.object_id == generation and len(snapshot.records) == generation % 7 + 1
-        for values in snapshot.planes.values():
+        assert snapshot.planes == list(range(8))
+        for values in snapshot.tiles.values():
             assert set(np.unique(values)) <= {generation, generation + 1000}
         seen.add(generation)
         store = AutosaveStore(folder, key)
@@ -249,3 +271,95 @@ def test_a_writer_killed_at_any_moment_leaves_a_whole_store(tmp_path):
         assert not list(folder.rglob("*.tmp"))  # leftovers of the killed writer removed
         assert store.read().object_id == 99
     assert len(seen) > 1 or max(seen) > 1  # the kills came at different moments
+
+
+def test_a_write_costs_the_changed_tiles_not_the_image(tmp_path):
+    """On an 8000 x 8000 image, after the first write (which also takes the fingerprints),
+    each click's write appends one segment holding only the tiles its box overlaps, and
+    rewrites nothing else."""
+    key = ImageKey("", 0, (1, 8000, 8000), "|u1", "x")
+    store = AutosaveStore(tmp_path / "big", key)
+    labels = np.zeros((1, 8000, 8000), np.uint16)
+    rng = np.random.default_rng(0)
+    records = []
+    for order in range(12):
+        top, left = (int(v) for v in rng.integers(3000, 3400, 2))
+        box = Box(top, left, top + 120, left + 150)  # a click's changed box
+        labels[0, box.top : box.bottom, box.left : box.right] = order % 3 + 1
+        records = [*records, click(0, order)]
+        before = {p.name: p.stat().st_size for p in store.folder.glob("*")}
+        assert store.write(labels, 0, records, 1, touched={0: box})
+        after = {p.name: p.stat().st_size for p in store.folder.glob("*")}
+        if order == 0:
+            continue
+        (journal,) = (name for name in after if name.startswith("journal-"))
+        assert set(after) == set(before)  # no new file: one journal segment
+        assert {n: s for n, s in after.items() if n != journal} == {
+            n: s for n, s in before.items() if n != journal
+        }
+        tiles = len(list(autosave_format.tiles_of(_geometry(labels), 0, box)))
+        assert tiles <= 4
+        raw = tiles * autosave_format.TILE**2 * labels.itemsize
+        assert after[journal] - before[journal] < raw // 4  # compressed tiles of the box only
+    state = open_state(store.folder, key)
+    assert len(state.members) <= 9  # the tiles the clicks touched, of 32 x 32
+    snapshot = store.read()
+    restored = np.zeros_like(labels)
+    assert snapshot.apply(restored) == []
+    np.testing.assert_array_equal(restored, labels)
+
+
+def _geometry(labels):
+    from napari_adaptiveclick.volume.slicing import SliceGeometry
+
+    return SliceGeometry(labels.shape, 0)
+
+
+def test_compaction_keeps_the_state_and_removes_old_files(image_file):
+    store = new_store(image_file)
+    store.compact_bytes = 1  # compact as soon as the journal outgrows the base
+    labels = np.zeros((6, 24, 20), np.int32)
+    records = []
+    for order in range(6):
+        labels[order, : order + 2, 3] = order + 1
+        records.append(click(order, order, order + 1))
+        store.write(labels, 0, records, order + 1, touched={order: Box(0, 3, order + 2, 4)})
+    names = sorted(p.name for p in store.folder.iterdir())
+    assert len(names) == 3 and names[0].startswith("base-") and names[2] == "manifest.json"
+    snapshot = AutosaveStore(store.folder, store.key).read()
+    assert snapshot.records == records and snapshot.object_id == 6
+    restored = np.zeros_like(labels)
+    assert snapshot.apply(restored) == []
+    np.testing.assert_array_equal(restored, labels)
+
+
+def test_background_writes_are_merged_flushed_and_retried(image_file, monkeypatch):
+    store = new_store(image_file)
+    labels = np.zeros((6, 24, 20), np.int32)
+    labels[1, :3, :3] = 1
+    store.write(labels, 0, [click(1, 0)], 1, touched=[1])  # the first write, at once
+    real = autosave_format.append_durably
+    calls = []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real(*args)
+
+    monkeypatch.setattr(autosave_format, "append_durably", failing_once)
+    labels[2, :3, :3] = 2
+    assert store.save_later(labels, 0, [click(1, 0), click(2, 1, 2)], 2, {2: Box(0, 0, 3, 3)})
+    deadline = time.monotonic() + 30
+    while store._queue._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(store.error, OSError) and store.busy  # kept, to be tried again
+    labels[3, :3, :3] = 3
+    records = [click(1, 0), click(2, 1, 2), click(3, 2, 3)]
+    store.save_later(labels, 0, records, 3, {3: Box(0, 0, 3, 3)})  # joins the failed one
+    assert store.flush() and not store.busy and store.error is None
+    snapshot = AutosaveStore(store.folder, store.key).read()
+    assert snapshot.records == records and snapshot.object_id == 3 and snapshot.planes == [1, 2, 3]
+    restored = np.zeros_like(labels)
+    snapshot.apply(restored)
+    np.testing.assert_array_equal(restored, labels)

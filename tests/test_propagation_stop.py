@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
 from napari_adaptiveclick.interactive.session import Prediction
 from napari_adaptiveclick.volume.edits import Run, Step, replace_object
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
@@ -19,6 +20,7 @@ from napari_adaptiveclick.volume.stopping import (
     StopRule,
     appearance,
     default_stop_rule,
+    evidence_window,
     read_stop_rule,
     slice_evidence,
 )
@@ -70,11 +72,11 @@ class _StubbornModel:
         probability = np.where(previous, np.where(supported, 0.88, 0.62), 0.1).astype(np.float32)
         return Run.starting_from(1, plane, previous), Prediction(probability, previous), 0.0
 
-    def written_mask(self, plane: int, mask: np.ndarray) -> np.ndarray:
-        return mask
+    def written_mask(self, plane: int, mask: np.ndarray, box=None) -> np.ndarray:
+        return mask  # (the mask inside ``box``, the prediction's: here the whole slice)
 
-    def accept_click(self, run: Run, click, mask: np.ndarray, step: Step) -> ClickRecord:
-        replace_object(self.labels[run.plane], run.plane, 1, mask)
+    def accept_click(self, run: Run, click, mask: np.ndarray, step: Step, box=None):
+        replace_object(self.labels[run.plane], run.plane, 1, mask, box=box)
         return ClickRecord(
             plane=run.plane, row=click.row, col=click.col, positive=True, object_id=1
         )
@@ -130,6 +132,26 @@ def test_evidence_measures_contrast_against_the_source_slice():
     assert same["contrast"] == pytest.approx(1.0, abs=0.15)
     assert abs(past["contrast"]) < 0.2 and past["shift"] > 0.8
     assert same["iou_prev"] > 0.8 and past["iou_prev"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (-40, -42)], ids=["inside", "at-the-corner"])
+def test_evidence_on_its_window_equals_the_whole_slice(shift):
+    """What the propagation passes (the arrays' parts in evidence_window) gives the same
+    evidence as whole slices, also where the window is clipped at the plane's edge."""
+    image, truth = _volume()
+    image, truth = np.roll(image, shift, axis=(1, 2)), np.roll(truth, shift, axis=(1, 2))
+    probability = np.where(truth[9], 0.8, 0.2).astype(np.float32)
+    shape = truth.shape[1:]
+    for plane, previous in [(9, 8), (13, 12)]:  # the object, then past its end
+        window = evidence_window([bounding_box(truth[plane]), bounding_box(truth[previous])], shape)
+        part = box_slices(window)
+        look = appearance(image[previous], truth[previous])
+        assert appearance(image[previous][part], truth[previous][part]) == look
+        whole = slice_evidence(image[plane], truth[plane], probability, truth[previous], look)
+        cut = slice_evidence(
+            image[plane][part], truth[plane][part], probability[part], truth[previous][part], look
+        )
+        assert cut == whole
 
 
 def test_stop_rule_files_are_checked(tmp_path):

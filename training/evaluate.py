@@ -21,6 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from napari_adaptiveclick.evaluation.noc import FIRST_PROMPTS
 from napari_adaptiveclick.evaluation.report import EvaluationError, format_comparison, load_run
 from napari_adaptiveclick.learning.datasets import DATASET_NAMES
 from napari_adaptiveclick.learning.evaluation_run import (
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--stop-at", type=float, help="stop clicking an object at this IoU (faster)")
     p.add_argument("--objects", type=int, help="evaluate a random subset of N objects")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --objects subset")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the --objects subset and the box jitter"
+    )
     p.add_argument(
         "--protocol",
         choices=("plugin", "release"),
@@ -122,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="F: crop every image to its object's box grown F times (at least 32 px): small "
         "images as users crop them",
+    )
+    p.add_argument(
+        "--first-prompt",
+        choices=FIRST_PROMPTS,
+        default="click",
+        help="how each object starts: a click (default), its ground-truth box with jittered "
+        "edges (seeded by --seed), or a scribble along its skeleton; clicks follow, and the "
+        "first prompt counts as one",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
@@ -179,6 +190,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluationSettings:
         zoom_min_size=args.zoom_min_size,
         device=args.device,
         object_crop=args.object_crop,
+        first_prompt=args.first_prompt,
     )
 
 

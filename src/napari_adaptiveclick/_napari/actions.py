@@ -29,8 +29,8 @@ nothing of layers or clicks on screen. Its interface:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from psygnal import Signal
 
 from napari_adaptiveclick._napari.jobs import JobQueue, brief
@@ -45,6 +45,9 @@ from napari_adaptiveclick.volume import (
 )
 from napari_adaptiveclick.volume.edits import Step
 from napari_adaptiveclick.volume.records import ClickRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_adaptiveclick.interactive.results import Prediction
 
 KEY_HINTS = "T: polarity | C: commit | Shift-C: reset | Ctrl-Z: undo | Shift-P: propagate"
 INTERRUPTING = ("click", "undo", "reset")  # actions that stop a propagation or replay
@@ -77,7 +80,7 @@ class AnnotationActions:
         self._propagated = 0  # slices of the running propagation done so far
         self._epoch = 0  # bumped by cancel and detach: older click results are dropped
         self._commits: list[tuple[int, int]] = []  # (committed id, records then) per commit
-        self._last_click: tuple[ClickRecord, np.ndarray] | None = None  # and its probability
+        self._last_click: tuple[ClickRecord, Prediction] | None = None  # and its prediction
 
     def attach(self, annotator: VolumeAnnotator) -> None:
         """Edit ``annotator`` from now on."""
@@ -171,10 +174,11 @@ class AnnotationActions:
                 self.edited.emit()
             return
         run, prediction, seconds = result
-        mask = prediction.probability > annotator.threshold
-        record = annotator.accept_click(run, click, mask, Step(annotator.object_id))
-        self._last_click = (record, prediction.probability)
-        outcome = ClickOutcome(record, int(annotator.mask(record.plane).sum()), seconds)
+        mask = prediction.crop > annotator.threshold  # in the focus crop: costs its size
+        step = Step(annotator.object_id)
+        record = annotator.accept_click(run, click, mask, step, box=prediction.box)
+        self._last_click = (record, prediction)
+        outcome = ClickOutcome(record, annotator.area(record.plane), seconds)
         self.last_outcome = outcome
         if not drawn:
             return
@@ -187,10 +191,11 @@ class AnnotationActions:
     def _do_rethreshold(self) -> None:
         if self._last_click is None:
             return
-        record, probability = self._last_click
+        record, prediction = self._last_click
         threshold = self.annotator.threshold
-        if self.annotator.rewrite_click(record, probability > threshold):
-            area = int(self.annotator.mask(record.plane).sum())
+        mask = prediction.crop > threshold
+        if self.annotator.rewrite_click(record, mask, box=prediction.box):
+            area = self.annotator.area(record.plane)
             self.status.emit(
                 f"Threshold {threshold:.2f}: object {record.object_id}, plane {record.plane}: "
                 f"{area} px | {KEY_HINTS}"
@@ -236,7 +241,7 @@ class AnnotationActions:
         new = self.annotator.select_object(object_id)
         self.status.emit(
             f"Segmenting object {new}"
-            + (" (refining its existing pixels)." if (self.annotator.labels == new).any() else ".")
+            + (" (refining its existing pixels)." if self.annotator.has_pixels(new) else ".")
         )
         self.edited.emit()
 

@@ -25,11 +25,11 @@ public methods are all the widget and the demo use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from napari.layers import Image, Labels, Points
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 from psygnal import Signal
 
 from napari_adaptiveclick._napari import layers as L
@@ -44,14 +44,16 @@ from napari_adaptiveclick._napari.loading import (
     untrained_warning,
 )
 from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers, leftover_layers
+from napari_adaptiveclick._napari.provenance import RecordMirror, save_clicks, stored_settings
 from napari_adaptiveclick._napari.recovery import Recovery
+from napari_adaptiveclick._napari.redraw import redraw_changes
 from napari_adaptiveclick.volume import (
     ClickOutcome,
     PropagationReport,
     PropagationSettings,
     VolumeAnnotator,
 )
-from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord, read_click_records
 
 
 class AnnotationController:
@@ -81,6 +83,7 @@ class AnnotationController:
             },
         )
         self._earlier: list[ClickRecord] = []  # records stored with the labels before start
+        self._mirror: RecordMirror | None = None  # the records kept with the labels
         self._loader = None
         self._warning = ""  # shown with the model while it runs (random weights)
         self._made: Labels | None = None  # the Labels layer the last Start made
@@ -276,8 +279,11 @@ class AnnotationController:
         self.click_input.attach(self.placement)
         self.placement.cut_along_axis()
         self.labels.selected_label = annotator.object_id
+        self._mirror = RecordMirror(self.labels, self._earlier)
         self._store()
-        self.recovery.begin(self.image, self.labels, self.selection, annotator)
+        self.recovery.begin(
+            self.image, self.labels, self.selection, annotator, lambda: self._mirror.records
+        )
         self.changed.emit()
         self._say(
             f"{self._warning} Ready: model '{self.settings.model}' on {self.device}; click on the "
@@ -340,9 +346,9 @@ class AnnotationController:
         ):
             self.select_object(int(self.labels.selected_label))
 
-    def _on_slice_written(self, plane: int) -> None:
-        if self.ready and plane == self.current_plane():
-            self.labels.refresh()  # other planes are drawn when the user scrolls there
+    def _on_slice_written(self, plane: int) -> None:  # the worker goes on: no take_changes
+        if self.ready and plane == self.current_plane():  # (other planes: drawn on scrolling)
+            self.labels.refresh()
 
     def _show_clicks(self) -> None:
         if self.ready:
@@ -350,8 +356,10 @@ class AnnotationController:
             self.click_input.show([(r.plane, r.row, r.col, r.positive) for r in records])
 
     def _after_edit(self) -> None:
-        if self.ready:
-            self.labels.refresh()
+        if self.ready:  # redraw the changes on the plane on screen, autosave them all
+            changes, plane = self.annotator.take_changes(), self.current_plane()
+            redraw_changes(self.labels, self.selection, self.annotator.geometry, plane, changes)
+            self.recovery.note_changes(changes)
             if self.labels.selected_label != self.annotator.object_id:
                 self._syncing = True
                 self.labels.selected_label = self.annotator.object_id
@@ -366,31 +374,20 @@ class AnnotationController:
         object it was on (its undo levels start anew). Raises ValueError when it cannot."""
         if not self.ready or self.busy:
             raise ValueError("Wait for the current action to finish before restoring.")
-        self._earlier, object_id = self.recovery.restore()
+        earlier, object_id = self.recovery.restore()
+        self._mirror = RecordMirror(self.labels, earlier)
         self.annotator.select_object(object_id)
+        self.labels.refresh()  # the restored planes
         self._after_edit()
 
     def _store(self) -> None:
-        records = list(self._earlier)
-        offset = len(records)
-        records += [
-            ClickRecord(**{**asdict(r), "order": r.order + offset}) for r in self.annotator.records
-        ]
-        settings = {k: v for k, v in asdict(self.settings).items() if k != "device"}
-        settings.update(
-            axis=self.annotator.geometry.axis,
-            extra_index=self.selection.extra_index,
-            image=self.image.name,
-        )
-        L.store_provenance(self.labels, records, settings)
+        axis, extra = self.annotator.geometry.axis, self.selection.extra_index
+        settings = stored_settings(self.settings, axis, extra, self.image.name)
+        self._mirror.update(self.annotator.records, settings)
 
     def save_clicks(self, path: str | Path) -> Path:
         """Write the click records of the labels (CSV, or JSON for .json)."""
-        if self.labels is None:
-            raise ValueError("Nothing to save: start annotating first.")
-        write_click_records(path, L.stored_records(self.labels))
-        show_info(f"Saved {len(L.stored_records(self.labels))} clicks to {path}")
-        return Path(path)
+        return save_clicks(self.labels, path)
 
     def load_clicks(self, path: str | Path) -> int:
         """Read click records and replay them onto the labels; returns how many."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels, Points
 
+from napari_adaptiveclick.io.lazy import as_array
 from napari_adaptiveclick.volume.records import ClickRecord
 
 POSITIVE_COLOR = "lime"
@@ -48,11 +49,7 @@ class VolumeSelection:
     @classmethod
     def of(cls, layer: Image, extra_axis: int | None, extra_index: int = 0) -> VolumeSelection:
         """Validate an image layer and choose its annotated volume (messages say what to do)."""
-        if layer.multiscale:
-            raise ValueError(
-                f"Image '{layer.name}' is multiscale; open a single resolution level to annotate it."
-            )
-        ndim = layer.ndim
+        ndim = layer.ndim  # a multiscale layer: its full resolution (see volume())
         if ndim not in (2, 3, 4):
             raise ValueError(
                 f"Image '{layer.name}' has {ndim} dimensions; AdaptiveClick annotates 2D images, "
@@ -85,8 +82,14 @@ class VolumeSelection:
         )
 
     def volume(self, array: np.ndarray) -> np.ndarray:
-        """``(P, R, C[, 3])`` view of an image or labels array (a 2D array gets one plane)."""
-        view = array[self._key()]
+        """``(P, R, C[, 3])`` view of an image or labels array (a 2D array gets one plane).
+        Lazy data (zarr, dask, HDF5: :func:`~napari_adaptiveclick.io.lazy.as_array`) gives a
+        lazy view, reading only what is indexed (a labels store's writes go through); a
+        multiscale layer's data gives its full-resolution level, whose coordinates are the
+        layer's data coordinates whatever level napari shows."""
+        if isinstance(array, Sequence):  # napari's MultiScaleData: the levels, largest first
+            array = array[0]
+        view = as_array(array, writable=True)[self._key()]
         return view[None] if len(self.spatial_axes) == 2 else view
 
     def to_volume(self, layer_point: Sequence[float]) -> tuple[float, float, float]:
@@ -156,10 +159,12 @@ def check_labels(labels: Labels, image: Image) -> None:
             f"Labels '{labels.name}' has shape {tuple(labels.data.shape)} but image "
             f"'{image.name}' needs {expected}; choose another Labels layer or '<new>'."
         )
-    if not isinstance(labels.data, np.ndarray) or not np.issubdtype(labels.data.dtype, np.integer):
+    data = labels.data
+    writable = isinstance(data, np.ndarray) or hasattr(data, "store")  # numpy or zarr
+    if labels.multiscale or not writable or not np.issubdtype(data.dtype, np.integer):
         raise ValueError(
-            f"Labels '{labels.name}' must be an in-memory integer array (got "
-            f"{type(labels.data).__name__} of {labels.data.dtype}); choose '<new>'."
+            f"Labels '{labels.name}' must be an integer array in memory or in a zarr store "
+            f"(got {type(data).__name__} of {data.dtype}); choose '<new>'."
         )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_adaptiveclick._napari.jobs import brief
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.io.stores import ON_DISK_BYTES
 from napari_adaptiveclick.models.errors import CheckpointError
 from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, DEFAULT_MODEL, MODELS
 from napari_adaptiveclick.volume import VolumeAnnotator
@@ -25,7 +26,8 @@ class AnnotationSettings:
     """What the widget chose. ``model``: "default" (the shipped ``tiny`` weights), a registry
     name or a checkpoint path; a name without trained weights (a random model) only with
     ``allow_untrained``. ``axis``: slicing axis of the volume (None: the coarsest spacing).
-    ``extra_axis``: the time/channel axis of 4D data."""
+    ``extra_axis``: the time/channel axis of 4D data. ``labels_on_disk``: new Labels larger
+    than this (bytes) live in a zarr store on disk (:mod:`.lazy_layers`)."""
 
     model: str = DEFAULT_MODEL
     device: str = "auto"
@@ -34,6 +36,7 @@ class AnnotationSettings:
     extra_axis: int | None = None
     overwrite: bool = False
     allow_untrained: bool = False
+    labels_on_disk: float = ON_DISK_BYTES  # new Labels above this many bytes: a zarr store
 
 
 class DeviceError(ValueError):
@@ -131,7 +134,7 @@ def load_annotator(
     session = ClickSession(model, device, threshold=settings.threshold)
     session.warmup()
     return VolumeAnnotator(
-        np.asarray(image),
+        image,  # numpy, or a lazy view of a store (only the crops clicks need are read)
         labels,
         session,
         axis=axis,

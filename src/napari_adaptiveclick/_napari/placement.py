@@ -14,7 +14,9 @@ import numpy as np
 from napari.layers import Image, Labels, Points
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.lazy_layers import new_labels_layer
 from napari_adaptiveclick._napari.loading import AnnotationSettings
+from napari_adaptiveclick.io.lazy import max_value
 from napari_adaptiveclick.volume.slicing import SliceGeometry, default_slicing_axis
 
 
@@ -22,7 +24,7 @@ def choose_layers(
     viewer, image, labels, settings: AnnotationSettings
 ) -> tuple[Image, Labels, L.VolumeSelection, int]:
     """Check the chosen layers: returns the image, its labels (a new layer, not yet added to
-    the viewer, when ``labels`` is None), the annotated part of the image (of 4D data: the
+    the viewer, when ``labels`` is None; on disk above ``settings.labels_on_disk`` bytes), the annotated part of the image (of 4D data: the
     time/channel index on screen) and the slicing axis (``settings.axis``, else the coarsest
     spacing; 0 for a 2D image). Raises ValueError, saying what to do, for unusable layers
     (a Labels layer whose dtype has no id left for a new object among them)."""
@@ -36,7 +38,7 @@ def choose_layers(
         extra_index = int(np.clip(round(float(current[settings.extra_axis])), 0, size - 1))
     selection = L.VolumeSelection.of(image, settings.extra_axis, extra_index)
     if labels is None:
-        labels = L.new_labels_layer(image)
+        labels = new_labels_layer(image, settings.labels_on_disk)
     else:
         L.check_labels(labels, image)
         check_free_id(labels)
@@ -53,7 +55,7 @@ def leftover_layers(viewer, clicks: Points | None, made: Labels | None, keep: La
     """The layers a restart on ``keep`` removes from ``viewer``: the old click layer (its
     clicks are stored with the labels) and ``made``, the Labels layer the last Start made for
     '<new>', while it holds no labels and no clicks."""
-    empty = made is not None and not (made.data.any() or L.stored_records(made))
+    empty = made is not None and not (max_value(made.data) or L.stored_records(made))
     return [
         layer
         for layer in (clicks, made if empty else None)
@@ -64,7 +66,7 @@ def leftover_layers(viewer, clicks: Points | None, made: Labels | None, keep: La
 def check_free_id(labels: Labels) -> None:
     """Raise ValueError when ``labels`` (an integer layer) has no id left for a new object:
     its largest id, or that of its stored clicks, is its dtype's largest value."""
-    used = [int(labels.data.max()) if labels.data.size else 0]
+    used = [max_value(labels.data)]  # a labels store: slab by slab
     used += [record.object_id for record in L.stored_records(labels)]
     limit = np.iinfo(labels.data.dtype).max
     if max(used) >= limit:

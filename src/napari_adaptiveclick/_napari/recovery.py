@@ -14,17 +14,20 @@ stored with the labels) and when it stops (:meth:`~Recovery.end`). Then:
   sets it aside (renamed, never deleted), and so does an edit made without either;
 - a damaged store, or one made for another image, is reported (:attr:`~Recovery.problem`),
   never loaded, and set aside at the first edit;
-- each save writes the records and the planes that changed: those of records added or
-  removed since the last save (a click, propagation, undo, reset or replay), the plane of
-  the last click (a new threshold) and planes painted by hand;
+- each save writes the records and the tiles of the labels that changed: the boxes the
+  annotator changed (clicks, propagation, undo, reset, replay, a new threshold), handed over
+  by the controller (:meth:`~Recovery.note_changes`), and those painted by hand. The first
+  save of a store is made at once (it chooses the folder); later ones are prepared on the Qt
+  thread (the changed tiles copied) and written in a background thread, so a kill loses at
+  most the edit being written; :attr:`~Recovery.pending` is False once all is on disk, and
+  the store is flushed before a restore, Stop, set-aside and clear;
 - :meth:`~Recovery.save_labels` (napari's writers) and :meth:`~Recovery.clear` end the store.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from napari.layers import Image, Labels
@@ -33,6 +36,9 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick.interactive.boxed import box_union
+from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume import VolumeAnnotator
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveSnapshot, AutosaveStore
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
@@ -47,21 +53,13 @@ def image_path(image: Image) -> str | None:
     return source or (str(volume.path) if getattr(volume, "path", None) else None)
 
 
-def changed_planes(before: Sequence[ClickRecord], after: Sequence[ClickRecord], axis: int):
-    """Planes (along ``axis``) of the records in one list and not the other."""
-    old, new = Counter(before), Counter(after)
-    return {r.plane for r in (old - new) + (new - old) if r.axis == axis}
-
-
-def painted_planes(
+def painted_boxes(
     atoms: Iterable, selection: L.VolumeSelection, geometry: SliceGeometry
-) -> set[int] | None:
-    """Planes of the annotated volume that a napari paint event's history ``atoms`` touched
-    (masked atoms with a ``slice_key`` box, or ``(indices, old, new)`` tuples); None when
-    they cannot be read (then every plane is compared)."""
-    if len(selection.spatial_axes) == 2:
-        return {0}
-    axis, planes = selection.spatial_axes[geometry.axis], set()
+) -> dict[int, Box] | None:
+    """The box of each plane of the annotated volume that a napari paint event's history
+    ``atoms`` (masked atoms with a ``slice_key`` box, or ``(indices, old, new)`` tuples)
+    changed; None when they cannot be read (then every plane is compared)."""
+    spatial, boxes = selection.spatial_axes, {}
     try:
         for atom in atoms:
             box = getattr(atom, "slice_key", None)
@@ -73,10 +71,17 @@ def painted_planes(
                 low, high = bounds[selection.extra_axis]
                 if not low <= selection.extra_index <= high:
                     continue
-            planes.update(range(bounds[axis][0], bounds[axis][1] + 1))
+            volume = [bounds[a] for a in spatial]
+            if len(spatial) == 2:
+                volume.insert(0, (0, 0))
+            first, last = volume.pop(geometry.axis)
+            (top, bottom), (left, right) = volume
+            changed = Box(top, left, bottom + 1, right + 1)
+            for plane in range(first, last + 1):
+                boxes[plane] = box_union(boxes.get(plane, changed), changed)
     except (TypeError, ValueError, IndexError):
         return None
-    return planes
+    return boxes
 
 
 class Recovery:
@@ -98,8 +103,9 @@ class Recovery:
         self._labels: Labels | None = None
         self._selection: L.VolumeSelection | None = None
         self._annotator: VolumeAnnotator | None = None
-        self._saved: list[ClickRecord] = []  # the records at the last save
-        self._painted: set[int] | None = set()  # planes painted since then (None: any)
+        self._records: Callable[[], list[ClickRecord]] = list  # the records kept now
+        self._changes: dict[int, Box | None] = {}  # changed since the last save (None: all)
+        self._painted = False  # painted by hand since then
 
     @property
     def folder(self) -> Path | None:
@@ -120,16 +126,26 @@ class Recovery:
         labels: Labels,
         selection: L.VolumeSelection,
         annotator: VolumeAnnotator,
+        records: Callable[[], list[ClickRecord]] | None = None,
     ) -> None:
         """Follow a session that starts: continue its store when it is this viewer's store
-        of these labels, else look for one to offer."""
+        of these labels, else look for one to offer. ``records()``: the click records kept
+        with the labels now (default: read from their metadata). Labels on disk (a zarr
+        store) need no autosave: every edit is written to their store at once."""
         self.end()
+        if is_lazy(annotator.labels):
+            self._labels, self._store, self.offer, self.problem = labels, None, None, ""
+            labels.events.paint.connect(self._on_paint)  # (ignored: no annotator followed)
+            self.note = "Labels on disk: each edit is written to their store at once."
+            self.changed.emit()
+            return
         extra = selection.extra_axis
         name = "" if extra is None else f"axis{extra}-{selection.extra_index}"
         key = ImageKey.of(annotator.image, image_path(image), name)
         self._folders = store_folders(key, self.root)
         self._labels, self._selection, self._annotator = labels, selection, annotator
-        self._saved, self._painted = L.stored_records(labels), set()
+        self._records = records or (lambda: L.stored_records(labels))
+        self._changes, self._painted = {}, False
         labels.events.paint.connect(self._on_paint)
         self.offer, self.problem, self.note, self._undecided = None, "", "", False
         for folder in self._folders:
@@ -156,22 +172,43 @@ class Recovery:
         self.changed.emit()
 
     def end(self) -> None:
-        """Stop following the session (its store stays, to be continued or offered)."""
+        """Stop following the session (its store stays, to be continued or offered; what
+        waits to be written is written first)."""
         if self._labels is not None:
             self._labels.events.paint.disconnect(self._on_paint)
         self._labels = self._selection = self._annotator = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._store is not None and not self._store.flush():
+            self.note = f"Autosave failed ({self._store.error}); choose another Autosave folder."
+            self.status.emit(self.note)
 
     @property
     def pending(self) -> bool:
-        """True while planes painted by hand wait to be saved (at the next turn of the
-        event loop: napari tells of a paint before it writes it; during a job, after it)."""
-        return self._painted is None or bool(self._painted)
+        """True while edits painted by hand wait to be saved (at the next turn of the event
+        loop: napari tells of a paint before it writes it; during a job, after it), or a save
+        is not yet on disk."""
+        return self._painted or (self._store is not None and self._store.busy)
+
+    def note_changes(self, changes: Mapping[int, Box | None]) -> None:
+        """The annotator changed the labels in these boxes (plane -> box; None: anywhere on
+        the plane): saved at the next :meth:`save`."""
+        if self._annotator is not None:
+            self._add_changes(changes)
+
+    def _add_changes(self, changes: Mapping[int, Box | None]) -> None:
+        for plane, box in changes.items():
+            old = self._changes.get(plane, box)
+            self._changes[plane] = None if old is None or box is None else box_union(old, box)
 
     def _on_paint(self, event) -> None:
         if self._annotator is None:
             return
-        planes = painted_planes(event.value, self._selection, self._annotator.geometry)
-        self._painted = None if planes is None or self._painted is None else self._painted | planes
+        geometry = self._annotator.geometry
+        boxes = painted_boxes(event.value, self._selection, geometry)
+        self._add_changes(dict.fromkeys(range(geometry.planes)) if boxes is None else boxes)
+        self._painted = True
         QTimer.singleShot(0, self._save_painted)
 
     def _save_painted(self) -> None:
@@ -186,38 +223,38 @@ class Recovery:
             return
         if self._undecided:
             self._set_aside("damaged" if self.problem else "replaced")
-        records, geometry = L.stored_records(self._labels), annotator.geometry
-        if self._painted is None:
-            touched = set(range(geometry.planes))
-        else:
-            touched = self._painted | changed_planes(self._saved, records, geometry.axis)
-        if records and records[-1].axis == geometry.axis:
-            touched.add(records[-1].plane)
         info = dict(self._labels.metadata.get(L.METADATA_KEY, {}))  # the settings
         info.pop("records", None)
         info.update(labels=self._labels.name, labels_path=self._labels.source.path)
-        args = (annotator.labels, geometry.axis, records, annotator.object_id, touched, info)
+        changes, self._changes, self._painted = self._changes, {}, False
+        args = (annotator.labels, annotator.geometry.axis, self._records(), annotator.object_id)
+        if self._store.started:
+            self._store.save_later(*args, changes, info)
+            if self._store.error is not None:  # an earlier write failed (tried again now)
+                self._failed(self._store.error)
+            return
         failure = None
         for store in self._candidates():
             try:
-                store.write(*args)
+                store.write(*args, changes, info)
             except (AutosaveError, OSError) as error:  # e.g. a read-only folder: the next
                 failure = failure or error
                 continue
             self._store, self._written[store.folder] = store, (store, self._labels)
-            self._saved, self._painted = records, set()
-            if store.generation == 1:
+            if store.generation:
                 self.changed.emit()  # a new store: its folder is shown
             return
-        self.note = f"Autosave failed ({failure}); choose another Autosave folder."
+        self._add_changes(changes)  # tried again at the next save
+        self._failed(failure)
+
+    def _failed(self, error: Exception) -> None:
+        self.note = f"Autosave failed ({error}); choose another Autosave folder."
         self.status.emit(self.note)
         self.changed.emit()
 
     def _candidates(self) -> list[AutosaveStore]:
-        """The store to write; a new one may go to the next folder if its own fails."""
+        """The store to write first; a new one may go to the next folder if its own fails."""
         store = self._store
-        if store.generation:
-            return [store]
         others = [AutosaveStore(f, store.key) for f in self._folders if f != store.folder]
         return [store, *(other for other in others if not other.exists)]
 
@@ -234,7 +271,7 @@ class Recovery:
 
     # ------------------------------------------------------------------ the user's choices
     def restore(self) -> tuple[list[ClickRecord], int]:
-        """Write the offered planes into the labels; returns the records and the object id
+        """Write the offered labels into the labels; returns the records and the object id
         to continue with. Raises ValueError when nothing is offered or it does not fit."""
         snapshot, annotator = self.offer, self._annotator
         if snapshot is None or annotator is None:
@@ -242,11 +279,13 @@ class Recovery:
         differ = snapshot.apply(annotator.labels)
         self._store.continue_from(snapshot)
         self._written[self._store.folder] = (self._store, self._labels)
-        self.offer, self._undecided, self._saved = None, False, list(snapshot.records)
+        self.offer, self._undecided, self._changes = None, False, {}
         text = (
             f"Restored {len(snapshot.records)} clicks and the labels of {len(snapshot.planes)} "
             f"planes from {snapshot.folder}."
         )
+        if snapshot.torn:
+            text += " (The edit being saved when it stopped was cut short: it is not in it.)"
         if differ:
             shown = ", ".join(map(str, differ[:10])) + (" ..." if len(differ) > 10 else "")
             made_on = snapshot.info.get("labels_path") or snapshot.info.get("labels")

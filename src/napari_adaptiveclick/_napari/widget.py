@@ -86,6 +86,8 @@ class AdaptiveClickWidget(QWidget):
         self.axis_combo, self.extra_combo = QComboBox(), QComboBox()
         self.axis_combo.addItems([AUTO_AXIS, "0", "1", "2"])
         self.extra_combo.addItems([NO_AXIS, "0", "1", "2", "3"])
+        self.disk_spin = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1e6, value=1.0)
+        self.disk_spin.setToolTip("New Labels larger than this live in a zarr store on disk")
         self.overwrite_check = QCheckBox("Overwrite other objects")
         self.overwrite_check.toggled.connect(self._overwrite_changed)
         self.start_button = QPushButton("Start")
@@ -102,6 +104,7 @@ class AdaptiveClickWidget(QWidget):
         setup.addRow("Threshold", self.threshold_spin)
         setup.addRow("Slicing axis", self.axis_combo)
         setup.addRow("Time/channel axis", self.extra_combo)
+        setup.addRow("Labels on disk above (GiB)", self.disk_spin)
         setup.addRow(self.overwrite_check)
         setup.addRow(self.start_button)
         setup_box = QGroupBox("Setup")
@@ -218,6 +221,7 @@ class AdaptiveClickWidget(QWidget):
             extra_axis=None if extra == NO_AXIS else int(extra),
             overwrite=self.overwrite_check.isChecked(),
             allow_untrained=self.untrained_check.isChecked(),
+            labels_on_disk=self.disk_spin.value() * 2**30,
         )
 
     def start(self) -> None:
@@ -271,7 +275,7 @@ class AdaptiveClickWidget(QWidget):
 
     def _save_labels(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save labels", "labels.tif", "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd)"
+            self, "Save labels", "labels.tif", "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd *.zarr *.ome.zarr)"
         )
         if path:
             try:

@@ -6,6 +6,10 @@ predictor update its mask (it feeds its previous mask back itself), threshold th
 at 0.49 and record the IoU after every click, up to ``max_clicks`` (20). NoC@t is the first
 click count whose IoU reaches t (``max_clicks`` if never), averaged over objects.
 
+The first prompt of an object may instead be a box from the ground truth (jittered) or a
+stroke along it (``first_prompt``, :data:`FIRST_PROMPTS`; :mod:`.simulator`); it counts as
+one interaction, and the clicks after it follow the same rule.
+
 All masks are ``(H, W)`` bool, images ``(H, W)`` grey or ``(H, W, 3)`` RGB, (row, col) indexing.
 """
 
@@ -18,11 +22,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.evaluation.simulator import jittered_box, next_click, next_scribble
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Scribble
 
 NOC_THRESHOLDS = (0.80, 0.85, 0.90)
+FIRST_PROMPTS: tuple[str, ...] = ("click", "box", "scribble")
+BOX_JITTER = 0.1  # std of each simulated box edge, as a fraction of the box's side
 NOF_THRESHOLDS = (0.85, 0.90)
 
 #: Paper results on medical data, NoC@85 / NoC@90 (AdaptiveClick, TNNLS, trained on natural
@@ -58,7 +64,8 @@ class HasProbability(Protocol):
 
 
 class Predictor(Protocol):
-    """What the evaluation needs of an interactive segmenter (``ClickSession`` fits it)."""
+    """What the evaluation needs of an interactive segmenter (``ClickSession`` fits it; a
+    first prompt other than a click also needs ``add_prompt(prompt)``)."""
 
     def set_image(self, image: np.ndarray, stats: tuple[float, float] | None = None) -> None: ...
 
@@ -78,7 +85,8 @@ class ObjectSampleLike(Protocol):
 
 @dataclass(frozen=True)
 class ObjectResult:
-    """The clicks made on one object and the IoU and seconds after each of them.
+    """The prompts made on one object (``clicks``: clicks, after a first box or stroke) and
+    the IoU and seconds after each of them.
 
     ``ious`` may be shorter than ``max_clicks`` when clicking stopped early (``stop_at``
     reached or no error pixel left); metrics then carry the last IoU forward.
@@ -86,7 +94,7 @@ class ObjectResult:
 
     ious: tuple[float, ...]
     seconds: tuple[float, ...]
-    clicks: tuple[Click, ...]
+    clicks: tuple[Click | Scribble | BoxPrompt, ...]
     area: int
     name: str = ""
     group: str = ""
@@ -131,31 +139,54 @@ def _check_object(image: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return gt
 
 
+def _check_first_prompt(predictor: Predictor, first_prompt: str) -> None:
+    if first_prompt not in FIRST_PROMPTS:
+        raise ValueError(
+            f"first_prompt must be one of {', '.join(FIRST_PROMPTS)}, got {first_prompt!r}."
+        )
+    if first_prompt != "click" and not hasattr(predictor, "add_prompt"):
+        raise ValueError(f"This predictor takes clicks only, not a first {first_prompt}.")
+
+
 def _click_through(
-    predictor: Predictor, gt: np.ndarray, max_clicks: int, threshold: float, stop_at: float | None
+    predictor: Predictor,
+    gt: np.ndarray,
+    max_clicks: int,
+    threshold: float,
+    stop_at: float | None,
+    first_prompt: str = "click",
+    rng: np.random.Generator | None = None,
 ) -> ObjectResult:
-    """Simulate up to ``max_clicks`` clicks on ``gt`` with the image already set."""
+    """Simulate up to ``max_clicks`` prompts on ``gt`` with the image already set: the first
+    one of kind ``first_prompt`` (a box jittered with ``rng``), then clicks."""
     predictor.reset()
     pred = np.zeros_like(gt)
     clicked = np.zeros_like(gt)
     ious: list[float] = []
     seconds: list[float] = []
-    clicks: list[Click] = []
-    for _ in range(max_clicks):
-        click = next_click(gt, pred, clicked)
-        if click is None:  # perfect mask: nothing left to correct
+    prompts: list[Click | Scribble | BoxPrompt] = []
+    for index in range(max_clicks):
+        kind = first_prompt if index == 0 else "click"
+        if kind == "box":
+            prompt = jittered_box(gt, rng, BOX_JITTER)
+        else:
+            prompt = (next_scribble if kind == "scribble" else next_click)(gt, pred, clicked)
+        if prompt is None:  # perfect mask: nothing left to correct
             break
-        row, col = int(click.row), int(click.col)
-        clicked[row, col] = True
+        for row, col in () if kind == "box" else prompt.points:
+            clicked[int(row), int(col)] = True
         start = time.perf_counter()
-        prediction = predictor.add_click(click.row, click.col, click.positive)
+        if kind == "click":
+            prediction = predictor.add_click(prompt.row, prompt.col, prompt.positive)
+        else:
+            prediction = predictor.add_prompt(prompt)
         seconds.append(time.perf_counter() - start)
         pred = np.asarray(prediction.probability) > threshold
         ious.append(mask_iou(gt, pred))
-        clicks.append(click)
+        prompts.append(prompt)
         if stop_at is not None and ious[-1] >= stop_at:
             break
-    return ObjectResult(tuple(ious), tuple(seconds), tuple(clicks), area=int(gt.sum()))
+    return ObjectResult(tuple(ious), tuple(seconds), tuple(prompts), area=int(gt.sum()))
 
 
 def evaluate_object(
@@ -166,16 +197,22 @@ def evaluate_object(
     threshold: float = PREDICTION_THRESHOLD,
     stop_at: float | None = None,
     stats: tuple[float, float] | None = None,
+    first_prompt: str = "click",
+    seed: int = 0,
 ) -> ObjectResult:
     """Evaluate one object of ``image`` (H, W[, 3]) with ground truth ``gt`` (H, W) bool.
 
     All ``max_clicks`` clicks are made (as the release does for the mIoU curve) unless
     ``stop_at`` is given: then clicking stops once IoU >= ``stop_at`` (faster; NoC at
     thresholds up to ``stop_at`` is unchanged). ``stats`` is passed to ``set_image``.
+    ``first_prompt``: "click", "box" (the object's box, its edges jittered with ``seed``) or
+    "scribble" (:data:`FIRST_PROMPTS`).
     """
+    _check_first_prompt(predictor, first_prompt)
     gt = _check_object(image, gt)
     predictor.set_image(image, stats=stats)
-    return _click_through(predictor, gt, max_clicks, threshold, stop_at)
+    rng = np.random.default_rng(seed)
+    return _click_through(predictor, gt, max_clicks, threshold, stop_at, first_prompt, rng)
 
 
 def evaluate_dataset(
@@ -186,12 +223,17 @@ def evaluate_dataset(
     stop_at: float | None = None,
     stats: tuple[float, float] | None = None,
     progress: Callable[[int, ObjectResult], None] | None = None,
+    first_prompt: str = "click",
+    seed: int = 0,
 ) -> list[ObjectResult]:
-    """Evaluate every sample in order; see :func:`evaluate_object` for the arguments.
+    """Evaluate every sample in order; see :func:`evaluate_object` for the arguments (one
+    random generator from ``seed`` jitters the boxes of all objects, in order).
 
     The image is set once for consecutive samples that share it (several objects of one
     slice). ``progress(done, result)`` is called after each object.
     """
+    _check_first_prompt(predictor, first_prompt)
+    rng = np.random.default_rng(seed)
     results: list[ObjectResult] = []
     current: np.ndarray | None = None
     for sample in samples:
@@ -202,7 +244,7 @@ def evaluate_dataset(
         ):
             predictor.set_image(image, stats=stats)
             current = image
-        result = _click_through(predictor, gt, max_clicks, threshold, stop_at)
+        result = _click_through(predictor, gt, max_clicks, threshold, stop_at, first_prompt, rng)
         results.append(replace(result, name=str(sample.name), group=str(sample.group)))
         if progress is not None:
             progress(len(results), results[-1])

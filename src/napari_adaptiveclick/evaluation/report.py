@@ -102,7 +102,8 @@ def _figure_rows(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
 
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
-    """One short line: the protocol's name, first-click window, zoom-in and flips."""
+    """One short line: the protocol's name, first-click window, zoom-in, flips and the first
+    prompt when it is not a click."""
     if not protocol.get("zoom_in") and protocol.get("name") is None:
         return "baseline"
     window = protocol.get("first_click_window")
@@ -114,6 +115,8 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     parts = [protocol.get("name") or "?", first]
     parts.append("zoom" if protocol.get("zoom_in") else "no zoom")
     parts.append("flip" if protocol.get("flip_tta") else "no flip")
+    if protocol.get("first_prompt", "click") != "click":
+        parts.append(f"from a {protocol['first_prompt']}")
     return " ".join(parts)
 
 

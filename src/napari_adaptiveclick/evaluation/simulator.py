@@ -6,6 +6,11 @@ error region, measured by an exact Euclidean distance transform of the 1-px zero
 error masks (so pixels on the image border count as 1 px away from "outside").
 Shared by evaluation (NoC) and iterative training.
 
+Other first prompts (issue #16): :func:`jittered_box`, the object's box with each edge moved
+by Gaussian noise (segment-anything's box noise: 10 % of the side, at most 20 px), and
+:func:`next_scribble`, a stroke along the skeleton of the larger error region (for the first
+prompt, the object), as a user draws along the middle of what is wrong.
+
 All arrays are ``(H, W)`` with (row, col) indexing; batches are ``(B, H, W)``.
 """
 
@@ -14,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.boxed import bounding_box
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Scribble
 
 
 def _padded_distance(region: np.ndarray) -> np.ndarray:
@@ -93,3 +99,93 @@ def next_clicks(
     elif np.shape(clicked) != gts.shape:
         raise ValueError(f"clicked has shape {np.shape(clicked)}, expected {gts.shape}.")
     return [next_click(g, p, c) for g, p, c in zip(gts, preds, clicked, strict=True)]
+
+
+def jittered_box(
+    gt: np.ndarray,
+    rng: np.random.Generator | None = None,
+    jitter: float = 0.1,
+    max_shift: float = 20.0,
+) -> BoxPrompt:
+    """The box around the object ``gt`` (H, W) bool, each edge moved by N(0, ``jitter`` times
+    the box's side) pixels, at most ``max_shift``, and kept inside the image; without ``rng``
+    the exact box. A jitter that would empty the box gives the exact box."""
+    box = bounding_box(np.asarray(gt, dtype=bool))
+    if box.height <= 0:
+        raise ValueError("The object mask is empty: there is no box around it.")
+    exact = np.array([box.top, box.left, box.bottom, box.right], dtype=np.float64)
+    if rng is None:
+        return BoxPrompt(*exact)
+    sides = np.array([box.height, box.width, box.height, box.width], dtype=np.float64)
+    shift = np.clip(rng.normal(0.0, jitter * sides), -max_shift, max_shift)
+    h, w = gt.shape
+    top, left, bottom, right = np.clip(exact + shift, 0, [h, w, h, w])
+    jittered = BoxPrompt(top, left, bottom, right)
+    b = jittered.pixel_box()
+    return jittered if b.height > 0 and b.width > 0 else BoxPrompt(*exact)
+
+
+def _longest_path(skeleton: np.ndarray) -> list[tuple[int, int]]:
+    """The longest 8-connected path of a skeleton (H, W) bool, from two breadth-first
+    searches (exact on a tree): its pixels in order; the first pixel alone for one pixel."""
+    pixels = {(int(r), int(c)) for r, c in zip(*np.nonzero(skeleton), strict=True)}
+    steps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+
+    def farthest(start: tuple[int, int]) -> tuple[tuple[int, int], dict]:
+        parent, frontier, last = {start: start}, [start], start
+        while frontier:
+            following = []
+            for r, c in frontier:
+                for dr, dc in steps:
+                    q = (r + dr, c + dc)
+                    if q in pixels and q not in parent:
+                        parent[q] = (r, c)
+                        following.append(q)
+            if following:
+                last = min(following)  # the first in row-major order: deterministic
+            frontier = following
+        return last, parent
+
+    end, _ = farthest(min(pixels))
+    other, parent = farthest(end)
+    path = [other]
+    while path[-1] != end:
+        path.append(parent[path[-1]])
+    return path
+
+
+def stroke_along(region: np.ndarray, positive: bool = True, spacing: int = 4) -> Scribble:
+    """A stroke along the middle of ``region`` (H, W) bool (one connected region): the longest
+    path of its skeleton, without the ends where the region is less than half its largest
+    depth (the skeleton's spurs run out to the border), a vertex every ``spacing`` pixels.
+    A region too small for a skeleton gives a one-point stroke at its deepest pixel."""
+    from skimage.morphology import skeletonize
+
+    region = np.asarray(region, dtype=bool)
+    depth = _padded_distance(region)
+    skeleton = skeletonize(region) & region
+    if not skeleton.any():
+        row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        return Scribble([(float(row), float(col))], positive)
+    path = _longest_path(skeleton)
+    deep = [i for i, p in enumerate(path) if depth[p] >= 0.5 * max(depth[q] for q in path)]
+    path = path[deep[0] : deep[-1] + 1]
+    vertices = path[::spacing] + ([path[-1]] if (len(path) - 1) % spacing else [])
+    return Scribble([(float(r), float(c)) for r, c in vertices], positive)
+
+
+def next_scribble(
+    gt: np.ndarray, pred: np.ndarray, clicked: np.ndarray | None = None
+) -> Scribble | None:
+    """The simulated user's next stroke: along the error region (8-connected part of the
+    false negatives or false positives) that holds the point :func:`next_click` would
+    choose, positive in a false negative. None when no error is left."""
+    from scipy.ndimage import label
+
+    click = next_click(gt, pred, clicked)
+    if click is None:
+        return None
+    gt, pred = np.asarray(gt, dtype=bool), np.asarray(pred, dtype=bool)
+    error = gt & ~pred if click.positive else ~gt & pred
+    parts, _ = label(error, structure=np.ones((3, 3)))
+    return stroke_along(parts == parts[int(click.row), int(click.col)], click.positive)

@@ -83,10 +83,18 @@ class BoxedArray:
         return cls(tuple(shape), EMPTY_BOX, np.zeros((0, 0), np.float32))
 
     @classmethod
-    def of(cls, array: np.ndarray) -> BoxedArray:
-        """The non-zero part of a full ``(H, W)`` array (its values copied)."""
-        box = bounding_box(array != 0)
-        return cls(tuple(array.shape), box, array[box_slices(box)].copy())
+    def of(
+        cls, array: np.ndarray, shape: tuple[int, int] | None = None, at: Box | None = None
+    ) -> BoxedArray:
+        """The non-zero part of a full ``(H, W)`` array (its values copied); with ``at``,
+        ``array`` is the part inside ``at`` of an array of ``shape``."""
+        inner = bounding_box(array != 0)
+        values = array[box_slices(inner)].copy()
+        if at is None:
+            return cls(tuple(array.shape), inner, values)
+        top, left = at.top, at.left
+        box = Box(inner.top + top, inner.left + left, inner.bottom + top, inner.right + left)
+        return cls(tuple(shape), box if values.size else EMPTY_BOX, values)
 
     @property
     def nbytes(self) -> int:

@@ -12,10 +12,12 @@ shape, so that choosing a box costs the crop's size, not the image's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_union, is_empty
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click
 from napari_adaptiveclick.interactive.transforms import Box
 
 Origin = tuple[int, int]
@@ -63,14 +65,35 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
-def window_around(click: Click, shape: tuple[int, int], size: int | None) -> Box | None:
-    """A window of ``size`` pixels a side centred on ``click``; None (the whole image)
-    without a size or when the image fits in it."""
+def window_around(anchor: Click | Box, shape: tuple[int, int], size: int | None) -> Box | None:
+    """A window of ``size`` pixels a side centred on ``anchor`` (a click, or the box a stroke
+    must see, e.g. :func:`points_box` of its points), doubled until it holds all of it; None
+    (the whole image) without a size or when the image fits in it."""
     h, w = shape
-    if size is None or (h <= size and w <= size):
-        return None
-    centre = Box(int(click.row), int(click.col), int(click.row) + 1, int(click.col) + 1)
-    return expand_box(centre, (h, w), 1.0, size)
+    if isinstance(anchor, Click):
+        row, col = int(anchor.row), int(anchor.col)
+        anchor = Box(row, col, row + 1, col + 1)
+    while size is not None and (h > size or w > size):
+        window = expand_box(anchor, (h, w), 1.0, size)
+        if box_union(window, anchor) == window:
+            return window
+        size *= 2
+    return None
+
+
+def box_focus(box: BoxPrompt, shape: tuple[int, int], expand: float, min_size: int) -> Box:
+    """The focus crop of a box prompt on an image of ``shape``: its pixels grown ``expand``
+    times about their centre, at least ``min_size`` a side, clamped (the zoom-in's rule for a
+    mask's box, so the object fills the model's input as it does after a click). A
+    :class:`~.transforms.CropResize` of this crop maps the box to network pixels and back."""
+    return expand_box(box.pixel_box(shape), shape, expand, min_size)
+
+
+def points_box(points: Sequence[tuple[float, float]]) -> Box:
+    """The box of the pixels (nearest to) the (row, col) ``points``."""
+    rows = [int(round(r)) for r, _ in points]
+    cols = [int(round(c)) for _, c in points]
+    return Box(min(rows), min(cols), max(rows) + 1, max(cols) + 1)
 
 
 def zoom_box(

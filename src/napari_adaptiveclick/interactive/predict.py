@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.prompts import Click, disk_maps
+from napari_adaptiveclick.interactive.boxed import box_slices
+from napari_adaptiveclick.interactive.prompts import Stroke, disk_maps
+from napari_adaptiveclick.interactive.transforms import (
+    CropResize,
+    IntensityStats,
+    normalize_intensity,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -25,14 +31,53 @@ PREDICTION_THRESHOLD = 0.49
 
 
 def prompt_maps(
-    clicks: Sequence[Sequence[Click]], size: int, radius: float, device: str | torch.device
+    clicks: Sequence[Sequence[Stroke]], size: int, radius: float, device: str | torch.device
 ) -> torch.Tensor:
     """Prompt channels of a batch, ``(B, 2, S, S)`` float32 on ``device``: channel 0 the
-    positive disks, 1 the negative ones (``clicks[b]`` in input pixels, S = ``size``)."""
+    positive disks, 1 the negative ones (``clicks[b]``: clicks and strokes in input pixels,
+    S = ``size``)."""
     import torch
 
     maps = np.stack([disk_maps(c, (size, size), radius) for c in clicks])
     return torch.from_numpy(maps).to(device)
+
+
+def network_image(
+    image: np.ndarray, stats: IntensityStats, transform: CropResize, device: str | torch.device
+) -> torch.Tensor:
+    """The crop of ``transform`` out of ``image`` (H, W) grey or (H, W, 3) RGB, normalised
+    with ``stats`` and resized: ``(1, 3, S, S)`` float32 on ``device``. Only the crop is
+    read and normalised."""
+    import torch
+
+    crop = normalize_intensity(image[box_slices(transform.box)], stats)
+    chw = np.repeat(crop[None], 3, axis=0) if crop.ndim == 2 else crop.transpose(2, 0, 1)
+    crop = torch.from_numpy(np.ascontiguousarray(chw))[None]
+    return transform.forward_crop(crop).to(device)
+
+
+def upsample(net: np.ndarray, transform: CropResize) -> np.ndarray:
+    """The model's output ``net`` (S, S) resized back to the crop of ``transform``:
+    ``(box.height, box.width)`` float32."""
+    import torch
+
+    values = transform.inverse_crop(torch.from_numpy(net)[None, None])
+    return values[0, 0].numpy().astype(np.float32, copy=False)
+
+
+def warm_up(model: nn.Module, size: int, device: str, *, half_precision: bool = False) -> None:
+    """One dummy forward of ``model`` at input ``size`` on ``device``, so that the first real
+    click does not pay for lazy kernel set-up."""
+    import torch
+
+    zeros = torch.zeros(1, 1, size, size, device=device)
+    predict_probability(
+        model,
+        zeros.expand(-1, 3, -1, -1),
+        zeros,
+        zeros.expand(-1, 2, -1, -1),
+        half_precision=half_precision,
+    )
 
 
 def predict_probability(

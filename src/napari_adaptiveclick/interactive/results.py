@@ -1,4 +1,4 @@
-"""What a click gives back (:class:`Prediction`) and what one undo level of a
+"""What a prompt gives back (:class:`Prediction`) and what one undo level of a
 :class:`~napari_adaptiveclick.interactive.session.ClickSession` keeps (:class:`ClickState`).
 
 Both hold the probability as its values inside the focus crop (it is zero outside), so that
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_adaptiveclick.interactive.boxed import BoxedArray
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import Prompt
 from napari_adaptiveclick.interactive.transforms import Box
 
 
@@ -62,13 +62,13 @@ class Prediction:
 
 @dataclass(eq=False)
 class ClickState:
-    """One undo level of a :class:`~.session.ClickSession`: the clicks, the focus crop
+    """One undo level of a :class:`~.session.ClickSession`: the prompts, the focus crop
     (``roi``, None = the whole image resized) and the probability, zero outside ``box``: its
     ``values`` (box.height, box.width), or, for a box larger than the model's input, the
     model's output ``net`` (S, S), from which the session remakes the values when needed
     (``values`` is then a cache that :meth:`compact` drops)."""
 
-    clicks: tuple[Click, ...]
+    prompts: tuple[Prompt, ...]
     roi: Box | None
     box: Box
     values: np.ndarray | None

@@ -1,4 +1,5 @@
-"""ClickSession: clicks on one 2D image in, probability and mask out.
+"""ClickSession: prompts (clicks, strokes, boxes, masks) on one 2D image in, probability and
+mask out.
 
 A thin, explicit object (like segment-anything's ``SamPredictor``): the napari widget, the
 command line and the evaluation all drive it. It owns inference-time policy: intensity
@@ -19,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.boxed import BoxedArray, box_slices
+from napari_adaptiveclick.interactive.boxed import BoxedArray
 from napari_adaptiveclick.interactive.focus import (
+    box_focus,
+    points_box,
     release_zoom_box,
     touches_inner_edge,
     window_around,
@@ -28,10 +31,22 @@ from napari_adaptiveclick.interactive.focus import (
 )
 from napari_adaptiveclick.interactive.predict import (
     PREDICTION_THRESHOLD,
+    network_image,
     predict_probability,
     prompt_maps,
+    upsample,
+    warm_up,
 )
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import (
+    BoxPrompt,
+    Click,
+    MaskPrompt,
+    Prompt,
+    Scribble,
+    anchor_clicks,
+    check_prompt,
+    strokes,
+)
 from napari_adaptiveclick.interactive.results import ClickState, Prediction
 from napari_adaptiveclick.interactive.transforms import (
     Box,
@@ -39,8 +54,8 @@ from napari_adaptiveclick.interactive.transforms import (
     IntensityStats,
     check_intensity_range,
     intensity_stats,
-    normalize_intensity,
 )
+from napari_adaptiveclick.io.lazy import LazyArray, sample_values
 from napari_adaptiveclick.models.device import pick_device
 from napari_adaptiveclick.models.registry import protocol_for, resolve_model
 
@@ -133,7 +148,13 @@ class ClickSession:
 
     @property
     def clicks(self) -> list[Click]:
-        return list(self._history[-1].clicks) if self._history else []
+        """The clicks among the :attr:`prompts`."""
+        return [p for p in self.prompts if isinstance(p, Click)]
+
+    @property
+    def prompts(self) -> list[Prompt]:
+        """Every prompt since the last reset, in order (each one an undo step)."""
+        return list(self._history[-1].prompts) if self._history else []
 
     @property
     def focus_box(self) -> Box | None:
@@ -169,9 +190,12 @@ class ClickSession:
         Intensities are normalised with percentiles (``stats=(lo, hi)`` from
         :func:`transforms.intensity_stats` of a whole volume treats its slices alike).
         The image is kept as given, not copied (do not change it while the session uses it);
-        each click normalises only the crop the model sees. Clears the clicks.
+        each click normalises only the crop the model sees: a
+        :class:`~napari_adaptiveclick.io.lazy.LazyArray` (a plane of a zarr / HDF5 store) is
+        read crop by crop (NaNs there read as 0). Clears the clicks.
         """
-        array = np.asarray(image)
+        lazy = isinstance(image, LazyArray)  # a plane of a store: crops are read per click
+        array = image if lazy else np.asarray(image)
         if array.ndim == 3 and array.shape[-1] in (3, 4):
             array = array[..., :3]
         elif array.ndim != 2:
@@ -183,22 +207,25 @@ class ClickSession:
             raise ValueError(f"The image is empty or degenerate (shape {array.shape}).")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
             raise TypeError(f"Image dtype {array.dtype} is not numeric.")
-        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        if not lazy and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise ValueError(
                 f"The image has {bad} NaN or infinite values. Replace them first, e.g. "
                 "np.nan_to_num(image, nan=image[np.isfinite(image)].min())."
             )
-        stats = intensity_stats(array) if stats is None else (float(stats[0]), float(stats[1]))
+        if stats is None:
+            stats = intensity_stats(sample_values(array) if lazy else array)
+        stats = (float(stats[0]), float(stats[1]))
         check_intensity_range(stats)
         self._image, self._stats = array, stats
         self._base = BoxedArray.zeros(array.shape[:2])
         self.reset()
 
     def set_previous_mask(self, probability: np.ndarray, box: Box | None = None) -> None:
-        """Start from an existing mask or probability (H, W) (refine a label, propagate);
-        with ``box``, ``probability`` is its crop in ``box`` (zero outside). Clears the
-        clicks; :meth:`reset` goes back to this mask, :meth:`undo` never past it."""
+        """Start from an existing mask or probability (H, W) (propagate, start a run); with
+        ``box``, ``probability`` is its crop in ``box`` (zero outside). Clears the prompts;
+        :meth:`reset` goes back to this mask, :meth:`undo` never past it (:meth:`set_mask`
+        is the undoable prompt)."""
         self._require_image()
         prob = np.clip(np.nan_to_num(np.asarray(probability, dtype=np.float32)), 0.0, 1.0)
         expected = self.image_shape if box is None else (box.height, box.width)
@@ -207,24 +234,16 @@ class ClickSession:
                 f"previous mask shape {prob.shape} does not match the image {self.image_shape}"
                 + ("." if box is None else f" box {box}.")
             )
-        if box is None:
-            self._base = BoxedArray.of(prob)
-        else:
-            inner = BoxedArray.of(prob)
-            b = inner.box
-            shifted = Box(
-                b.top + box.top, b.left + box.left, b.bottom + box.top, b.right + box.left
-            )
-            self._base = BoxedArray(self.image_shape, shifted, inner.values)
+        self._base = BoxedArray.of(prob, self.image_shape, box)
         self.reset()
 
     def reset(self) -> None:
-        """Remove all clicks; the probability returns to the base mask (zeros by default)."""
+        """Remove all prompts; the probability returns to the base mask (zeros by default)."""
         self._require_image()
         self._history = [ClickState((), None, self._base.box, self._base.values)]
 
     def undo(self) -> Prediction | None:
-        """Remove the last click and restore the previous result; None when no click is left."""
+        """Remove the last prompt and restore the previous result; None when none is left."""
         self._require_image()
         if len(self._history) > 1:
             self._history.pop()
@@ -236,42 +255,50 @@ class ClickSession:
     def warmup(self) -> None:
         """Run one dummy forward so the first real click does not pay for lazy kernel set-up
         (seconds on a busy CPU, a GPU's first launch); call it in a background thread."""
-        import torch
-
-        size = self.config.input_size
-        zeros = torch.zeros(1, 1, size, size, device=self.device)
-        predict_probability(
-            self.model,
-            zeros.expand(-1, 3, -1, -1),
-            zeros,
-            zeros.expand(-1, 2, -1, -1),
-            half_precision=self.half_precision,
-        )
+        warm_up(self.model, self.config.input_size, self.device, half_precision=self.half_precision)
 
     def add_click(self, row: float, col: float, positive: bool = True) -> Prediction:
         """Add a click at (row, col) image pixels and predict; returns the full-size result."""
         return self.add_prompt(Click(float(row), float(col), bool(positive)))
 
-    def add_prompt(self, click: Click) -> Prediction:
-        """Add a prompt (a :class:`~napari_adaptiveclick.interactive.prompts.Click`) and
-        predict; one undo step. Raises ValueError for a prompt outside the image."""
+    def add_scribble(self, points, positive: bool = True) -> Prediction:
+        """Add a stroke through ``points`` ((N, 2) row, col image pixels, drawing order) and
+        predict: one undo step, encoded along its path. ValueError for a point outside."""
+        return self.add_prompt(Scribble(points, bool(positive)))
+
+    def add_box(self, top: float, left: float, bottom: float, right: float) -> Prediction:
+        """Add a box around the object (pixel centres in [top, bottom) x [left, right), see
+        :class:`~.prompts.BoxPrompt`) and predict: one undo step. It chooses the focus crop
+        (:func:`~.focus.box_focus`) and seeds the object with a positive click at its centre;
+        later prompts refine. ValueError for an empty box or one outside the image."""
+        return self.add_prompt(BoxPrompt(top, left, bottom, right))
+
+    def set_mask(self, mask: np.ndarray, box: Box | None = None) -> Prediction:
+        """Make ``mask`` (H, W) (non-zero = object; with ``box``, its crop there) the result:
+        one undo step, no prediction. Later prompts refine it (it is their previous mask);
+        earlier ones are no longer encoded. ValueError for a wrong shape or no pixels."""
         self._require_image()
-        h, w = self.image_shape
-        row, col = click.row, click.col
-        if not (np.isfinite(row) and np.isfinite(col)) or not (
-            -0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5
-        ):
-            raise ValueError(
-                f"Click ({row}, {col}) is outside the image of {h} x {w} pixels (row, col)."
-            )
+        return self.add_prompt(MaskPrompt.of(mask, self.image_shape, box))
+
+    def add_prompt(self, prompt: Prompt) -> Prediction:
+        """Add a prompt (any kind of :mod:`.prompts`) and predict; one undo step. Raises
+        ValueError, saying why, for a prompt that does not fit the image."""
+        self._require_image()
+        check_prompt(prompt, self.image_shape)
         start = time.perf_counter()
         previous = self._history[-1]
-        clicks = (*previous.clicks, click)
+        prompts = (*previous.prompts, prompt)
         prior = self._probability(previous)
-        if self.protocol != "release" and len(clicks) == 1 and not (prior.values > 0.5).any():
-            state = self._predict_first_click(clicks, prior)
+        given = strokes(prompts, self.image_shape)
+        if isinstance(prompt, MaskPrompt):
+            state = ClickState(prompts, None, prompt.box, prompt.values.astype(np.float32))
+        elif isinstance(prompt, BoxPrompt):
+            roi = box_focus(prompt, self.image_shape, self.zoom_expand, self.zoom_min_size)
+            state = self._predict(prompts, prior, roi)
+        elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
+            state = self._predict_first_click(prompts, prior)
         else:
-            state = self._predict(clicks, prior, self._focus_roi(clicks, previous, prior))
+            state = self._predict(prompts, prior, self._focus_roi(given, previous, prior))
         previous.compact()
         self._history.append(state)
         return self._prediction(state, time.perf_counter() - start)
@@ -283,7 +310,7 @@ class ClickSession:
         """The probability of ``state`` in its box (remade from the model's output if only
         that is kept: the same resize as when it was predicted, so the same values)."""
         if state.values is None:
-            state.values = self._upsample(state.net, self._transform(state.roi))
+            state.values = upsample(state.net, self._transform(state.roi))
         return state.values
 
     def _prediction(self, state: ClickState, seconds: float = 0.0) -> Prediction:
@@ -292,14 +319,15 @@ class ClickSession:
             values, values > self.threshold, seconds, box=state.box, shape=self.image_shape
         )
 
-    def _predict_first_click(self, clicks: tuple[Click, ...], prior: BoxedArray) -> ClickState:
-        """The first click of an object (no mask yet): with zoom-in and ``first_click_window``
-        it sees a window around it (small objects keep their pixels), else the whole image as
-        in the release. With ``first_click_grow``, while the mask touches an edge of the window
-        that is not the image's edge, the window doubles (the whole image at last)."""
+    def _predict_first_click(self, prompts: tuple[Prompt, ...], prior: BoxedArray) -> ClickState:
+        """The first click or stroke of an object (no mask yet): with zoom-in and
+        ``first_click_window`` it sees a window around it (small objects keep their pixels),
+        else the whole image (the release). With ``first_click_grow``, while the mask touches
+        an edge of the window inside the image, the window doubles (the whole image at last)."""
         size = self.first_click_window if self.zoom_in else None
-        roi = window_around(clicks[0], self.image_shape, size)
-        state = self._predict(clicks, prior, roi)
+        anchor = points_box(strokes(prompts, self.image_shape)[0].points)
+        roi = window_around(anchor, self.image_shape, size)
+        state = self._predict(prompts, prior, roi)
         while (
             self.first_click_grow
             and roi is not None
@@ -307,16 +335,14 @@ class ClickSession:
                 self._values(state) > self.threshold, roi, self.image_shape, (roi.top, roi.left)
             )
         ):
-            size *= 2
-            roi = window_around(clicks[0], self.image_shape, size)
-            state = self._predict(clicks, prior, roi)
+            size = 2 * max(roi.height, roi.width)
+            roi = window_around(anchor, self.image_shape, size)
+            state = self._predict(prompts, prior, roi)
         return state
 
-    def _focus_roi(
-        self, clicks: tuple[Click, ...], previous: ClickState, prior: BoxedArray
-    ) -> Box | None:
-        """The zoom-in crop of a click on an existing mask (the release's rules under its
-        protocol), from the previous probability's crop."""
+    def _focus_roi(self, given: tuple, previous: ClickState, prior: BoxedArray) -> Box | None:
+        """The zoom-in crop of a click or stroke on an existing mask (the release's rules under
+        its protocol); ``given``: the strokes the model sees (:func:`~.prompts.strokes`)."""
         if not self.zoom_in:
             return None
         arguments = {
@@ -326,9 +352,11 @@ class ClickSession:
             "origin": (prior.box.top, prior.box.left),
             "shape": self.image_shape,
         }
+        points = anchor_clicks(given)
         if self.protocol == "release":
-            return release_zoom_box(prior.values, clicks, previous.roi, **arguments)
-        return zoom_box(prior.values, clicks, previous.roi, len(previous.clicks), **arguments)
+            return release_zoom_box(prior.values, points, previous.roi, **arguments)
+        earlier = len(strokes(previous.prompts, self.image_shape))
+        return zoom_box(prior.values, points, previous.roi, earlier, **arguments)
 
     def _transform(self, roi: Box | None) -> CropResize:
         size = self.config.input_size
@@ -337,43 +365,31 @@ class ClickSession:
             return CropResize.whole(self.image_shape, (size, size), convention)
         return CropResize(self.image_shape, roi, (size, size), convention)
 
-    def _network_image(self, transform: CropResize):
-        """The crop of ``transform``, normalised and resized: (1, 3, S, S) on the device."""
-        import torch
-
-        crop = normalize_intensity(self._image[box_slices(transform.box)], self._stats)
-        chw = np.repeat(crop[None], 3, axis=0) if crop.ndim == 2 else crop.transpose(2, 0, 1)
-        crop = torch.from_numpy(np.ascontiguousarray(chw))[None]
-        return transform.forward_crop(crop).to(self.device)
-
-    def _upsample(self, net: np.ndarray, transform: CropResize) -> np.ndarray:
-        """The model's output (S, S) resized back to the crop, (box.height, box.width)."""
-        import torch
-
-        values = transform.inverse_crop(torch.from_numpy(net)[None, None])
-        return values[0, 0].numpy().astype(np.float32, copy=False)
-
-    def _predict(self, clicks: tuple[Click, ...], prior: BoxedArray, roi: Box | None) -> ClickState:
+    def _predict(
+        self, prompts: tuple[Prompt, ...], prior: BoxedArray, roi: Box | None
+    ) -> ClickState:
+        """One forward on the crop ``roi`` (None: the whole image) with the strokes of
+        ``prompts`` mapped into network pixels and ``prior`` as the previous mask."""
         import torch
 
         transform = self._transform(roi)
         size = self.config.input_size
-        points = transform.forward_points(np.array([[c.row, c.col] for c in clicks]))
-        net_clicks = [Click(r, c, k.positive) for (r, c), k in zip(points, clicks, strict=True)]
-        maps = prompt_maps([net_clicks], size, self.config.click_radius, self.device)
+        given = strokes(prompts, self.image_shape)
+        net_prompts = [p.moved(transform.forward_points) for p in given]
+        maps = prompt_maps([net_prompts], size, self.config.click_radius, self.device)
         previous = torch.from_numpy(prior.window(transform.box))[None, None]
         prob = predict_probability(
             self.model,
-            self._network_image(transform),
+            network_image(self._image, self._stats, transform, self.device),
             transform.forward_crop(previous).to(self.device),
             maps,
             flip_tta=self.flip_tta,
             half_precision=self.half_precision,
         )
         net = prob[0, 0].cpu().numpy().astype(np.float32, copy=False)
-        values = self._upsample(net, transform)  # kept as ``net`` when that is smaller
+        values = upsample(net, transform)  # kept as ``net`` when that is smaller
         return ClickState(
-            clicks, roi, transform.box, values, net if net.nbytes < values.nbytes else None
+            prompts, roi, transform.box, values, net if net.nbytes < values.nbytes else None
         )
 
 

@@ -8,49 +8,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, is_empty
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import Click, Prompt
 from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
-from napari_adaptiveclick.volume.edits import Run, Step, replace_object
+from napari_adaptiveclick.io.lazy import as_array, contains, is_lazy, max_value, sample_values
+from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_object
 from napari_adaptiveclick.volume.predictor import RunPredictor
+from napari_adaptiveclick.volume.prompt_annotation import PromptAnnotation
 from napari_adaptiveclick.volume.propagation import (
     PropagatedSlice,
     Propagation,
     PropagationReport,
     PropagationSettings,
 )
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_of
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
 
 
-@dataclass(frozen=True)
-class ClickOutcome:
-    """What a click did: its record, how many pixels the object has on that plane now, and
-    the prediction time in seconds."""
-
-    record: ClickRecord
-    area: int
-    seconds: float
-
-
-class VolumeAnnotator:
+class VolumeAnnotator(PromptAnnotation):
     """Click segmentation of one object at a time in a label volume, following the rules of
     :mod:`napari_adaptiveclick.volume`.
 
     ``image``: ``(P, R, C)`` grey or ``(P, R, C, 3)`` RGB, any numeric dtype.
     ``labels``: ``(P, R, C)`` integer array, edited IN PLACE (pass a napari layer's data).
+    Either may be lazy (zarr / HDF5 stores: only the crops a click needs are read, edits
+    write through).
     ``session``: the ClickSession that predicts (a fresh one per annotator; not thread-safe:
     call one method at a time). ``axis``: slicing axis. ``model_name``: stored in records.
     ``stats``: intensity range (lo, hi) for all slices (default: from a bounded sample of
     its planes, :func:`~napari_adaptiveclick.interactive.transforms.sampled_intensity_stats`).
+    Scribbles, boxes and masks: :class:`~.prompt_annotation.PromptAnnotation`.
 
     A click costs its focus crop, not the plane or the volume: labels are read and written
     in the crop and the object's box on the plane (found when a run starts, then kept from
@@ -70,15 +64,15 @@ class VolumeAnnotator:
         stats: IntensityStats | None = None,
         overwrite: bool = False,
     ) -> None:
-        image = np.asarray(image)
-        spatial = image.shape[:3]
+        image, labels = as_array(image), as_array(labels, writable=True)
+        spatial = tuple(image.shape[:3])
         if image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[-1] not in (3, 4)):
             raise ValueError(
                 f"Expected a (plane, row, col) volume or an RGB (plane, row, col, 3) stack, got "
                 f"shape {image.shape}. Pass a 2D image as image[None]; choose one time point or "
                 "channel of 4D data."
             )
-        if not isinstance(labels, np.ndarray) or labels.shape != spatial:
+        if tuple(labels.shape) != spatial:
             raise ValueError(
                 f"Labels of shape {np.shape(labels)} do not match the image's {spatial}; create "
                 "a Labels array of the image's shape."
@@ -89,13 +83,15 @@ class VolumeAnnotator:
         self.geometry = SliceGeometry(spatial, axis)
         self.model_name = model_name
         self.overwrite = overwrite
-        self.stats = stats if stats is not None else sampled_intensity_stats(image)
+        if stats is None:  # of a store: from a sample of a few chunks
+            stats = sampled_intensity_stats(sample_values(image) if is_lazy(image) else image)
+        self.stats = stats
         self._predictor = RunPredictor(session, image, self.geometry, self.stats)
         self._runs: list[Run] = []
         self._history: list[Step] = []
         self._object_id = 0  # none yet
         self._selection_mark = 0
-        self._max_id = int(labels.max()) if labels.size else 0
+        self._max_id = self._start_id = max_value(labels)
         self._changed: dict[int, Box] = {}  # plane -> box written since take_changes()
         self.select_object(None)
 
@@ -170,13 +166,17 @@ class VolumeAnnotator:
 
     def has_pixels(self, object_id: int) -> bool:
         """True when ``object_id`` has pixels in the labels: looked for in the boxes of its
-        runs first, in the whole volume only when none holds one."""
+        runs first, then in the whole volume (not in labels on disk: too big to search)."""
         for run in reversed(self._runs):
             if run.object_id == object_id and run.extent is not None and not is_empty(run.extent):
-                view = self.labels[self.geometry.index(run.plane)]
-                if (view[box_slices(run.extent)] == object_id).any():
+                if (self._plane_labels(run.plane, run.extent) == object_id).any():
                     return True
-        return bool((self.labels == object_id).any())
+        return not is_lazy(self.labels) and contains(self.labels, object_id)
+
+    def _plane_labels(self, plane: int, box: Box | None = None) -> np.ndarray:
+        """The labels of ``plane`` (in ``box``), read (a view for labels in memory)."""
+        view = self.labels[self.geometry.index(plane)]
+        return np.asarray(view if box is None else view[box_slices(box)])
 
     def take_changes(self) -> dict[int, Box]:
         """The box of each plane whose labels were written (clicks, rewrites, propagation,
@@ -222,7 +222,7 @@ class VolumeAnnotator:
     def mask(self, plane: int, object_id: int | None = None) -> np.ndarray:
         """(rows, cols) bool mask of an object (default: current) on ``plane``."""
         object_id = self._object_id if object_id is None else object_id
-        return self.labels[self.geometry.index(plane)] == object_id
+        return self._plane_labels(plane) == object_id
 
     def add_click(self, plane: int, row: float, col: float, positive: bool = True) -> ClickOutcome:
         """Click at (row, col) of ``plane`` for the current object: predict and write the
@@ -244,8 +244,7 @@ class VolumeAnnotator:
         knows it)."""
         last = self._runs[-1] if self._runs else None
         if self._continues_last_run(plane) and last.extent is not None:
-            view = self.labels[self.geometry.index(plane)]
-            return int((view[box_slices(last.extent)] == self._object_id).sum())
+            return int((self._plane_labels(plane, last.extent) == self._object_id).sum())
         return int(self.mask(plane).sum())
 
     def start_mask(self, plane: int) -> np.ndarray | None:
@@ -253,18 +252,27 @@ class VolumeAnnotator:
         when the click continues the last run (rule 1), else that run's prior (rule 2)."""
         return self.mask(plane) if self._continues_last_run(plane) else self._run_prior(plane)
 
+    def _unseen(self, plane: int) -> bool:
+        """True when the current object has no pixels on ``plane`` for certain, unread: labels
+        on disk (not searched), an id above those they started with, and no run of it on
+        ``plane`` (pixels painted by hand with such an id are not seen: click, then paint)."""
+        if not is_lazy(self.labels) or self._object_id <= self._start_id:
+            return False
+        return not any(r.object_id == self._object_id and r.plane == plane for r in self._runs)
+
     def _continues_last_run(self, plane: int) -> bool:
         last = self._runs[-1] if self._runs else None
         return last is not None and (last.object_id, last.plane) == (self._object_id, plane)
 
     def _run_prior(self, plane: int, own: np.ndarray | None = None) -> np.ndarray | None:
         """Rule 2 of :mod:`napari_adaptiveclick.volume` (``own``: the object's mask on
-        ``plane`` when already at hand)."""
-        own = self.mask(plane) if own is None else own
-        if own.any():
+        ``plane`` when already at hand; None: read, unless :meth:`_unseen`)."""
+        if own is None and not self._unseen(plane):
+            own = self.mask(plane)
+        if own is not None and own.any():
             return own
         neighbours = [q for q in (plane - 1, plane + 1) if 0 <= q < self.geometry.planes]
-        neighbours = [q for q in neighbours if self.mask(q).any()]
+        neighbours = [q for q in neighbours if not self._unseen(q) and self.mask(q).any()]
         if not neighbours:
             return None
         previous = next(
@@ -274,7 +282,7 @@ class VolumeAnnotator:
             neighbours.sort(key=lambda q: abs(q - previous))
         return self.mask(neighbours[0])
 
-    def predict_click(self, plane: int, click: Click) -> tuple[Run, Prediction, float]:
+    def predict_click(self, plane: int, click: Prompt) -> tuple[Run, Prediction, float]:
         """Predict ``click`` on ``plane`` in its run (rule 1) without writing anything.
         Returns (run, prediction, seconds); the run is new (not yet listed) when it starts.
         Pass the result to :meth:`accept_click` to keep it."""
@@ -282,14 +290,14 @@ class VolumeAnnotator:
         if self._continues_last_run(plane):
             run = self._runs[-1]
         else:  # the one pass over the plane of a run: its prior, and the object's box there
-            own = self.mask(plane)
+            own = None if self._unseen(plane) else self.mask(plane)
             run = Run.starting_from(self._object_id, plane, self._run_prior(plane, own))
-            run.extent = bounding_box(own)
+            run.extent = Box(0, 0, 0, 0) if own is None else bounding_box(own)
         prediction = self._predictor.predict(run, click)
         return run, prediction, time.perf_counter() - start
 
     def accept_click(
-        self, run: Run, click: Click, mask: np.ndarray, step: Step, box: Box | None = None
+        self, run: Run, click: Prompt, mask: np.ndarray, step: Step, box: Box | None = None
     ) -> ClickRecord:
         """Record ``click`` in ``run``, write ``mask`` into the labels (rule 3) and add both
         to ``step``, which becomes an undo level with its first record. ``mask``: (rows, cols)
@@ -299,11 +307,10 @@ class VolumeAnnotator:
             self._history.append(step)
         if not self._runs or self._runs[-1] is not run:
             self._runs.append(run)
-        record = ClickRecord(
+        record = record_of(
+            click,  # a click, or another prompt (:mod:`.prompt_annotation`)
+            self.geometry.slice_shape,
             plane=run.plane,
-            row=click.row,
-            col=click.col,
-            positive=click.positive,
             object_id=run.object_id,
             order=sum(len(r.records) for r in self._runs),
             model=self.model_name,
@@ -333,9 +340,7 @@ class VolumeAnnotator:
         ``box``, ``mask`` and the result are the parts inside ``box``."""
         if self.overwrite:
             return mask
-        current = self.labels[self.geometry.index(plane)]
-        if box is not None:
-            current = current[box_slices(box)]
+        current = self._plane_labels(plane, box)
         return mask & ((current == 0) | (current == self._object_id))
 
     def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None) -> bool:
@@ -380,7 +385,7 @@ class VolumeAnnotator:
         return job.report()
 
     def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
-        """Apply click records in ``order`` (each one undo level), yielding each outcome."""
+        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome."""
         for record in sorted(records, key=lambda r: r.order):
             if record.axis != self.geometry.axis:
                 raise ValueError(
@@ -390,4 +395,4 @@ class VolumeAnnotator:
             if record.object_id != self._object_id:
                 self.select_object(record.object_id)
             self.model_name = record.model or self.model_name
-            yield self.add_click(record.plane, record.row, record.col, record.positive)
+            yield self.replay_record(record)

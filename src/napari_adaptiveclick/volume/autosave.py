@@ -1,162 +1,93 @@
 """Autosave of a volume annotation: a crash-safe store of its click records and of the labels
-of the planes its edits touched, keyed by the image, so that an annotation cut short by a
-crash (or a kill) can be restored exactly.
+its edits changed, keyed by the image, so that an annotation cut short by a crash (or a kill)
+can be restored exactly. What an edit costs is what it changed, whatever the volume's size.
 
 A store is a folder (by default ``<image file>.adaptiveclick/autosave`` beside the image; see
-:func:`~napari_adaptiveclick.volume.image_key.store_folders` for a folder the user chose and the per-user cache)::
+:func:`~napari_adaptiveclick.volume.image_key.store_folders` for a folder the user chose and
+the per-user cache)::
 
-    manifest.json                the commit point: what the store holds, with checksums
-    clicks-g000012.csv           the click records (the format of ``volume.records``, so
-                                 ``napari-adaptiveclick segment --clicks`` replays them)
-    planes/p00002-g000012.npz    the labels of plane 2 along ``axis``: key "labels", (rows, cols)
+    manifest.json            the commit point: the image, the labels' shape, dtype and
+                             slicing axis, the base file (with its SHA-256) and the journal
+    base-g000012.npz         the state at generation 12: click records, object id, settings,
+                             the labels of the tiles held (256 x 256 px of a plane along the
+                             axis) and the fingerprints of the labels the annotation started from
+    journal-g000012.log      one segment per later write: the tiles that changed, the records
+                             added after those kept, the object id (each with its SHA-256)
 
-A write puts every new file under a new name (its generation), each written to a temporary
-file, fsynced and renamed, and only then replaces ``manifest.json`` the same way; the files
-the new manifest no longer names are removed after. A kill at any moment therefore leaves the
-previous or the new manifest, each naming complete files. Reading checks the manifest's own
-checksum, each file's SHA-256, shapes, dtypes and the image key, and raises
-:class:`AutosaveError` rather than load part of a store.
-
-Restoring writes the stored planes into the labels the annotation started from (the Labels
-it was made on, or zeros). The manifest keeps a digest of every plane, so that
-:meth:`AutosaveSnapshot.apply` names the planes where the result is not the saved state.
-napari is never imported here.
+A write appends one segment and fsyncs the journal: a kill leaves every earlier segment
+whole, and at most the segment being written torn, which reading leaves out
+(:attr:`AutosaveSnapshot.torn`) and the next write cuts off. When the journal outgrows the
+base (and :attr:`AutosaveStore.compact_bytes`), the next write makes a new base (a new
+file, fsynced, then a new manifest renamed over the old one): a kill leaves the old or the
+new manifest, each naming complete files. Reading checks the manifest's checksum, each
+file's and segment's SHA-256, shapes, dtypes and the image key, and raises
+:class:`AutosaveError` rather than load part of a store. Tiles are read and written only
+where an edit changed the labels (``changes``: plane -> box); restoring writes the stored
+tiles into the labels the annotation started from, and the base's sampled fingerprints
+(:func:`~.autosave_format.fingerprints`) name the planes where those labels look different.
+:meth:`AutosaveStore.save_later` hands the writing to a background thread
+(:class:`~.autosave_queue.CommitQueue`); napari is never imported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
 import shutil
-import tempfile
 import time
-import zipfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.volume import autosave_format as F
+from napari_adaptiveclick.volume.autosave_queue import CommitQueue
+from napari_adaptiveclick.volume.autosave_state import (
+    MANIFEST,
+    AutosaveError,
+    AutosaveSnapshot,
+    PendingWrite,
+    StoredState,
+    kept_records,
+    new_manifest,
+    open_state,
+    same_records,
+    write_manifest,
+)
 from napari_adaptiveclick.volume.image_key import SIDECAR_SUFFIX, ImageKey
-from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
-FORMAT = "napari-adaptiveclick autosave"
-VERSION = 1
-MANIFEST = "manifest.json"
+__all__ = ["AutosaveError", "AutosaveSnapshot", "AutosaveStore"]
 
-
-class AutosaveError(ValueError):
-    """A store that cannot be loaded as it is: damaged, partial, or of another image."""
-
-
-def plane_digest(plane: np.ndarray) -> str:
-    """SHA-256 of a plane's values (C order, its own dtype)."""
-    return hashlib.sha256(np.ascontiguousarray(plane).tobytes()).hexdigest()
-
-
-@dataclass
-class AutosaveSnapshot:
-    """A store as read (all checked): ``saved`` (seconds since the epoch), the click
-    ``records``, the current ``object_id``, and ``planes``: plane -> (rows, cols) labels along
-    ``axis`` of a ``shape`` labels volume of ``dtype``; ``digests``: of every plane as saved."""
-
-    folder: Path
-    saved: float
-    generation: int
-    axis: int
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    object_id: int
-    records: list[ClickRecord]
-    planes: dict[int, np.ndarray]
-    digests: list[str]
-    info: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict, repr=False)
-
-    def apply(self, labels: np.ndarray) -> list[int]:
-        """Write the stored planes into ``labels`` (``shape``, any integer dtype that holds
-        the stored ids; edited in place) and return the planes that then differ from the
-        saved state (none when ``labels`` held the labels the annotation started from)."""
-        if tuple(labels.shape) != self.shape:
-            raise AutosaveError(
-                f"The autosave holds labels of shape {self.shape}, the labels are {labels.shape}."
-            )
-        limits = np.iinfo(labels.dtype)
-        for values in self.planes.values():
-            if values.size and (values.min() < limits.min or values.max() > limits.max):
-                raise AutosaveError(
-                    f"The autosaved ids do not fit {labels.dtype} labels: choose '<new>' or "
-                    f"Labels of dtype {self.dtype}."
-                )
-        geometry = SliceGeometry(self.shape, self.axis)
-        for plane, values in sorted(self.planes.items()):
-            labels[geometry.index(plane)] = values
-        return [
-            p
-            for p in range(geometry.planes)
-            if plane_digest(labels[geometry.index(p)].astype(self.dtype)) != self.digests[p]
-        ]
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _checksum(manifest: dict) -> str:
-    return _sha256(json.dumps(manifest, sort_keys=True).encode())
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name == "posix":
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None], unless: str = "") -> str:
-    """Write ``path`` through a temporary file in its folder (``write(temporary)``, fsync,
-    rename over ``path``) and return the SHA-256 of its contents; when that is ``unless``,
-    nothing is renamed (the file would be the same)."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        with temporary.open("rb+") as stream:
-            os.fsync(stream.fileno())
-        digest = _sha256(temporary.read_bytes())
-        if digest == unless:
-            temporary.unlink()
-        else:
-            os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return digest
-
-
-def _npz_writer(values: np.ndarray) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        with path.open("wb") as stream:  # a file object: numpy would add ".npz" to a name
-            np.savez_compressed(stream, labels=values)
-
-    return write
+Changes = Mapping[int, Box | None] | Iterable[int]  # plane -> changed box (None: all), or planes
 
 
 class AutosaveStore:
-    """The store in ``folder`` of the image ``key``: :meth:`write` after each edit, :meth:`read`
-    to restore, :meth:`set_aside` or :meth:`clear` when it is no longer wanted. One writer per
-    store; it starts a new store, or continues the one it read (:meth:`continue_from`)."""
+    """The store in ``folder`` of the image ``key``: :meth:`write` (or :meth:`save_later`)
+    after each edit, :meth:`read` to restore, :meth:`set_aside` or :meth:`clear` when it is
+    no longer wanted. One writer per store; it starts a new store, or continues the one it
+    read (:meth:`continue_from`)."""
 
-    def __init__(self, folder: str | os.PathLike, key: ImageKey) -> None:
+    compact_bytes = 32 << 20  # a journal this long (and longer than the base) is compacted
+
+    def __init__(self, folder: str | Path, key: ImageKey) -> None:
         self.folder, self.key = Path(folder), key
-        self._manifest: dict | None = None  # what the last write (or the continued read) left
-        self._records: list[ClickRecord] | None = None  # the records in its clicks file
+        self._queue = CommitQueue(self.commit)
+        self._reset()
+
+    def _reset(self) -> None:
+        # what the files hold (used by commit, which may run in the queue's thread)
+        self._manifest: dict | None = None
+        self._generation, self._journal_length, self._base_bytes = 0, 0, 0
+        self._records: list[ClickRecord] = []
+        self._object_id, self._info = 0, {}
+        self._broken = False  # the journal's end is unknown: the next write makes a base
+        # what the writes prepared so far will hold (used by prepare, on the caller's thread)
+        self._spec: dict | None = None
+        self._fingerprints: np.ndarray | None = None
+        self._digests: dict[F.TileKey, str] = {}
+        self._prepared: tuple[list[ClickRecord], int, dict] = ([], 0, {})
 
     @property
     def exists(self) -> bool:
@@ -164,196 +95,268 @@ class AutosaveStore:
 
     @property
     def generation(self) -> int:
-        """Generation of the last write (0 before the first)."""
-        return 0 if self._manifest is None else int(self._manifest["generation"])
+        """Generation of the last write made (0 before the first)."""
+        return self._generation
+
+    @property
+    def started(self) -> bool:
+        """True once a write was prepared (or the store continued): the next ones go on."""
+        return self._spec is not None
+
+    @property
+    def busy(self) -> bool:
+        """True while a write handed to :meth:`save_later` is not yet made."""
+        return self._queue.busy
+
+    @property
+    def error(self) -> Exception | None:
+        """Why the last background write failed (None: it did not); it is tried again."""
+        return self._queue.error
+
+    def flush(self) -> bool:
+        """Make the writes handed to :meth:`save_later`; False when one failed."""
+        return self._queue.flush()
 
     # ------------------------------------------------------------------ writing
     def continue_from(self, snapshot: AutosaveSnapshot) -> None:
         """Write on from ``snapshot`` (read from this store) instead of starting a new store."""
-        self._manifest, self._records = dict(snapshot.manifest), list(snapshot.records)
+        self.flush()
+        self._reset()
+        state = snapshot.state
+        self._manifest, self._generation = dict(state.manifest), state.generation
+        self._journal_length, self._base_bytes = state.journal_length, state.base_bytes
+        self._records, self._object_id = list(state.records), state.object_id
+        self._info = dict(state.info)
+        self._spec = dict(state.manifest["labels"])
+        self._fingerprints = snapshot.fingerprints
+        self._digests = {key: F.tile_digest(v) for key, v in snapshot.tiles.items()}
+        self._prepared = (list(state.records), state.object_id, dict(state.info))
+        self._remove_unlisted()
 
     def write(
         self,
-        labels: np.ndarray,
+        labels,
         axis: int,
         records: Sequence[ClickRecord],
         object_id: int,
-        touched: Iterable[int],
+        touched: Changes,
         info: dict | None = None,
     ) -> bool:
-        """Save the state after an edit: the click ``records``, the current ``object_id``
-        and the labels of the ``touched`` planes along ``axis`` of ``labels`` (``(P, R, C)``
-        integers) that changed since the last write, and ``info`` (JSON; default: the last
-        one). False when nothing changed. The first
-        write of a store (or one with another axis or shape) digests every plane; one with
-        another axis or shape also saves every plane that holds labels."""
-        geometry = SliceGeometry(tuple(labels.shape), axis)
-        old = self._manifest
-        if old is None and self.exists:
-            raise AutosaveError(f"{self.folder} holds an autosave already: set it aside first.")
-        shape, dtype = list(labels.shape), np.dtype(labels.dtype).str
-        base = {"axis": axis, "shape": shape, "dtype": dtype}
-        same_base = old is not None and all(old["labels"][k] == v for k, v in base.items())
-        if same_base:
-            digests, entries = list(old["labels"]["planes"]), dict(old["planes"])
-            touched = sorted({int(p) for p in touched})
-        else:
-            digests = [plane_digest(labels[geometry.index(p)]) for p in range(geometry.planes)]
-            entries, held = {}, set(touched)
-            if old is not None:  # a new base for an annotation in progress: keep all of it
-                held |= {p for p in range(geometry.planes) if labels[geometry.index(p)].any()}
-            touched = sorted(held)
-        generation = (0 if old is None else int(old["generation"])) + 1
-        (self.folder / "planes").mkdir(parents=True, exist_ok=True)
-        written = False
-        for plane in touched:
-            values = np.ascontiguousarray(labels[geometry.index(plane)])
-            digest = plane_digest(values)
-            if same_base and digest == digests[plane]:
-                continue
-            name = f"planes/p{plane:05d}-g{generation:06d}.npz"
-            entries[str(plane)] = {"file": name, "sha256": "", "generation": generation}
-            entries[str(plane)]["sha256"] = _write_atomic(self.folder / name, _npz_writer(values))
-            digests[plane], written = digest, True
-        clicks = old["clicks"] if old is not None else {"sha256": ""}
-        if old is None or list(records) != self._records:
-            name = f"clicks-g{generation:06d}.csv"
-            sha = _write_atomic(
-                self.folder / name,
-                lambda path: write_click_records(path, records),
-                clicks["sha256"],
-            )
-            if sha != clicks["sha256"]:
-                clicks, written = {"file": name, "sha256": sha, "count": len(records)}, True
-        if same_base and not written and int(old["object_id"]) == int(object_id):
+        """Save the state after an edit now: see :meth:`prepare`. False when nothing changed."""
+        self.flush()
+        new = self._spec is None
+        pending = self.prepare(labels, axis, records, object_id, touched, info)
+        if pending is None:
             return False
-        now = time.time()
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "generation": generation,
-            "saved": now,
-            "saved_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
-            "image": {**asdict(self.key), "shape": list(self.key.shape)},
-            "labels": {**base, "planes": digests},
-            "object_id": int(object_id),
-            "clicks": clicks,
-            "planes": entries,
-            "info": dict(info if info is not None else (old or {}).get("info", {})),
-        }
-        _fsync_folder(self.folder / "planes")
-        text = json.dumps({**manifest, "checksum": _checksum(manifest)}, indent=1).encode()
-        _write_atomic(self.folder / MANIFEST, lambda path: path.write_bytes(text))
-        _fsync_folder(self.folder)
-        self._manifest, self._records = manifest, list(records)
-        self._remove_unlisted(manifest)
+        try:
+            self.commit(pending)
+        except BaseException:
+            if new:  # a first write that failed leaves nothing behind
+                self._reset()
+            raise
         return True
 
-    def _remove_unlisted(self, manifest: dict) -> None:
+    def save_later(self, labels, axis, records, object_id, touched: Changes, info=None) -> bool:
+        """:meth:`prepare` now (the changed tiles are copied), write in the background
+        (writes waiting behind one in progress are made as one). False: nothing changed."""
+        pending = self.prepare(labels, axis, records, object_id, touched, info)
+        if pending is not None:
+            self._queue.submit(pending)
+        return pending is not None
+
+    def prepare(
+        self,
+        labels,
+        axis: int,
+        records: Sequence[ClickRecord],
+        object_id: int,
+        touched: Changes,
+        info: dict | None = None,
+    ) -> PendingWrite | None:
+        """The write of the state after an edit: the click ``records``, the current
+        ``object_id``, the tiles of ``labels`` (``(P, R, C)`` integers, numpy or lazy; planes
+        along ``axis``) that ``touched`` says changed (plane -> changed box, None or a bare
+        plane number: anything on it may have changed) and differ from what is stored, and
+        ``info`` (JSON; default: the last one). None when nothing changed. The first write
+        of a store (or one with another axis or shape) also takes the fingerprints of every
+        tile (1/256 of the pixels); one with another axis or shape saves every plane that
+        holds labels."""
+        geometry = SliceGeometry(tuple(int(n) for n in labels.shape), axis)
+        dtype = np.dtype(labels.dtype).str
+        spec = {"axis": axis, "shape": list(geometry.shape), "dtype": dtype, "tile": F.TILE}
+        base = self._spec != spec
+        if base and self._spec is None and self.exists and self._manifest is None:
+            raise AutosaveError(f"{self.folder} holds an autosave already: set it aside first.")
+        changes = dict(touched) if isinstance(touched, Mapping) else dict.fromkeys(touched)
+        if base and self._spec is not None:  # a new base for an annotation in progress
+            held = (p for p in range(geometry.planes) if np.any(labels[geometry.index(p)]))
+            changes.update(dict.fromkeys(held))
+        fingerprints = F.fingerprints(labels, geometry) if base else self._fingerprints
+        digests = {} if base else self._digests
+        tiles = {}
+        for key, whole in self._candidate_tiles(geometry, changes):
+            values = F.read_tile(labels, geometry, key)
+            digest = F.tile_digest(values)
+            if digests.get(key) == digest:
+                continue
+            if whole and key not in digests and not values.any():  # nothing there: skipped,
+                if fingerprints is None or base:  # unless the start had labels there
+                    continue
+                if int(fingerprints[key]) == F.tile_fingerprint(values, geometry, key):
+                    continue
+            tiles[key], digests[key] = values, digest
+        records = list(records)
+        old_records, old_object, old_info = self._prepared
+        info = old_info if info is None else dict(info)
+        if (
+            not base
+            and not tiles
+            and same_records(old_records, records)
+            and object_id == old_object
+            and info == old_info
+        ):
+            return None
+        self._spec, self._fingerprints, self._digests = spec, fingerprints, digests
+        self._prepared = (records, int(object_id), info)
+        given = info if base or info != old_info else None
+        return PendingWrite(
+            base, geometry, dtype, tiles, records, int(object_id), given, fingerprints, time.time()
+        )
+
+    @staticmethod
+    def _candidate_tiles(geometry: SliceGeometry, changes: dict) -> Iterator[tuple]:
+        for plane, box in sorted(changes.items()):
+            if 0 <= plane < geometry.planes:
+                for key in F.tiles_of(geometry, plane, box):
+                    yield key, box is None
+
+    def commit(self, pending: PendingWrite) -> None:
+        """Make ``pending`` (from :meth:`prepare`, in order): a journal segment, or a new base
+        when it is one, the journal's end is unknown, or the journal outgrew the base."""
+        if pending.base:
+            self._write_base(pending, None)
+            return
+        if self._manifest is None:
+            raise AutosaveError("A write of this store came before its first one.")
+        if self._broken:
+            self._write_base(pending, self._stored())
+            return
+        generation = self._generation + 1
+        keep = kept_records(self._records, pending.records)
+        meta = {
+            "generation": generation,
+            "saved": pending.saved,
+            "object_id": pending.object_id,
+            "keep": keep,
+            "records": [asdict(r) for r in pending.records[keep:]],
+            "tiles": [list(key) for key in pending.tiles],
+        }
+        if pending.info is not None:
+            meta["info"] = pending.info
+        arrays = ((F.tile_name(k), v) for k, v in pending.tiles.items())
+        data = F.segment(F.pack_bytes(meta, arrays))
+        journal = self.folder / self._manifest["journal"]
+        try:
+            self._journal_length = F.append_durably(journal, data, self._journal_length)
+        except BaseException:
+            self._broken = True
+            raise
+        self._generation, self._records = generation, list(pending.records)
+        self._object_id = pending.object_id
+        self._info = pending.info if pending.info is not None else self._info
+        if self._journal_length >= max(self._base_bytes, self.compact_bytes):
+            try:
+                self._write_base(None, self._stored())
+            except (OSError, AutosaveError):  # the segment is written: compact another time
+                pass
+
+    def _stored(self) -> StoredState:
+        return open_state(self.folder, None, self._journal_length)
+
+    def _write_base(self, pending: PendingWrite | None, stored: StoredState | None) -> None:
+        """A new base: the state of ``stored`` (the files so far; None: nothing) with
+        ``pending`` (None: nothing more, the same generation) over it, then a new manifest."""
+        generation = self._generation + (pending is not None)
+        geometry = pending.geometry if pending is not None else stored.geometry
+        records = list(pending.records) if pending else self._records
+        object_id = pending.object_id if pending else self._object_id
+        info = pending.info if pending and pending.info is not None else self._info
+        if pending is not None and pending.base:
+            fingerprints = pending.fingerprints
+        else:
+            fingerprints = stored.fingerprints
+        new = dict(pending.tiles) if pending is not None else {}
+        carried = [] if stored is None else [k for k in stored.members if k not in new]
+        meta = {
+            "generation": generation,
+            "saved": pending.saved if pending else time.time(),
+            "object_id": object_id,
+            "records": [asdict(r) for r in records],
+            "info": info,
+            "tiles": [list(k) for k in [*new, *carried]],
+        }
+
+        def arrays() -> Iterator[tuple[str, np.ndarray]]:
+            if fingerprints is not None:
+                yield "fingerprints.npy", fingerprints
+            yield from ((F.tile_name(k), v) for k, v in new.items())
+            yield from ((F.tile_name(k), stored.tile(k)) for k in carried)
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        base_name, journal_name = f"base-g{generation:06d}.npz", f"journal-g{generation:06d}.log"
+        base_sha = F.write_atomic(self.folder / base_name, lambda s: F.pack(meta, arrays(), s))
+        F.write_atomic(self.folder / journal_name, lambda s: None)
+        dtype = pending.dtype if pending is not None else stored.dtype.str
+        manifest = new_manifest(self.key, generation, geometry, dtype, base_name, base_sha)
+        manifest["journal"] = journal_name
+        F.fsync_folder(self.folder)
+        write_manifest(self.folder, manifest)
+        self._manifest, self._generation, self._broken = manifest, generation, False
+        self._journal_length = 0
+        self._base_bytes = (self.folder / base_name).stat().st_size
+        self._records, self._object_id, self._info = records, object_id, info
+        self._remove_unlisted()
+
+    def _remove_unlisted(self) -> None:
         """Remove what the manifest does not name: older generations, temporary files left
         by a writer that was killed."""
-        listed = {MANIFEST, manifest["clicks"]["file"]}
-        listed |= {entry["file"] for entry in manifest["planes"].values()}
-        for path in [*self.folder.glob("*"), *self.folder.glob("planes/*")]:
-            name = path.relative_to(self.folder).as_posix()
-            if path.is_file() and name not in listed:
+        listed = {MANIFEST, self._manifest["base"]["file"], self._manifest["journal"]}
+        for path in self.folder.iterdir():
+            if path.is_file() and path.name not in listed:
                 path.unlink(missing_ok=True)
+            elif path.is_dir() and path.name == "planes":  # the layout of version 1
+                shutil.rmtree(path, ignore_errors=True)
 
     # ------------------------------------------------------------------ reading
     def read(self) -> AutosaveSnapshot:
         """The store, checked whole. FileNotFoundError when there is none; AutosaveError
         (saying what is wrong; nothing is loaded) when it is damaged, partial or of another
         image."""
-        path = self.folder / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"No autosave in {self.folder}.")
-        where = f"The autosave in {self.folder}"
-        try:
-            manifest = json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise AutosaveError(
-                f"{where} is damaged: {MANIFEST} is not valid JSON ({error})."
-            ) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise AutosaveError(f"{where} is not one: {MANIFEST} is not an autosave manifest.")
-        if manifest.get("version") != VERSION:
-            raise AutosaveError(f"{where} has version {manifest.get('version')!r}, not {VERSION}.")
-        if manifest.pop("checksum", None) != _checksum(manifest):
-            raise AutosaveError(
-                f"{where} is damaged: the checksum of {MANIFEST} does not match its contents."
-            )
-        try:
-            key = ImageKey.from_json(manifest["image"])
-            spec = manifest["labels"]
-            shape, dtype = tuple(int(n) for n in spec["shape"]), np.dtype(spec["dtype"])
-            geometry = SliceGeometry(shape, int(spec["axis"]))
-            digests = [str(d) for d in spec["planes"]]
-            entries = {int(p): entry for p, entry in manifest["planes"].items()}
-            clicks = manifest["clicks"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise AutosaveError(f"{where} is incomplete: {MANIFEST} lacks {error}.") from None
-        differences = self.key.differences(key)
-        if differences:
-            raise AutosaveError(
-                f"{where} was made for a different image ({'; '.join(differences)})."
-            )
-        if len(digests) != geometry.planes:
-            raise AutosaveError(f"{where} is damaged: it lists {len(digests)} plane digests.")
-        self._verified(clicks["file"], clicks["sha256"])
-        planes = {}
-        try:
-            records = read_click_records(self.folder / clicks["file"])
-            for plane, entry in sorted(entries.items()):
-                data = self._verified(entry["file"], entry["sha256"])
-                with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                    planes[plane] = archive["labels"]
-        except AutosaveError:
-            raise
-        except (KeyError, OSError, ValueError, zipfile.BadZipFile) as error:
-            raise AutosaveError(f"{where} is damaged: {error}") from None
-        for plane, entry in sorted(entries.items()):
-            values = planes[plane]
-            if values.shape != geometry.slice_shape or values.dtype != dtype:
-                raise AutosaveError(
-                    f"{where} is damaged: {entry['file']} holds {values.dtype} {values.shape}, "
-                    f"not {dtype} {geometry.slice_shape}."
-                )
-            if not 0 <= plane < geometry.planes or plane_digest(values) != digests[plane]:
-                raise AutosaveError(f"{where} is damaged: {entry['file']} is not plane {plane}.")
+        self.flush()
+        state = open_state(self.folder, self.key)
+        tiles = {key: state.tile(key) for key in sorted(state.members)}
+        geometry = state.geometry
         return AutosaveSnapshot(
             self.folder,
-            float(manifest["saved"]),
-            int(manifest["generation"]),
+            state.saved,
+            state.generation,
             geometry.axis,
-            shape,
-            dtype,
-            int(manifest["object_id"]),
-            records,
-            planes,
-            digests,
-            dict(manifest.get("info") or {}),
-            manifest,
+            geometry.shape,
+            state.dtype,
+            state.object_id,
+            list(state.records),
+            tiles,
+            state.fingerprints,
+            dict(state.info),
+            state.torn,
+            state,
         )
-
-    def _verified(self, name: str, sha256: str) -> bytes:
-        path = self.folder / name
-        if not path.is_file():
-            raise AutosaveError(
-                f"The autosave in {self.folder} is partial: {name}, listed in its manifest, "
-                "is missing."
-            )
-        data = path.read_bytes()
-        if _sha256(data) != sha256:
-            raise AutosaveError(
-                f"The autosave in {self.folder} is damaged: {name} does not match the "
-                "checksum in its manifest."
-            )
-        return data
 
     # ------------------------------------------------------------------ ending
     def set_aside(self, reason: str) -> Path:
         """Rename the store out of the way (nothing is deleted) and return where it went; a
         new store can then start in :attr:`folder`."""
+        self.flush()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = self.folder.with_name(f"{self.folder.name}.{reason}-{stamp}")
         count = 1
@@ -361,14 +364,15 @@ class AutosaveStore:
             count += 1
             target = self.folder.with_name(f"{self.folder.name}.{reason}-{stamp}-{count}")
         self.folder.rename(target)
-        self._manifest = self._records = None
+        self._reset()
         return target
 
     def clear(self) -> None:
         """Delete the store (the labels are saved elsewhere), and the sidecar folder of the
         image if nothing else is left in it."""
+        self.flush()
         shutil.rmtree(self.folder, ignore_errors=True)
-        self._manifest = self._records = None
+        self._reset()
         if self.folder.parent.name.endswith(SIDECAR_SUFFIX):
             try:
                 self.folder.parent.rmdir()

@@ -1,5 +1,5 @@
-"""The edit log of a volume annotation: runs of click records, undo steps, and the label
-patches that undo them.
+"""The edit log of a volume annotation: runs of click records, undo steps, the label
+patches that undo them, and what a prompt did (:class:`ClickOutcome`).
 
 A plane is a ``(rows, cols)`` view of the labels (see
 :class:`~napari_adaptiveclick.volume.slicing.SliceGeometry`); masks are ``(rows, cols)`` bool,
@@ -54,7 +54,9 @@ def replace_object(
     extent: Box | None = None,
 ) -> PlanePatch | None:
     """Give ``object_id`` exactly the pixels of ``mask`` in ``view``, the (rows, cols) labels
-    of ``plane`` (edited in place). Returns the patch that undoes it; None if nothing changed.
+    of ``plane`` (edited in place: a numpy view, or a writable lazy view of a labels store,
+    written once, in the changed box). Returns the patch that undoes it; None if nothing
+    changed.
 
     ``mask`` is the whole plane's, or, with ``box``, the mask inside ``box`` (no pixel
     outside it). ``extent`` is a box that holds every pixel ``object_id`` has in ``view``
@@ -65,7 +67,7 @@ def replace_object(
     if box is None:
         box = whole
     region = whole if extent is None else box_union(box, extent)
-    old = view[box_slices(region)]
+    old = np.array(view[box_slices(region)])  # a copy (read, for labels on disk)
     new = old.copy()
     new[new == object_id] = 0
     top, left = box.top - region.top, box.left - region.left
@@ -73,10 +75,9 @@ def replace_object(
     changed = bounding_box(new != old)
     if is_empty(changed):
         return None
-    patch = PlanePatch(
-        plane, region.top + changed.top, region.left + changed.left, old[box_slices(changed)].copy()
-    )
-    old[box_slices(changed)] = new[box_slices(changed)]
+    top, left = region.top + changed.top, region.left + changed.left
+    patch = PlanePatch(plane, top, left, old[box_slices(changed)].copy())
+    view[top : top + changed.height, left : left + changed.width] = new[box_slices(changed)]
     return patch
 
 
@@ -118,6 +119,16 @@ class Run:
         if crop is None:
             return None
         return paste(crop[0], crop[1], Box(0, 0, *shape), fill=False)
+
+
+@dataclass(frozen=True)
+class ClickOutcome:
+    """What a prompt did: its record, how many pixels the object has on that plane now, and
+    the prediction time in seconds."""
+
+    record: ClickRecord
+    area: int
+    seconds: float
 
 
 @dataclass(eq=False)

@@ -43,7 +43,11 @@ class ImageKey:
         shape, dtype = tuple(int(n) for n in volume.shape), np.dtype(volume.dtype).str
         count = min(shape[0], SAMPLE_PLANES) if shape else 0
         planes = np.unique(np.linspace(0, max(shape[0] - 1, 0), count).round().astype(int))
-        sample = np.ascontiguousarray(np.asarray(volume[planes] if count else volume))
+        if not count:
+            sample = np.asarray(volume)
+        else:  # plane by plane: a lazy volume (a store) reads only these planes
+            sample = np.stack([np.asarray(volume[int(p)]) for p in planes])
+        sample = np.ascontiguousarray(sample)
         digest = hashlib.sha256(repr((shape, dtype)).encode() + sample.tobytes()).hexdigest()
         where = os.path.abspath(os.fspath(path)) if path else ""
         size = os.path.getsize(where) if where and os.path.isfile(where) else 0

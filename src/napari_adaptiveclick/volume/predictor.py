@@ -1,10 +1,10 @@
 """One :class:`~napari_adaptiveclick.interactive.session.ClickSession` kept in step with the runs of a
 volume annotation (rule 1 of :mod:`napari_adaptiveclick.volume`).
 
-The session holds the clicks of at most one run. A click that continues that run is a
-single forward pass on its focus crop; any other click first rebuilds the session's state:
-the run's slice (a view, not copied), its prior mask (its bounding box) and its earlier
-clicks.
+The session holds the prompts of at most one run. A prompt that continues that run is a
+single forward pass on its focus crop; any other first rebuilds the session's state: the
+run's slice (a view, not copied), its prior mask (its bounding box) and its earlier prompts.
+A mask prompt is always the first record of its run, whose prior is that mask.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import Prompt
 from napari_adaptiveclick.interactive.transforms import IntensityStats
 from napari_adaptiveclick.volume.edits import Run
 from napari_adaptiveclick.volume.slicing import SliceGeometry
@@ -36,15 +36,15 @@ class RunPredictor:
         self._run: Run | None = None  # the run the session holds, and how many of its clicks
         self._clicks = 0
 
-    def predict(self, run: Run, click: Click) -> Prediction:
+    def predict(self, run: Run, prompt: Prompt) -> Prediction:
         """The session's prediction (``.crop`` and ``.crop_mask`` in ``.box``; ``.probability``,
-        ``.mask``: (rows, cols)) for ``click`` after the records of ``run`` (none for a new
-        run), on top of the run's prior.
-        Call :meth:`hold` once the click is recorded in ``run``."""
+        ``.mask``: (rows, cols)) for ``prompt`` (a click, stroke, box, or a mask prompt that
+        starts ``run``) after the records of ``run`` (none for a new run), on top of the
+        run's prior. Call :meth:`hold` once the prompt is recorded in ``run``."""
         if not (self._run is run and self._clicks == len(run.records)):
             self._restart(run)
         self._run, self._clicks = None, 0  # until the result is accepted
-        return self.session.add_prompt(click)
+        return self.session.add_prompt(prompt)
 
     def hold(self, run: Run) -> None:
         """The session now holds all records of ``run``."""
@@ -67,4 +67,7 @@ class RunPredictor:
             mask, box = prior
             self.session.set_previous_mask(mask.astype(np.float32), box=box)
         for record in run.records:
-            self.session.add_prompt(record.click)
+            if record.kind == "mask":  # its run's first record: the run's prior is its mask
+                self.session.set_mask(mask, box=box)
+            else:
+                self.session.add_prompt(record.prompt)

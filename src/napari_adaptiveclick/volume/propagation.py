@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, paste
 from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.records import ClickRecord
 from napari_adaptiveclick.volume.slicing import SliceGeometry
@@ -23,6 +25,7 @@ from napari_adaptiveclick.volume.stopping import (
     StopRule,
     appearance,
     default_stop_rule,
+    evidence_window,
     slice_evidence,
 )
 
@@ -49,9 +52,11 @@ class PropagationTarget(Protocol):
 
     def predict_click(self, plane: int, click: Click) -> tuple[Run, Prediction, float]: ...
 
-    def written_mask(self, plane: int, mask: np.ndarray) -> np.ndarray: ...
+    def written_mask(self, plane: int, mask: np.ndarray, box: Box | None = None) -> np.ndarray: ...
 
-    def accept_click(self, run: Run, click: Click, mask: np.ndarray, step: Step) -> ClickRecord: ...
+    def accept_click(
+        self, run: Run, click: Click, mask: np.ndarray, step: Step, box: Box | None = None
+    ) -> ClickRecord: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,9 @@ class Propagation:
     the target's existing mask disagrees. A direction stops at the volume's end, at a slice
     the user clicked for this object, where the prediction is empty or collapses
     (:class:`PropagationSettings`), or after ``max_slices``. The whole propagation is one
-    undo level.
+    undo level. Masks, probabilities and the stop rule's evidence are kept in the boxes of
+    the object and of each prediction's focus crop; whole planes are only compared (the
+    annotator's run priors), never converted to float.
     """
 
     def __init__(
@@ -141,12 +148,17 @@ class Propagation:
         self._count = 0
         self._results: list[PropagatedSlice] = []
         self.stops: dict[int, str] = {}
-        self._source_look = appearance(self._plane_image(source), annotator.mask(source))
+        mask = annotator.mask(source)
+        box = bounding_box(mask)
+        self._origin = self._previous = (mask[box_slices(box)].copy(), box)  # crop, its box
+        window = evidence_window([box], annotator.geometry.slice_shape)
+        self._source_look = appearance(self._plane_image(source, window), mask[box_slices(window)])
         self._start = time.perf_counter()
 
-    def _plane_image(self, plane: int) -> np.ndarray:
-        """The (rows, cols) slice normalised with the annotator's intensity range (RGB: grey)."""
-        data = np.asarray(self.annotator.image[self.annotator.geometry.index(plane)], np.float32)
+    def _plane_image(self, plane: int, window: Box) -> np.ndarray:
+        """``window`` of the slice, normalised with the annotator's intensity range (RGB: grey)."""
+        view = self.annotator.image[self.annotator.geometry.index(plane)]
+        data = np.asarray(view[box_slices(window)], np.float32)
         if data.ndim == 3:
             data = data.mean(axis=-1)
         lo, hi = self.annotator.stats
@@ -195,7 +207,7 @@ class Propagation:
 
     def _end_direction(self, reason: str) -> None:
         self.stops[self._directions.pop(0)] = reason
-        self._current, self._count = self.source, 0
+        self._current, self._count, self._previous = self.source, 0, self._origin
 
     def _stop_before(self, target: int) -> str:
         if not 0 <= target < self.annotator.geometry.planes:
@@ -207,23 +219,27 @@ class Propagation:
         return ""
 
     def _predict(self, target: int, source: int) -> PropagatedSlice:
-        annotator = self.annotator
-        source_mask = annotator.mask(source)
-        click = derived_click(source_mask, annotator.start_mask(target))
+        annotator, shape = self.annotator, self.annotator.geometry.slice_shape
+        source_crop, source_box = self._previous  # the object on ``source``, in its box
+        start = annotator.start_mask(target)
+        click = _derived_click_near(source_crop, source_box, start, shape)
         run, prediction, seconds = annotator.predict_click(target, click)
         run.propagated = run.propagated or not run.records
-        written = annotator.written_mask(target, prediction.mask)
-        area, source_area = int(written.sum()), int(source_mask.sum())
-        union = written | source_mask
-        iou = (written & source_mask).sum() / max(union.sum(), 1)
-        p = prediction.probability[union]
+        box = prediction.box
+        written = annotator.written_mask(target, prediction.crop_mask, box)  # in ``box``
+        area, source_area = int(written.sum()), int(source_crop.sum())
+        written_box = bounding_box(written, (box.top, box.left))
+        window = evidence_window([written_box, source_box], shape)
+        here, before = paste(written, box, window), paste(source_crop, source_box, window)
+        probability = paste(prediction.crop, box, window)
+        union = here | before
+        iou = (here & before).sum() / max(union.sum(), 1)
+        p = probability[union]
         uncertainty = float(np.mean(1.0 - np.abs(2.0 * p - 1.0))) if p.size else 1.0
         rule, presence, evidence = self.settings.stop_rule, float("nan"), None
         if area:
-            image = self._plane_image(target)
-            evidence = slice_evidence(
-                image, written, prediction.probability, source_mask, self._source_look
-            )
+            image = self._plane_image(target, window)
+            evidence = slice_evidence(image, here, probability, before, self._source_look)
             presence = rule.presence(evidence) if rule is not None else presence
         reason = ""
         if area == 0:
@@ -238,7 +254,8 @@ class Propagation:
                 f"{self.source}: presence {presence:.2f})"
             )
         if not reason:  # one undo level, listed once something is written
-            annotator.accept_click(run, click, prediction.mask, self._step)
+            annotator.accept_click(run, click, prediction.crop_mask, self._step, box=box)
+            self._previous = (written[box_slices(_shifted(written_box, box))].copy(), written_box)
         doubtful = not reason and rule is not None and presence < rule.doubtful_below
         return PropagatedSlice(
             target,
@@ -265,6 +282,36 @@ class Propagation:
             time.perf_counter() - self._start,
             tuple(sorted(r.plane for r in accepted if r.doubtful)),
         )
+
+
+def _shifted(box: Box, origin: Box) -> Box:
+    """``box`` in the coordinates of an array that starts at ``origin``'s corner."""
+    return Box(
+        box.top - origin.top,
+        box.left - origin.left,
+        box.bottom - origin.top,
+        box.right - origin.left,
+    )
+
+
+def _derived_click_near(
+    crop: np.ndarray, box: Box, start: np.ndarray | None, shape: tuple[int, int]
+) -> Click:
+    """:func:`derived_click` for the source mask given as its ``crop`` in ``box`` of a plane
+    of ``shape`` (``start``: the whole plane's, or None): the same click, computed in the
+    masks' bounding box plus a 1-px margin."""
+    rows, cols = shape
+    union = box if start is None else box_union(box, bounding_box(start))
+    window = Box(
+        max(union.top - 1, 0),
+        max(union.left - 1, 0),
+        min(union.bottom + 1, rows),
+        min(union.right + 1, cols),
+    )
+    source = paste(crop, box, window)
+    near = None if start is None else start[box_slices(window)]
+    click = derived_click(source, near)
+    return Click(click.row + window.top, click.col + window.left, click.positive)
 
 
 def derived_click(source: np.ndarray, start: np.ndarray | None) -> Click:

@@ -1,8 +1,22 @@
 """Click records: the provenance of a volume annotation, and their CSV / JSON files.
 
-A record is a click with the plane and object it belongs to, its order and the model that
+A record is a prompt with the plane and object it belongs to, its order and the model that
 predicted it; replaying the records of a session gives back its labels
-(:func:`napari_adaptiveclick.volume.replay.replay_records`).
+(:func:`napari_adaptiveclick.volume.replay.replay_records`). Its ``kind`` (:data:`KINDS`) is
+one of the prompts of :mod:`napari_adaptiveclick.interactive.prompts`:
+
+- ``click``: at (row, col), ``positive`` or negative;
+- ``scribble``: a stroke through ``points`` ((row, col) pairs), ``positive`` or negative;
+- ``box``: ``points`` holds its corners (top, left) and (bottom, right);
+- ``mask``: the object's mask, read on replay from the labels (``mask_label``, the id whose
+  pixels on the plane it was) or rasterised from a lasso polygon (``points``, its vertices);
+  ``mask_sha256`` is the mask's digest (``MaskPrompt.sha256``), and replay refuses a mask
+  that differs.
+
+(row, col) of a prompt other than a click is a point inside the plane that stands for it
+(the stroke's first point, the box's seed, the centre of the mask's box). In CSV, ``points``
+is written ``r c;r c;...``; JSON keeps a list of [r, c] pairs. Files without the ``kind``
+column (clicks only, older versions) load as clicks.
 """
 
 from __future__ import annotations
@@ -14,13 +28,26 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import (
+    BoxPrompt,
+    Click,
+    MaskPrompt,
+    Points,
+    Prompt,
+    Scribble,
+    as_points,
+    check_prompt,
+)
+
+KINDS: tuple[str, ...] = ("click", "scribble", "box", "mask")
 
 
 @dataclass(frozen=True)
 class ClickRecord:
-    """A click as stored for provenance: which plane (index along the slicing ``axis`` of the
-    volume) and object it belongs to, in which order, predicted with which model."""
+    """A prompt as stored for provenance: which plane (index along the slicing ``axis`` of the
+    volume) and object it belongs to, in which order, predicted with which model; ``kind``,
+    ``points``, ``mask_label`` and ``mask_sha256`` say which prompt it is (see the module).
+    Refuses fields that do not make a prompt of its kind."""
 
     plane: int
     row: float
@@ -30,10 +57,84 @@ class ClickRecord:
     order: int = 0
     model: str = ""
     axis: int = 0
+    kind: str = "click"
+    points: Points = ()
+    mask_label: int = 0
+    mask_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", as_points(self.points))
+        n = len(self.points)
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "click" and n:
+            raise ValueError("a click has no points (its position is row, col)")
+        if self.kind == "scribble" and not n:
+            raise ValueError("a scribble needs its points")
+        if self.kind == "box" and n != 2:
+            raise ValueError(f"a box needs 2 points, its corners; got {n}")
+        if self.kind == "mask" and (self.mask_label > 0) == (n >= 3):
+            raise ValueError(
+                "a mask needs either mask_label (the label it was read from) or the 3 or more "
+                "points of its polygon"
+            )
+        if self.mask_sha256 and not (
+            len(self.mask_sha256) == 64 and set(self.mask_sha256) <= set("0123456789abcdef")
+        ):
+            raise ValueError(f"mask_sha256 must be 64 hex digits, got {self.mask_sha256!r}")
 
     @property
     def click(self) -> Click:
+        """The record's (row, col) as a click (for a click record, the click itself)."""
         return Click(self.row, self.col, self.positive)
+
+    @property
+    def prompt(self) -> Click | Scribble | BoxPrompt:
+        """The prompt of a click, scribble or box record. A mask record's mask is read from
+        the labels or its polygon when it is replayed: ValueError here."""
+        if self.kind == "scribble":
+            return Scribble(self.points, self.positive)
+        if self.kind == "box":
+            (top, left), (bottom, right) = self.points
+            return BoxPrompt(top, left, bottom, right)
+        if self.kind == "mask":
+            raise ValueError(f"Record {self.order} is a mask: its mask is read when replayed.")
+        return self.click
+
+
+def record_problem(record: ClickRecord, shape: tuple[int, int]) -> str | None:
+    """Why the scribble or box of ``record`` does not fit a plane of ``shape`` (rows, cols)
+    (a stroke point outside it, a box without pixels in it); None when it fits. (Clicks and
+    masks are checked by their (row, col) and when their mask is read.)"""
+    if record.kind not in ("scribble", "box"):
+        return None
+    try:
+        check_prompt(record.prompt, shape)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def record_of(prompt: Prompt, shape: tuple[int, int], **fields) -> ClickRecord:
+    """The record of ``prompt`` put on a plane of ``shape`` (rows, cols); ``fields``: plane,
+    object_id, order, model, axis."""
+    if isinstance(prompt, Click):
+        return ClickRecord(row=prompt.row, col=prompt.col, positive=prompt.positive, **fields)
+    if isinstance(prompt, Scribble):
+        (row, col), kind = prompt.points[0], "scribble"
+        fields.update(positive=prompt.positive, points=prompt.points)
+    elif isinstance(prompt, BoxPrompt):
+        seed, kind = prompt.seed(shape), "box"
+        row, col = seed.row, seed.col
+        fields.update(positive=True, points=prompt.points)
+    elif isinstance(prompt, MaskPrompt):
+        b, kind = prompt.box, "mask"
+        row, col = float((b.top + b.bottom - 1) // 2), float((b.left + b.right - 1) // 2)
+        fields.update(positive=True, points=prompt.polygon, mask_label=prompt.label)
+        fields.update(mask_sha256=prompt.sha256)
+    else:
+        raise TypeError(f"Not a prompt: {prompt!r}")
+    return ClickRecord(row=row, col=col, kind=kind, **fields)
 
 
 _RECORD_FIELDS = [f.name for f in fields(ClickRecord)]
@@ -93,7 +194,7 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
     if missing:
         raise ValueError(
             f"{where}: click {index} lacks {', '.join(missing)}; expected columns "
-            f"{', '.join(_RECORD_FIELDS)} (order, model and axis optional)."
+            f"{', '.join(_RECORD_FIELDS)} (all but the first five optional)."
         )
     try:
         axis = _whole(_given(row, "axis", 0), "axis", 0)
@@ -108,14 +209,36 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
             order=_whole(_given(row, "order", index), "order", 0),
             model=str(row.get("model") or "").strip(),
             axis=axis,
+            kind=str(_given(row, "kind", "click")).strip().lower(),
+            points=_parse_points(row.get("points")),
+            mask_label=_whole(_given(row, "mask_label", 0), "mask_label", 0),
+            mask_sha256=str(row.get("mask_sha256") or "").strip().lower(),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: click {index} is not valid: {exc}") from None
 
 
+def _parse_points(value: object) -> Points:
+    """``points``: JSON [[r, c], ...] or text ``r c;r c;...`` (empty: none)."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return ()
+    if isinstance(value, str):
+        try:
+            pairs = [[float(v) for v in pair.split()] for pair in value.split(";") if pair.strip()]
+        except ValueError:
+            raise ValueError(f"points must be 'row col;row col;...', got {value!r}") from None
+        return as_points(pairs)
+    return as_points(value)  # type: ignore[arg-type]
+
+
+def _format_points(points: Points) -> str:
+    return ";".join(f"{row!r} {col!r}" for row, col in points)
+
+
 def read_click_records(path: str | Path) -> list[ClickRecord]:
-    """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model,axis]``)
-    or JSON (a list of objects with those keys). Records are returned sorted by ``order``.
+    """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model,axis,
+    kind,points,mask_label,mask_sha256]``) or JSON (a list of objects with those keys).
+    Records are returned sorted by ``order``; files of clicks only (no ``kind``) load as clicks.
 
     Spreadsheet exports load as written: a UTF-8 byte-order mark, header names in any case or
     with spaces around them, and blank rows are accepted. Ids are read exactly (up to uint64);
@@ -157,6 +280,7 @@ def write_click_records(path: str | Path, records: Sequence[ClickRecord]) -> Non
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps(rows, indent=1))
         return
+    rows = [{**row, "points": _format_points(row["points"])} for row in rows]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=_RECORD_FIELDS)
         writer.writeheader()

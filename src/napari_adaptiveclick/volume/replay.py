@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from napari_adaptiveclick.interactive.transforms import IntensityStats
+from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_problem
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -48,6 +49,11 @@ def check_records(
                 f"outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
                 f"{geometry.axis}); nothing was predicted."
             )
+        problem = record_problem(r, (rows, cols))
+        if problem is not None:
+            raise ValueError(
+                f"Record {r.order} ({r.kind}, plane {r.plane}): {problem} Nothing was predicted."
+            )
         if not 1 <= r.object_id <= limit:
             raise ValueError(
                 f"Click {r.order}: object id {r.object_id} does not fit: {dtype.name} labels "
@@ -67,6 +73,7 @@ def replay_records(
     overwrite: bool = False,
     stats: IntensityStats | None = None,
     progress: Callable[[int, int], None] | None = None,
+    in_place: bool = False,
 ) -> np.ndarray:
     """Labels from click records, applied in order with the rules of
     :mod:`napari_adaptiveclick.volume`.
@@ -79,12 +86,22 @@ def replay_records(
     labels of the image's spatial shape and the start labels' dtype: those the napari widget
     showed when the records were made with the same model, threshold and overwrite setting
     (manual painting excepted). ``progress(done, total)`` is called after each click.
+
+    Big volumes: ``image`` may be lazy (a :class:`~napari_adaptiveclick.io.lazy.LazyArray`
+    over a zarr / HDF5 store: only the crops the clicks need are read), and with
+    ``in_place`` the records are written into ``labels`` itself (a volume, e.g. a writable
+    labels store), which is returned.
     """
-    image = np.asarray(image)
+    if not is_lazy(image) or image.ndim == (3 if rgb else 2):
+        image = np.asarray(image)
     flat = image.ndim == (3 if rgb else 2)
     volume = image[None] if flat else image
-    spatial = volume.shape[:3]
-    if labels is None:
+    spatial = tuple(volume.shape[:3])
+    if in_place:
+        if labels is None or tuple(labels.shape) != spatial:
+            raise ValueError(f"in_place needs labels of the volume's shape {spatial}.")
+        start = labels
+    elif labels is None:
         start = np.zeros(spatial, labels_dtype_for(max((r.object_id for r in records), default=0)))
     else:
         start = np.array(labels).reshape(spatial)  # a copy, in the caller's dtype

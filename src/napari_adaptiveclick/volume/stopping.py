@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,8 +36,12 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from napari_adaptiveclick.interactive.boxed import EMPTY_BOX, box_union, is_empty
+from napari_adaptiveclick.interactive.transforms import Box
+
 FEATURES = ("contrast", "shift", "log_area_prev", "log_area_source", "iou_prev", "confidence")
 STOP_RULE_FILE = Path(__file__).resolve().parents[1] / "weights" / "propagation_stop.json"
+MARGIN = 14  # px around the masks that the evidence looks at
 _EPS = 1e-6
 
 
@@ -46,7 +51,7 @@ def _ring(mask: np.ndarray) -> np.ndarray:
     return binary_dilation(mask, iterations=radius) & ~mask
 
 
-def _window(*masks: np.ndarray, margin: int = 14) -> tuple[slice, slice]:
+def _window(*masks: np.ndarray, margin: int = MARGIN) -> tuple[slice, slice]:
     """Bounding box of the masks' union plus ``margin`` px (all work stays local)."""
     union = np.logical_or.reduce(masks)
     rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
@@ -56,6 +61,25 @@ def _window(*masks: np.ndarray, margin: int = 14) -> tuple[slice, slice]:
     return (
         slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)),
         slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)),
+    )
+
+
+def evidence_window(boxes: Iterable[Box], shape: tuple[int, int]) -> Box:
+    """The part of a (rows, cols) ``shape`` plane that :func:`appearance` and
+    :func:`slice_evidence` look at for masks whose bounding ``boxes`` are given: their union
+    plus :data:`MARGIN`, clipped to the plane. Both give the same on the arrays' parts in
+    this window as on the whole arrays, so a caller can pass just those (work and memory
+    stay with the object, whatever the plane's size)."""
+    union = EMPTY_BOX
+    for box in boxes:
+        union = box_union(union, box)
+    if is_empty(union):
+        return EMPTY_BOX
+    return Box(
+        max(union.top - MARGIN, 0),
+        max(union.left - MARGIN, 0),
+        min(union.bottom + MARGIN, shape[0]),
+        min(union.right + MARGIN, shape[1]),
     )
 
 
@@ -91,7 +115,8 @@ def slice_evidence(
 ) -> dict[str, float]:
     """The :data:`FEATURES` of a propagated slice: ``image`` (H, W) float normalised to about
     [0, 1], the written ``mask`` and the ``probability`` (H, W) of the prediction, the
-    ``previous`` slice's mask, and the source slice's :class:`Appearance`."""
+    ``previous`` slice's mask, and the source slice's :class:`Appearance`. The arrays may be
+    the parts of a plane's in :func:`evidence_window` (the same result)."""
     window = _window(mask, previous)
     region, before = mask[window], previous[window]
     area, area_prev = int(region.sum()), int(before.sum())

@@ -1,0 +1,147 @@
+"""Strokes, boxes and masks as prompts of a volume annotation, beside clicks.
+
+:class:`PromptAnnotation` is the part of :class:`~.annotator.VolumeAnnotator` that gives
+the other prompt kinds of :mod:`napari_adaptiveclick.interactive.prompts`: each call is one
+undo step and one record (:mod:`.records`, kinds ``scribble``, ``box`` and ``mask``), and
+:meth:`PromptAnnotation.replay_record` applies a record of any kind as it was made.
+
+A scribble or a box is predicted like a click, in the object's run on its plane (rules 1-3
+of :mod:`napari_adaptiveclick.volume`). A mask prompt starts a new run whose prior is that
+mask (it replaces what the run's earlier prompts said); the object takes its pixels (rule 3)
+and the clicks after it on that plane refine it. Its record names where the mask came from
+(the label id whose pixels it was, or the lasso polygon) and its SHA-256, so replay reads
+the same mask again or refuses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from napari_adaptiveclick.interactive.boxed import bounding_box
+from napari_adaptiveclick.interactive.prompts import (
+    BoxPrompt,
+    MaskPrompt,
+    Prompt,
+    Scribble,
+    check_prompt,
+    polygon_mask,
+)
+from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step
+from napari_adaptiveclick.volume.records import ClickRecord
+
+
+class PromptAnnotation:
+    """Scribbles, boxes and mask prompts of :class:`~.annotator.VolumeAnnotator` (which
+    provides ``geometry``, ``mask``, ``predict_click``, ``accept_click``, ``area`` and the
+    rest used here). Planes are indices along the slicing axis, points (row, col) on them."""
+
+    def add_scribble(
+        self, plane: int, points: Sequence[Sequence[float]], positive: bool = True
+    ) -> ClickOutcome:
+        """A stroke through ``points`` ((row, col), drawing order) on ``plane`` for the
+        current object, positive or negative: predict and write that plane's labels. Raises
+        ValueError for a point outside the plane."""
+        return self._add_prompt(plane, Scribble(points, bool(positive)))
+
+    def add_box(
+        self, plane: int, top: float, left: float, bottom: float, right: float
+    ) -> ClickOutcome:
+        """A box around the current object on ``plane`` (pixel centres in [top, bottom) x
+        [left, right), see :class:`~napari_adaptiveclick.interactive.prompts.BoxPrompt`):
+        predict and write. Raises ValueError for an empty box or one outside the plane."""
+        return self._add_prompt(plane, BoxPrompt(top, left, bottom, right))
+
+    def set_mask(
+        self,
+        plane: int,
+        *,
+        label: int | None = None,
+        polygon: Sequence[Sequence[float]] | None = None,
+    ) -> ClickOutcome:
+        """Start the current object on ``plane`` from a mask: the pixels that ``label`` (any
+        id, e.g. from another tool) has there, or those inside the lasso ``polygon`` ((row,
+        col) vertices, clipped to the plane). One undo step, recorded; the clicks after it on
+        that plane refine it. Raises ValueError without exactly one of the two, or for a
+        mask without pixels."""
+        prompt, full = self._mask_prompt(plane, label, polygon)
+        return self._start_from_mask(plane, prompt, full)
+
+    def refine_label(self, plane: int, label: int) -> ClickOutcome:
+        """Refine an existing label: make ``label`` the current object and its mask on
+        ``plane`` the start of a run (:meth:`set_mask`), so that the clicks after it refine
+        it."""
+        self.select_object(label)
+        return self.set_mask(plane, label=label)
+
+    def replay_record(self, record: ClickRecord) -> ClickOutcome:
+        """Apply ``record`` (any kind) to the current object as it was made. A mask record
+        is read again from its label or polygon; ValueError, with nothing changed, when that
+        mask is not the recorded one (its SHA-256 differs)."""
+        if record.kind == "click":
+            return self.add_click(record.plane, record.row, record.col, record.positive)
+        if record.kind != "mask":
+            return self._add_prompt(record.plane, record.prompt)
+        source = (record.mask_label or None, record.points or None)
+        try:
+            prompt, full = self._mask_prompt(record.plane, *source)
+        except ValueError as err:
+            raise ValueError(f"Record {record.order} (a mask) cannot be replayed: {err}") from None
+        if record.mask_sha256 and prompt.sha256 != record.mask_sha256:
+            what = f"label {record.mask_label}" if record.mask_label else "the polygon"
+            raise ValueError(
+                f"Record {record.order}: the mask of {what} on plane {record.plane} is not the "
+                "one recorded (its SHA-256 differs): the labels differ from those the records "
+                "were made on. Nothing was changed by this record."
+            )
+        return self._start_from_mask(record.plane, prompt, full)
+
+    # ------------------------------------------------------------------ shared steps
+    def _check_plane(self, plane: int) -> None:
+        if not 0 <= plane < self.geometry.planes:
+            raise ValueError(
+                f"Plane {plane} is outside the volume ({self.geometry.planes} planes)."
+            )
+
+    def _add_prompt(self, plane: int, prompt: Prompt) -> ClickOutcome:
+        """Predict ``prompt`` on ``plane`` in the object's run and write it: one undo step."""
+        self._check_plane(plane)
+        check_prompt(prompt, self.geometry.slice_shape)
+        run, prediction, seconds = self.predict_click(plane, prompt)
+        return self._keep(plane, run, prompt, prediction, seconds)
+
+    def _mask_prompt(
+        self, plane: int, label: int | None, polygon: Sequence[Sequence[float]] | None
+    ) -> tuple[MaskPrompt, np.ndarray]:
+        """The mask prompt of ``label``'s pixels or of ``polygon`` on ``plane``, and the
+        plane's (rows, cols) bool mask."""
+        self._check_plane(plane)
+        if (label is None) == (polygon is None):
+            raise ValueError("A mask prompt needs either a label id or a polygon, not both.")
+        shape = self.geometry.slice_shape
+        if polygon is not None:
+            full = polygon_mask(polygon, shape)
+            if not full.any():
+                raise ValueError("The polygon holds no pixel centre of the plane.")
+            return MaskPrompt.of(full, shape, polygon=polygon), full
+        full = self.mask(plane, int(label))
+        if not full.any():
+            raise ValueError(f"Label {label} has no pixels on plane {plane}.")
+        return MaskPrompt.of(full, shape, label=int(label)), full
+
+    def _start_from_mask(self, plane: int, prompt: MaskPrompt, full: np.ndarray) -> ClickOutcome:
+        start = time.perf_counter()
+        run = Run.starting_from(self.object_id, plane, full)
+        run.extent = bounding_box(self.mask(plane))  # the object's pixels there now
+        prediction = self._predictor.predict(run, prompt)
+        return self._keep(plane, run, prompt, prediction, time.perf_counter() - start)
+
+    def _keep(
+        self, plane: int, run: Run, prompt: Prompt, prediction, seconds: float
+    ) -> ClickOutcome:
+        """Record ``prompt`` in ``run`` and write its ``prediction``: one undo step."""
+        step = Step(self.object_id)
+        record = self.accept_click(run, prompt, prediction.crop_mask, step, box=prediction.box)
+        return ClickOutcome(record, self.area(plane), seconds)

@@ -1,11 +1,14 @@
-"""Command line: ``python -m napari_adaptiveclick {segment,demo} ...``.
+"""Command line: ``python -m napari_adaptiveclick {segment,adapt,demo} ...``.
 
 ``segment`` replays clicks (CSV/JSON: plane,row,col,positive,object_id[,order,model,axis]) on a
-2D image or the planes of a volume (TIFF, PNG, NIfTI, MetaImage, NRRD) and writes the labels in
-the input's format and geometry. Everything is checked before the model loads: ``--labels``
-ids keep their integer dtype exactly (new ids that do not fit are refused; float labels only
+2D image or the planes of a volume (TIFF, PNG, NIfTI, MetaImage, NRRD; zarr, OME-Zarr, N5 and
+HDF5 stores read lazily) and writes the labels in the input's format and geometry (or into a
+zarr / OME-Zarr labels store, written in place); ``segment --batch JOBS.csv`` runs many such
+replays on dask.distributed (:mod:`._segment_batch`). Everything is checked before the model
+loads: ``--labels`` ids keep their integer dtype exactly (new ids that do not fit are refused; float labels only
 when all values are exact whole numbers, with a note), and a model without trained weights is
-refused unless ``--allow-random-weights``. ``demo`` opens napari with the sample EM volume and
+refused unless ``--allow-random-weights``. ``adapt`` fine-tunes a model on the objects of a
+labels file (:mod:`._adapt_command`). ``demo`` opens napari with the sample EM volume and
 the widget (``--headless --out DIR`` runs a scripted click session and saves labels and a
 screenshot).
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_adaptiveclick._adapt_command import add_adapt_parser, run_adapt
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.models.registry import model_names
 
@@ -30,9 +34,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="replay clicks on an image or volume and write the labels")
-    p.add_argument("--image", required=True, help="input image or volume file")
-    p.add_argument("--clicks", required=True, help="click records, CSV or JSON")
-    p.add_argument("--out", required=True, help="output labels file (format from its extension)")
+    p.add_argument(
+        "--image",
+        help="input image or volume: a file, or a zarr / OME-Zarr / N5 / HDF5 store (read "
+        "lazily: only the crops the clicks need)",
+    )
+    p.add_argument("--clicks", help="click records, CSV or JSON")
+    p.add_argument(
+        "--out",
+        help="output labels (format from its extension; NAME.zarr, NAME.ome.zarr or "
+        "IMAGE.ome.zarr/labels/NAME: a chunked store, written in place, never held in memory)",
+    )
     p.add_argument(
         "--checkpoint", default=None, help="checkpoint path or 'default' (shipped weights)"
     )
@@ -61,6 +73,9 @@ def _segment_parser(sub) -> None:
     p.add_argument(
         "--overwrite-objects", action="store_true", help="let objects overwrite earlier ones"
     )
+    from napari_adaptiveclick._segment_batch import add_batch_arguments
+
+    add_batch_arguments(p)
 
 
 def segment(args: argparse.Namespace) -> int:
@@ -68,10 +83,19 @@ def segment(args: argparse.Namespace) -> int:
     from napari_adaptiveclick.interactive.session import ClickSession
     from napari_adaptiveclick.io.images import read_image
     from napari_adaptiveclick.io.labels import write_labels
+    from napari_adaptiveclick.io.lazy import is_lazy
+    from napari_adaptiveclick.io.stores import copy_into, is_store_path, new_labels_store
     from napari_adaptiveclick.volume import replay_records
     from napari_adaptiveclick.volume.records import read_click_records
     from napari_adaptiveclick.volume.replay import check_records, labels_dtype_for
 
+    if getattr(args, "batch", None):
+        from napari_adaptiveclick._segment_batch import run_batch
+
+        return run_batch(args, segment)
+    missing = [f"--{name}" for name in ("image", "clicks", "out") if not getattr(args, name)]
+    if missing:
+        raise ValueError(f"segment needs {', '.join(missing)} (or --batch JOBS.csv).")
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another --out.")
@@ -82,11 +106,20 @@ def segment(args: argparse.Namespace) -> int:
     max_id = max(r.object_id for r in records)
     start_labels = None  # zeros of labels_dtype_for(max_id)
     if args.labels:
-        start_labels = _start_labels(read_image(args.labels).data, volume.spatial_shape, max_id)
+        start = read_image(args.labels).data
+        start_labels = (
+            _lazy_start_labels(start, volume.spatial_shape)
+            if is_lazy(start)
+            else _start_labels(start, volume.spatial_shape, max_id)
+        )
     dtype = labels_dtype_for(max_id) if start_labels is None else start_labels.dtype
     check_records(records, volume.spatial_shape, dtype)
-    highest = max_id if start_labels is None else max(max_id, int(start_labels.max(initial=0)))
-    _check_output(out, volume.spatial_shape, highest)
+    to_store = is_store_path(out)
+    if not to_store:
+        known = 0 if start_labels is None else int(np.asarray(start_labels).max(initial=0))
+        _check_output(out, volume.spatial_shape, max(max_id, known))
+    elif not out.parent.is_dir() and out.parent.name != "labels":
+        raise FileNotFoundError(f"Cannot write {out}: folder {out.parent} does not exist.")
     load_model = _replay_model(args, records)
     session = ClickSession(
         load_model(),
@@ -95,24 +128,44 @@ def segment(args: argparse.Namespace) -> int:
         flip_tta=True if args.flip_tta else None,
         threshold=args.threshold,
     )
-    labels = replay_records(
+    replay = functools.partial(
+        replay_records,
         volume.data,
         records,
         session,
         rgb=volume.is_rgb,
-        labels=start_labels,
         overwrite=args.overwrite_objects,
         progress=lambda done, total: print(
             f"\rreplayed {done}/{total} clicks", end="", file=sys.stderr
         ),
     )
+    if to_store:  # labels on disk: filled in place under a temporary name, renamed at the end
+        with new_labels_store(
+            out, volume.spatial_shape, dtype, volume, overwrite=args.overwrite
+        ) as target:
+            if start_labels is not None:
+                copy_into(target, start_labels)
+            labels = replay(labels=target, in_place=True)
+    else:
+        labels = replay(labels=start_labels)
     print(file=sys.stderr)
-    write_labels(out, labels, like=volume, overwrite=args.overwrite)
+    if not to_store:
+        write_labels(out, labels, like=volume, overwrite=args.overwrite)
     objects = sorted({r.object_id for r in records})
     print(
         f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {session.model_name}, shape {labels.shape}"
     )
     return 0
+
+
+def _lazy_start_labels(data: Any, shape: tuple[int, ...]) -> Any:
+    """A ``--labels`` store to start from: integer ids of the image's shape (its values are
+    not scanned: a store of any size is copied into the output chunk by chunk)."""
+    if tuple(data.shape) != tuple(shape):
+        raise ValueError(f"--labels shape {tuple(data.shape)} does not match the image {shape}.")
+    if not np.issubdtype(data.dtype, np.integer):
+        raise ValueError(f"--labels store must hold integer ids, got dtype {data.dtype}.")
+    return data
 
 
 def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
@@ -240,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _segment_parser(sub)
+    add_adapt_parser(sub)
     sub.add_parser(
         "demo", help="open napari with the sample EM volume and the widget", add_help=False
     )
@@ -251,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     try:
-        return segment(args)
+        return run_adapt(args) if args.command == "adapt" else segment(args)
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

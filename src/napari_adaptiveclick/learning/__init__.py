@@ -6,7 +6,10 @@ Owns: the per-pixel mask losses (:mod:`.losses`), Hungarian matching of queries 
 smooth random fields of :mod:`.random_fields`); the object datasets of every data layout and
 the synthetic scenes (:mod:`.datasets`); a run's options (:mod:`.config`), its folder (log and
 checkpoints that survive kills, :mod:`.run_folder`) and the iterative click training loop
-(:mod:`.trainer`); and a NoC evaluation run on a dataset split (:mod:`.evaluation_run`).
+(:mod:`.trainer`); a NoC evaluation run on a dataset split (:mod:`.evaluation_run`); and
+adaptation of a trained model to a user's labelled objects, measured on held-out ones
+(:mod:`.adapt`, with its input and split in :mod:`.adapt_data` and the run from input to
+checkpoint in :mod:`.adapt_job`).
 
 Installed with the package so the plugin can adapt models to a user's annotations;
 ``training/`` at the repository root keeps the command-line entry points over it.

@@ -54,6 +54,10 @@ class TrainConfig:
     warmup_steps: int = 0
     clip_grad: float = 0.0
     max_extra_clicks: int = 3
+    # Share of samples that start from the click simulator's first click (one positive at the
+    # object's centre, as NoC evaluation and users start) instead of the multi-point sampler;
+    # 0 (training runs) draws no extra random number, so runs replay as before. Adaptation.
+    first_click_prob: float = 0.0
     scale_min: float = 0.75
     scale_max: float = 1.25
     fused_weight: float = 0.0

@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.evaluation.noc import Predictor, evaluate_dataset, summarize
+from napari_adaptiveclick.evaluation.noc import (
+    BOX_JITTER,
+    FIRST_PROMPTS,
+    Predictor,
+    evaluate_dataset,
+    summarize,
+)
 from napari_adaptiveclick.evaluation.report import (
     EvaluationError,
     format_comparison,
@@ -61,7 +67,9 @@ class EvaluationSettings:
     ``first_click_grow``, ``zoom_min_size`` and ``device``. ``object_crop`` F crops every
     image to its object's bounding box grown F times about its centre (at least
     :data:`MIN_CROP` pixels a side): small images, as users crop them, instead of whole
-    slices. Outputs go to ``out``.
+    slices. ``first_prompt``: how each object starts (:data:`FIRST_PROMPTS`: a click, the
+    object's box jittered with ``seed``, or a stroke along it); clicks follow. Outputs go to
+    ``out``.
     """
 
     dataset: str
@@ -83,6 +91,7 @@ class EvaluationSettings:
     zoom_min_size: int = 200
     device: str = "auto"
     object_crop: float | None = None
+    first_prompt: str = "click"
 
 
 def load_samples(settings: EvaluationSettings) -> ObjectDataset:
@@ -139,7 +148,6 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
 
     import torch
 
-    from napari_adaptiveclick.interactive.session import ClickSession
     from napari_adaptiveclick.models.errors import CheckpointError
     from napari_adaptiveclick.models.registry import CONFIGS, build_model
 
@@ -151,6 +159,23 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
         model = build_model(settings.model, settings.checkpoint)
     except (CheckpointError, OSError) as err:
         raise EvaluationError(f"Cannot load checkpoint {settings.checkpoint}: {err}") from err
+    session = make_session(model, settings)
+    versions["torch"] = torch.__version__
+    info = {
+        "model": session.model_name,
+        "checkpoint": str(settings.checkpoint),
+        "device": session.device,
+        "versions": versions,
+    }
+    return session, info
+
+
+def make_session(model: Any, settings: EvaluationSettings) -> Any:
+    """The :class:`~napari_adaptiveclick.interactive.session.ClickSession` that evaluates
+    ``model`` (a module, or what ``ClickSession`` accepts) under ``settings``' protocol and
+    session options. Raises :class:`EvaluationError` for a bad protocol or device."""
+    from napari_adaptiveclick.interactive.session import ClickSession
+
     if settings.protocol not in PROTOCOLS:
         raise EvaluationError(
             f"Unknown protocol {settings.protocol!r}; choose one of {', '.join(PROTOCOLS)}."
@@ -175,14 +200,7 @@ def build_predictor(settings: EvaluationSettings) -> tuple[Predictor, dict[str, 
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
-    versions["torch"] = torch.__version__
-    info = {
-        "model": session.model_name,
-        "checkpoint": str(settings.checkpoint),
-        "device": session.device,
-        "versions": versions,
-    }
-    return session, info
+    return session
 
 
 def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
@@ -190,6 +208,10 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
     table and return the metrics.json content. Raises :class:`EvaluationError` on bad input."""
     from tqdm import tqdm
 
+    if settings.first_prompt not in FIRST_PROMPTS:
+        raise EvaluationError(f"first_prompt must be one of {', '.join(FIRST_PROMPTS)}.")
+    if settings.first_prompt != "click" and settings.model == RANDOM_WALKER:
+        raise EvaluationError(f"The {RANDOM_WALKER} baseline takes clicks only.")
     samples = load_samples(settings)
     predictor, info = build_predictor(settings)
     stop_at = settings.stop_at
@@ -202,6 +224,8 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
             stop_at=stop_at,
             stats=(0.0, 1.0),  # samples are normalised to [0, 1] with their volume's statistics
             progress=lambda done, result: bar.update(1),
+            first_prompt=settings.first_prompt,
+            seed=settings.seed,
         )
     summary = summarize(results, settings.max_clicks)
     timing = summary.pop("timing")
@@ -231,6 +255,9 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
             # the window in pixels ("auto" resolved), and whether it may grow
             "first_click_window": window,
             "first_click_grow": window is not None and predictor.first_click_grow,
+            "first_prompt": settings.first_prompt,  # a box: jittered with the seed
+            "box_jitter": BOX_JITTER if settings.first_prompt == "box" else None,
+            "seed": settings.seed if settings.first_prompt == "box" else None,
         },
         "metrics": summary,
         "timing": timing,

@@ -67,26 +67,8 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         keep_freed_memory()
         self.specs = [DatasetSpec.parse(s) for s in cfg.datasets]
-        self.datasets: list[ObjectDataset] = [
-            build_dataset(s.name, cfg.data, "train", **s.options) for s in self.specs
-        ]
-        weights = np.array([s.weight for s in self.specs], dtype=np.float64)
-        self.mix = weights / weights.sum()
-        self.model = self._build_model().to(self.device)
-        self.input_size = self.model.config.input_size
-        self.criterion = SetCriterion(mask_loss=cfg.loss, fused_weight=cfg.fused_weight)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
-            lr=cfg.lr,
-            betas=tuple(cfg.betas),
-            weight_decay=cfg.weight_decay,
-            foreach=True,
-        )
-        self.steps_per_epoch = max(
-            1, math.ceil(sum(len(d) for d in self.datasets) / (cfg.batch_size * self.world))
-        )
-        self.max_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
-        self.step = 0
+        datasets = [build_dataset(s.name, cfg.data, "train", **s.options) for s in self.specs]
+        self._prepare(datasets, [s.weight for s in self.specs], self._build_model())
         self.ddp_model = self.model
         if self.world > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -101,7 +83,52 @@ class Trainer:
             )
         self._stop = False
 
+    @classmethod
+    def for_objects(
+        cls, cfg: TrainConfig, datasets: list[ObjectDataset], model: torch.nn.Module
+    ) -> Trainer:
+        """A single-process trainer over ``datasets`` already in memory and ``model`` already
+        built (adaptation, :mod:`.adapt`): no run folder, no dataset names, no signal
+        handlers; ``cfg.datasets``, ``data``, ``out`` and ``init`` are not used. The caller
+        drives :meth:`train_step` itself."""
+        trainer = cls.__new__(cls)
+        trainer.cfg = cfg
+        trainer.run_dir = trainer.folder = None
+        trainer.rank, trainer.world = 0, 1
+        trainer.device = _device(cfg.device, 0)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        trainer.specs = []
+        trainer._prepare(datasets, [1.0] * len(datasets), model.train())
+        trainer.ddp_model = trainer.model
+        trainer._stop = False
+        return trainer
+
     # ------------------------------------------------------------------ setup
+    def _prepare(
+        self, datasets: list[ObjectDataset], weights: list[float], model: torch.nn.Module
+    ) -> None:
+        """Data mix, model on the device, criterion, optimiser and the step count."""
+        cfg = self.cfg
+        self.datasets: list[ObjectDataset] = list(datasets)
+        mix = np.array(weights, dtype=np.float64)
+        self.mix = mix / mix.sum()
+        self.model = model.to(self.device)
+        self.input_size = self.model.config.input_size
+        self.criterion = SetCriterion(mask_loss=cfg.loss, fused_weight=cfg.fused_weight)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+            weight_decay=cfg.weight_decay,
+            foreach=True,
+        )
+        self.steps_per_epoch = max(
+            1, math.ceil(sum(len(d) for d in self.datasets) / (cfg.batch_size * self.world))
+        )
+        self.max_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.step = 0
+
     def _build_model(self):
         if self.cfg.init:
             model = build_model(None, self.cfg.init)
@@ -135,8 +162,11 @@ class Trainer:
                 sample.image, sample.mask, rng, self.input_size, scale=(1.0, 1.0)
             )
         image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
-        clicks = sample_initial_clicks(mask, rng) if mask.any() else []
-        return image, mask, clicks
+        if not mask.any():
+            return image, mask, []
+        if self.cfg.first_click_prob > 0 and rng.random() < self.cfg.first_click_prob:
+            return image, mask, [next_click(mask, np.zeros_like(mask), None)]
+        return image, mask, sample_initial_clicks(mask, rng)
 
     def make_batch(self, rng: np.random.Generator):
         """(images (B,3,S,S), masks (B,S,S) bool numpy, clicks per sample)."""

@@ -1,0 +1,284 @@
+"""Adaptation (issue #12): ``python -m napari_adaptiveclick adapt`` on a small generated
+volume, its provenance, the hold-out split, early stop, cancel, and bad input refused before
+any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_adaptiveclick.__main__ import main
+from napari_adaptiveclick.io.images import read_image
+from napari_adaptiveclick.learning import adapt as adapt_module
+from napari_adaptiveclick.learning import adapt_job
+from napari_adaptiveclick.learning.adapt import AdaptCancelled, AdaptSettings, adapt
+from napari_adaptiveclick.learning.adapt_data import (
+    AdaptInputError,
+    as_volume,
+    collect_objects,
+    hold_out,
+)
+from napari_adaptiveclick.models.checkpoint import (
+    WEIGHTS_DIR,
+    default_checkpoint,
+    read_checkpoint,
+    sha256sum,
+)
+
+FAST = ["--max-clicks", "3", "--batch-size", "1", "--threads", "1", "--check-every", "1"]
+
+
+def _disks(planes: int, size: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(planes, size, size) uint16 noise with two bright disks per plane, and their ids."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size]
+    image = rng.normal(60, 10, (planes, size, size))
+    labels = np.zeros((planes, size, size), np.uint16)
+    for z in range(planes):
+        for obj, (r, c) in enumerate(((22, 24), (56, 54)), start=1):
+            disk = (rows - r - rng.integers(-4, 5)) ** 2 + (cols - c) ** 2 <= rng.integers(
+                7, 12
+            ) ** 2
+            image[z][disk] += 100
+            labels[z][disk] = obj
+    return image.astype(np.uint16), labels
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    tifffile.imwrite(path, array, photometric="minisblack")
+    return path
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("adapt")
+    image, labels = _disks(6)
+    return _write(folder / "image.tif", image), _write(folder / "labels.tif", labels)
+
+
+def _cli(image: Path, labels: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["adapt", "--image", str(image), "--labels", str(labels), "--out", str(out), *extra]
+    )
+
+
+def test_cli_adapts_a_small_volume_and_records_provenance(volume, tmp_path, capsys):
+    image, labels = volume
+    out = tmp_path / "adapted.pt"
+    assert _cli(image, labels, out, "--max-steps", "2", "--keep-worse", *FAST) == 0
+    printed = capsys.readouterr().out
+    assert "before (source model)" in printed and "after (step" in printed
+    state = read_checkpoint(out)
+    prov = state["adaptation"]
+    source = default_checkpoint()
+    assert prov["source"]["checkpoint"] == "default"
+    assert prov["source"]["sha256"] == sha256sum(source) and prov["source"]["model"] == "tiny"
+    assert prov["image"]["sha256"] == sha256sum(image) and prov["image"]["file"] == str(image)
+    assert prov["labels"]["sha256"] == sha256sum(labels)
+    assert prov["steps"] == 2 == state["train_steps"] and prov["stopped"] == "step limit"
+    assert 0 < prov["minutes"] < 5
+    used, held = prov["objects_used"], prov["objects_held_out"]
+    assert len(used) + len(held) == 12 and prov["held_out_by"] == "planes"
+    assert not {o["name"] for o in used} & {o["name"] for o in held}
+    assert {o["plane"] for o in held}.isdisjoint({o["plane"] for o in used})
+    assert {"plane", "label_id", "area", "box"} <= set(used[0])
+    for figures in (prov["before"], prov["after"]):
+        assert {"NoC@85", "NoC@90", "NoF@85", "NoF@90", "objects"} <= set(figures)
+        assert figures["objects"] == len(held)
+    assert [c["step"] for c in prov["checks"]] == [1, 2]
+    assert prov["settings"]["lr"] == AdaptSettings().lr
+    # float32 weights that load as a model, and the source file is untouched
+    assert all(
+        v.dtype == torch.float32 for v in state["state_dict"].values() if v.is_floating_point()
+    )
+    from napari_adaptiveclick.models.registry import load_model
+
+    assert load_model(out).config.name == "tiny"
+    assert sha256sum(source) == prov["source"]["sha256"]
+
+
+def _fake_measure(scores: list[float]):
+    """A stand-in for adapt.measure returning the given NoC scores in turn."""
+    calls = iter(scores)
+
+    def measure(model, samples, **kwargs):
+        value = next(calls)
+        return {"NoC@85": value, "NoC@90": value, "NoF@85": 0, "NoF@90": 0, "objects": len(samples),
+                "clicks": 1, "score": value, "seconds": 0.0}  # fmt: skip
+
+    return measure
+
+
+def test_worse_is_reported_and_not_written_unless_keep_worse(volume, tmp_path, capsys, monkeypatch):
+    image, labels = volume
+    out = tmp_path / "worse.pt"
+    monkeypatch.setattr(adapt_module, "measure", _fake_measure([2.0, 3.0]))
+    assert _cli(image, labels, out, "--max-steps", "1", *FAST) == 1
+    assert "WORSE" in capsys.readouterr().out and not out.exists()
+    monkeypatch.setattr(adapt_module, "measure", _fake_measure([2.0, 3.0]))
+    assert _cli(image, labels, out, "--max-steps", "1", "--keep-worse", *FAST) == 0
+    assert "writing anyway" in capsys.readouterr().out
+    assert read_checkpoint(out)["adaptation"]["after"]["NoC@85"] == 3.0
+
+
+def _objects(planes: int = 6):
+    image, labels = _disks(planes)
+    return collect_objects(as_volume(image), as_volume(labels), min_area=16)
+
+
+def test_early_stop_keeps_the_best_check_and_reports_progress(monkeypatch):
+    objects = _objects()
+    split = hold_out(objects)
+    updates = []
+    monkeypatch.setattr(adapt_module, "measure", _fake_measure([3.0, 2.0, 2.5, 2.0, 2.6]))
+    result = adapt(
+        _default_model(),
+        objects.dataset.subset(split.train),
+        objects.dataset.subset(split.measured),
+        AdaptSettings(batch_size=1, max_extra_clicks=0, check_every=1, patience=3, threads=1),
+        progress=updates.append,
+    )
+    assert result.stopped == "early stop" and result.steps == 4 and result.best_step == 1
+    assert result.after["score"] == 2.0 and result.improved and not result.worse
+    phases = [u.phase for u in updates]
+    assert phases[0] == "before" and phases.count("check") == 4 and phases.count("train") == 4
+    assert all(u.seconds_left <= 300 for u in updates)
+    assert [u.step for u in updates if u.phase == "train"] == [1, 2, 3, 4]
+
+
+def _default_model():
+    from napari_adaptiveclick.models.registry import load_model
+
+    return load_model("default")
+
+
+def test_cancel_raises_during_training_and_during_a_check():
+    objects = _objects()
+    split = hold_out(objects)
+    train, held = objects.dataset.subset(split.train), objects.dataset.subset(split.measured)
+    settings = AdaptSettings(batch_size=1, max_extra_clicks=0, max_clicks=2, threads=1)
+    steps = []
+    with pytest.raises(AdaptCancelled):
+        adapt(_default_model(), train, held, settings, progress=lambda u: steps.append(u.step),
+              cancelled=lambda: bool(steps) and steps[-1] >= 1)  # fmt: skip
+    assert max(steps) == 1  # stopped before a second step
+    with pytest.raises(AdaptCancelled):  # polled between the held-out objects
+        adapt(_default_model(), train, held, settings, cancelled=lambda: True)
+
+
+def test_hold_out_planes_or_objects_and_components_as_objects():
+    by_planes = hold_out(_objects(8))
+    assert by_planes.by == "planes" and len(by_planes.held_out) == 4  # 2 of 8 planes
+    two_planes = _objects(2)
+    by_objects = hold_out(two_planes, fraction=0.25, seed=1)
+    assert by_objects.by == "objects" and len(by_objects.held_out) == 1
+    assert set(by_objects.train) | set(by_objects.held_out) == set(range(4))
+    # one id with two separate disks on a plane: two objects with that id
+    image, labels = _disks(1)
+    labels[labels == 2] = 1
+    objects = collect_objects(as_volume(image[0]), as_volume(labels[0]))
+    assert [o.label_id for o in objects.objects] == [1, 1] and objects.objects[0].plane is None
+    labels[0, 0, 0] = 7  # a 1-pixel component: too small
+    small = collect_objects(as_volume(image[0]), as_volume(labels[0]))
+    assert len(small.objects) == 2 and small.too_small == 1
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if any training starts."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the input was checked")
+
+    monkeypatch.setattr(adapt_job, "adapt", refuse)
+
+
+def _bad(tmp_path, name, array):
+    return _write(tmp_path / name, array)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no objects", "hold no objects"),
+        ("other shape", "differ in shape"),
+        ("empty file", "empty file"),
+        ("not integers", "whole numbers"),
+        ("one object", "at least 2 objects"),
+        ("rgb image", "grey"),
+    ],
+)
+def test_bad_input_is_refused_before_training(volume, tmp_path, capsys, no_training, case, message):
+    image, labels = volume
+    data = read_image(labels).data
+    if case == "no objects":
+        labels = _bad(tmp_path, "zeros.tif", np.zeros_like(data))
+    elif case == "other shape":
+        labels = _bad(tmp_path, "small.tif", data[:, :40])
+    elif case == "empty file":
+        labels = tmp_path / "empty.tif"
+        labels.write_bytes(b"")
+    elif case == "not integers":
+        labels = _bad(tmp_path, "float.tif", data.astype(np.float32) * 0.5)
+    elif case == "one object":
+        one = np.zeros_like(data)
+        one[0][data[0] == 1] = 1
+        labels = _bad(tmp_path, "one.tif", one)
+    else:
+        rgb = np.repeat(read_image(image).data[0][..., None], 3, axis=-1).astype(np.uint8)
+        image = tmp_path / "rgb.tif"
+        tifffile.imwrite(image, rgb, photometric="rgb")
+        labels = _bad(tmp_path, "l2d.tif", data[0])
+    out = tmp_path / "out.pt"
+    assert _cli(image, labels, out, *FAST) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_models_without_weights_are_refused(volume, tmp_path, capsys, no_training):
+    image, labels = volume
+    no_state = tmp_path / "config_only.pt"
+    torch.save({"format": "napari-adaptiveclick", "config": {}}, no_state)
+    for checkpoint, message in [
+        (str(no_state), "holds no 'state_dict'"),
+        ("tiny", "architecture without trained weights"),
+        (str(tmp_path / "missing.pt"), "no such file"),
+    ]:
+        assert _cli(image, labels, tmp_path / "o.pt", "--checkpoint", checkpoint, *FAST) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_outputs_that_may_not_be_written_are_refused(volume, tmp_path, capsys, no_training):
+    image, labels = volume
+    existing = tmp_path / "exists.pt"
+    existing.write_bytes(b"x")
+    for out, message in [
+        (WEIGHTS_DIR / "tiny_default.pt", "never writes over the default weights"),
+        (WEIGHTS_DIR / "new.pt", "weights folder"),
+        (existing, "--overwrite"),
+        (tmp_path / "missing" / "m.pt", "does not exist"),
+    ]:
+        assert _cli(image, labels, out, *FAST) == 2
+        assert message in capsys.readouterr().err
+    assert existing.read_bytes() == b"x" and not (WEIGHTS_DIR / "new.pt").exists()
+
+
+def test_prepare_takes_arrays_as_a_widget_passes_them():
+    image, labels = _disks(6)
+    job = adapt_job.prepare(image, labels, settings=AdaptSettings(holdout=0.5))
+    assert job.image["file"] is None and job.image["sha256"] is None
+    assert len(job.image["data_sha256"]) == 64 and job.labels["shape"] == [6, 80, 80]
+    assert len(job.split.held_out) == 6 and job.split.by == "planes"
+    assert job.source["model"] == "tiny" and job.source["sha256"] == sha256sum(default_checkpoint())
+
+
+def test_settings_are_checked():
+    with pytest.raises(AdaptInputError, match="lr must be > 0"):
+        AdaptSettings(lr=0).check()
+    with pytest.raises(AdaptInputError, match="held-out fraction"):
+        hold_out(_objects(2), fraction=1.0)

@@ -72,6 +72,7 @@ def test_cli_adapts_a_small_volume_and_records_provenance(volume, tmp_path, caps
     assert _cli(image, labels, out, "--max-steps", "2", "--keep-worse", *FAST) == 0
     printed = capsys.readouterr().out
     assert "before (source model)" in printed and "after (step" in printed
+    assert "standard error over 4 objects" in printed
     state = read_checkpoint(out)
     prov = state["adaptation"]
     source = default_checkpoint()
@@ -108,7 +109,7 @@ def _fake_measure(scores: list[float]):
     def measure(model, samples, **kwargs):
         value = next(calls)
         return {"NoC@85": value, "NoC@90": value, "NoF@85": 0, "NoF@90": 0, "objects": len(samples),
-                "clicks": 1, "score": value, "seconds": 0.0}  # fmt: skip
+                "clicks": 1, "score": value, "per_object": [value] * len(samples), "seconds": 0.0}  # fmt: skip
 
     return measure
 
@@ -144,6 +145,7 @@ def test_early_stop_keeps_the_best_check_and_reports_progress(monkeypatch):
     )
     assert result.stopped == "early stop" and result.steps == 4 and result.best_step == 1
     assert result.after["score"] == 2.0 and result.improved and not result.worse
+    assert result.change == (-1.0, 0.0)  # every held-out object 3 -> 2 clicks
     phases = [u.phase for u in updates]
     assert phases[0] == "before" and phases.count("check") == 4 and phases.count("train") == 4
     assert all(u.seconds_left <= 300 for u in updates)

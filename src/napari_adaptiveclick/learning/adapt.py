@@ -25,11 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from napari_adaptiveclick.learning.adapt_data import AdaptInputError
 
 #: Clicking an object stops at this IoU: NoC@85 and NoC@90 are then exact.
 STOP_AT = 0.90
-#: The figures kept from a held-out measurement.
+#: The figures kept from a held-out measurement (besides ``score``, ``per_object`` scores and
+#: ``seconds``).
 MEASURED = ("NoC@85", "NoC@90", "NoF@85", "NoF@90", "objects", "clicks")
 
 
@@ -131,6 +134,15 @@ class AdaptResult:
     def improved(self) -> bool:
         return self.after["score"] < self.before["score"]
 
+    @property
+    def change(self) -> tuple[float, float]:
+        """(after - before score, its standard error over the held-out objects): the pairs of
+        each object's score before and after. A change within about two standard errors is
+        what chance gives with so few objects."""
+        pairs = np.subtract(self.after["per_object"], self.before["per_object"])
+        spread = float(np.std(pairs, ddof=1)) if pairs.size > 1 else 0.0
+        return float(pairs.mean()), spread / math.sqrt(pairs.size)
+
 
 def score(summary: dict[str, Any]) -> float:
     """The figure that decides (lower is better): the mean of NoC@85 and NoC@90."""
@@ -169,7 +181,12 @@ def measure(
     )
     summary = summarize(results, max_clicks)
     kept = {k: summary[k] for k in MEASURED}
-    return kept | {"score": score(kept), "seconds": summary["timing"]["seconds"]}
+    per_object = [(r.noc(0.85, max_clicks) + r.noc(0.90, max_clicks)) / 2 for r in results]
+    return kept | {
+        "score": score(kept),
+        "per_object": per_object,
+        "seconds": summary["timing"]["seconds"],
+    }
 
 
 def _train_config(settings: AdaptSettings, model_name: str) -> Any:
@@ -318,4 +335,9 @@ def format_table(result: AdaptResult, measured: int, by: str) -> str:
     for name, figures in rows:
         cells = [f"{figures[k]:.2f}" if k.startswith("NoC") else str(figures[k]) for k in keys]
         lines.append(f"  {name}".ljust(width) + "".join(c.rjust(8) for c in cells))
+    mean, error = result.change
+    lines.append(
+        f"change of the mean of NoC@85 and NoC@90: {mean:+.2f} +- {error:.2f} (standard error "
+        f"over {measured} objects{'; within chance' if abs(mean) < 2 * error else ''})"
+    )
     return "\n".join(lines)

@@ -275,7 +275,10 @@ class AdaptiveClickWidget(QWidget):
 
     def _save_labels(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save labels", "labels.tif", "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd *.zarr *.ome.zarr)"
+            self,
+            "Save labels",
+            "labels.tif",
+            "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd *.zarr *.ome.zarr)",
         )
         if path:
             try:

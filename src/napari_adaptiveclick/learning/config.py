@@ -58,6 +58,14 @@ class TrainConfig:
     # object's centre, as NoC evaluation and users start) instead of the multi-point sampler;
     # 0 (training runs) draws no extra random number, so runs replay as before. Adaptation.
     first_click_prob: float = 0.0
+    # Other first prompts (issue #16): the share of samples that start from a jittered box
+    # (its seed click at the box's centre and ``box_prior`` inside the box as the previous
+    # mask, as ClickSession.add_box feeds a model trained with it) and from a stroke along the
+    # object's skeleton; ``stroke_prob`` is also the chance that a simulated corrective prompt
+    # is a stroke along the error region instead of a click. 0 draws no random number.
+    box_prob: float = 0.0
+    stroke_prob: float = 0.0
+    box_prior: float = 0.4
     scale_min: float = 0.75
     scale_max: float = 1.25
     fused_weight: float = 0.0

@@ -17,14 +17,19 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.evaluation.simulator import (
+    jittered_box,
+    next_click,
+    next_scribble,
+    stroke_along,
+)
 from napari_adaptiveclick.interactive.predict import (
     PREDICTION_THRESHOLD,
     predict_probability,
@@ -114,6 +119,8 @@ class Trainer:
         mix = np.array(weights, dtype=np.float64)
         self.mix = mix / mix.sum()
         self.model = model.to(self.device)
+        if cfg.box_prob > 0:  # trained with boxes: the weights say how to feed one
+            self.model.config = replace(self.model.config, box_prior=cfg.box_prior)
         self.input_size = self.model.config.input_size
         self.criterion = SetCriterion(mask_loss=cfg.loss, fused_weight=cfg.fused_weight)
         self.optimizer = torch.optim.Adam(
@@ -151,6 +158,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
     def _draw_sample(self, rng: np.random.Generator):
+        """(image, mask, first prompts, box or None): the box of a box-first sample, whose
+        inside the previous mask holds ``box_prior`` (in input pixels)."""
         dataset = self.datasets[int(rng.choice(len(self.datasets), p=self.mix))]
         sample = dataset[int(rng.integers(len(dataset)))]
         scale = (self.cfg.scale_min, self.cfg.scale_max)
@@ -163,29 +172,40 @@ class Trainer:
             )
         image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
         if not mask.any():
-            return image, mask, []
+            return image, mask, [], None
+        if self.cfg.box_prob > 0 and rng.random() < self.cfg.box_prob:
+            box = jittered_box(mask, rng)
+            return image, mask, [box.seed(mask.shape)], box.pixel_box(mask.shape)
+        if self.cfg.stroke_prob > 0 and rng.random() < self.cfg.stroke_prob:
+            return image, mask, [stroke_along(_largest_part(mask))], None
         if self.cfg.first_click_prob > 0 and rng.random() < self.cfg.first_click_prob:
-            return image, mask, [next_click(mask, np.zeros_like(mask), None)]
-        return image, mask, sample_initial_clicks(mask, rng)
+            return image, mask, [next_click(mask, np.zeros_like(mask), None)], None
+        return image, mask, sample_initial_clicks(mask, rng), None
 
     def make_batch(self, rng: np.random.Generator):
-        """(images (B,3,S,S), masks (B,S,S) bool numpy, clicks per sample)."""
+        """(images (B,3,S,S), masks (B,S,S) bool numpy, prompts per sample, box-first boxes
+        per sample (None for the others))."""
         drawn = [self._draw_sample(rng) for _ in range(self.cfg.batch_size)]
         images = torch.from_numpy(np.stack([d[0] for d in drawn]))[:, None].expand(-1, 3, -1, -1)
         return (
             images.contiguous().to(self.device),
             np.stack([d[1] for d in drawn]),
             [d[2] for d in drawn],
+            [d[3] for d in drawn],
         )
 
     def _click_maps(self, clicks: list[list[Click]]) -> torch.Tensor:
         return prompt_maps(clicks, self.input_size, self.model.config.click_radius, self.device)
 
-    def add_error_clicks(self, images, masks, clicks, rng) -> torch.Tensor:
+    def add_error_clicks(self, images, masks, clicks, rng, boxes=None) -> torch.Tensor:
         """0..max_extra_clicks rounds (drawn per batch) of no-grad prediction + a simulated click
-        on each sample's largest error; returns the previous probability (B, 1, S, S)."""
+        (or, with ``stroke_prob``, a stroke) on each sample's largest error; returns the
+        previous probability (B, 1, S, S): zero at first, ``box_prior`` inside the boxes."""
         b, s = images.shape[0], self.input_size
         prev = torch.zeros(b, 1, s, s, device=self.device)
+        for i, box in enumerate(boxes or []):
+            if box is not None:
+                prev[i, 0, box.top : box.bottom, box.left : box.right] = self.cfg.box_prior
         rounds = int(rng.integers(0, self.cfg.max_extra_clicks + 1))
         for _ in range(rounds):
             prev = predict_probability(
@@ -194,7 +214,10 @@ class Trainer:
             preds = (prev[:, 0] > PREDICTION_THRESHOLD).cpu().numpy()
             for i in range(b):
                 clicked = disk_maps(clicks[i], (s, s), 1.0).max(0) > 0 if clicks[i] else None
-                click = next_click(masks[i], preds[i], clicked)
+                if self.cfg.stroke_prob > 0 and rng.random() < self.cfg.stroke_prob:
+                    click = next_scribble(masks[i], preds[i], clicked)
+                else:
+                    click = next_click(masks[i], preds[i], clicked)
                 if click is not None:
                     clicks[i] = [*clicks[i], click]
         return prev
@@ -202,8 +225,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train_step(self, step: int) -> dict[str, float]:
         rng = np.random.default_rng([self.cfg.seed, step, self.rank])
-        images, masks, clicks = self.make_batch(rng)
-        prev = self.add_error_clicks(images, masks, clicks, rng)
+        images, masks, clicks, boxes = self.make_batch(rng)
+        prev = self.add_error_clicks(images, masks, clicks, rng, boxes)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(step)
         outputs = self.ddp_model(images, prev, self._click_maps(clicks))
@@ -319,6 +342,16 @@ class Trainer:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])  # run() cuts the log back to this step
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected part of ``mask`` (H, W) bool, where a first stroke goes."""
+    from scipy import ndimage
+
+    parts, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return mask.astype(bool)
+    return parts == int(np.argmax(np.bincount(parts.ravel())[1:])) + 1
 
 
 def keep_freed_memory() -> None:

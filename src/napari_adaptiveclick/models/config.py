@@ -64,6 +64,9 @@ class ModelConfig:
     name: str = "vit_b"
     input_size: int = 448
     click_radius: float = 5.0
+    # How a box prompt is fed (issue #16): the previous-mask value inside the box before any
+    # mask exists. 0 (weights never trained with boxes) feeds only the box's seed click.
+    box_prior: float = 0.0
     vit: ViTConfig = field(default_factory=ViTConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)
     pixel_decoder: PixelDecoderConfig = field(default_factory=PixelDecoderConfig)
@@ -126,6 +129,10 @@ class ModelConfig:
             raise ValueError(
                 f"input_size must be 32..4096 and click_radius 0..256, got {self.input_size} "
                 f"and {self.click_radius}."
+            )
+        if not 0.0 <= self.box_prior < 0.5:
+            raise ValueError(
+                f"box_prior must be in [0, 0.5) (below the mask threshold), got {self.box_prior}."
             )
         if not all(0 <= b < v.depth for b in v.global_blocks):
             raise ValueError(f"global_blocks {v.global_blocks} must index blocks 0..{v.depth - 1}.")

@@ -1,0 +1,111 @@
+"""Training with boxes and strokes as prompts (issue #16 item 1): what a box-first or a
+stroke-first sample feeds the model, strokes as corrective prompts, the box prior carried by
+the weights, and the session feeding a box the way the weights were trained."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Scribble
+from napari_adaptiveclick.learning.config import TrainConfig
+from napari_adaptiveclick.learning.datasets.synthetic import SyntheticDataset
+from napari_adaptiveclick.learning.trainer import Trainer
+from napari_adaptiveclick.models.config import ModelConfig
+from napari_adaptiveclick.models.registry import build_from_config, get_config
+
+
+def _trainer(**options) -> Trainer:
+    cfg = TrainConfig(datasets=[], data="", out="", batch_size=3, num_threads=1, **options)
+    torch.manual_seed(0)
+    model = build_from_config(get_config("tiny"))
+    return Trainer.for_objects(cfg, [SyntheticDataset(kind="organelles", size=128)], model)
+
+
+def test_a_box_first_sample_is_the_seed_click_and_the_prior_inside_the_box():
+    trainer = _trainer(box_prob=1.0, max_extra_clicks=0, box_prior=0.3)
+    assert trainer.model.config.box_prior == 0.3  # the weights will say how to feed a box
+    rng = np.random.default_rng(1)
+    images, masks, prompts, boxes = trainer.make_batch(rng)
+    prev = trainer.add_error_clicks(images, masks, prompts, rng, boxes)
+    for mask, given, box, prior in zip(masks, prompts, boxes, prev[:, 0], strict=True):
+        assert box is not None and len(given) == 1
+        click = given[0]
+        assert isinstance(click, Click) and click.positive
+        assert box.top <= click.row < box.bottom and box.left <= click.col < box.right
+        assert click.row == (box.top + box.bottom - 1) // 2  # the box's seed, as add_box
+        inside = torch.zeros_like(prior, dtype=torch.bool)
+        inside[box.top : box.bottom, box.left : box.right] = True
+        assert torch.all(prior[inside] == 0.3) and torch.all(prior[~inside] == 0)
+        rows, cols = np.nonzero(mask)  # the jittered box stays near the object's box
+        assert abs(box.top - rows.min()) <= 20 and abs(box.right - 1 - cols.max()) <= 20
+
+
+def test_a_stroke_first_sample_runs_inside_the_object_and_corrections_can_be_strokes():
+    trainer = _trainer(stroke_prob=1.0, max_extra_clicks=2)
+    rng = np.random.default_rng(2)
+    images, masks, prompts, boxes = trainer.make_batch(rng)
+    assert boxes == [None] * 3
+    for mask, given in zip(masks, prompts, strict=True):
+        assert len(given) == 1 and isinstance(given[0], Scribble) and given[0].positive
+        assert all(mask[int(r), int(c)] for r, c in given[0].points)
+    before = [len(p) for p in prompts]
+    rounds = []
+    for seed in range(3, 12):  # until a batch draws error rounds
+        trainer.add_error_clicks(images, masks, prompts, np.random.default_rng(seed), boxes)
+        rounds = [p[b:] for p, b in zip(prompts, before, strict=True)]
+        if any(rounds):
+            break
+    added = [q for r in rounds for q in r]
+    assert added and all(isinstance(q, Scribble) for q in added)
+
+
+def test_plain_training_draws_no_box_and_keeps_the_weights_box_free():
+    trainer = _trainer()
+    assert trainer.model.config.box_prior == 0.0
+    _, _, prompts, boxes = trainer.make_batch(np.random.default_rng(0))
+    assert boxes == [None] * 3 and all(isinstance(p, Click) for g in prompts for p in g)
+
+
+def test_the_box_prior_is_part_of_the_model_config():
+    old = get_config("tiny").to_dict()
+    del old["box_prior"]  # weights written before boxes were trained
+    assert ModelConfig.from_dict(old).box_prior == 0.0
+    with pytest.raises(ValueError, match="box_prior must be in"):
+        ModelConfig.from_dict({**old, "box_prior": 0.6})
+
+
+@pytest.mark.parametrize("box_prior", [0.0, 0.4])
+def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_prior):
+    from dataclasses import replace
+
+    from napari_adaptiveclick.interactive.session import ClickSession
+
+    torch.manual_seed(0)
+    model = build_from_config(replace(get_config("tiny"), box_prior=box_prior))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session = ClickSession(model, device="cpu")
+    image = np.random.default_rng(0).normal(100, 10, (300, 260)).astype(np.float32)
+    session.set_image(image)
+    priors = []
+    real = session._predict
+    monkeypatch.setattr(
+        session,
+        "_predict",
+        lambda p, prior, roi: priors.append(prior.window(roi)) or real(p, prior, roi),
+    )
+    session.add_box(100, 80, 160, 150)
+    box = BoxPrompt(100, 80, 160, 150).pixel_box()
+    roi = session.focus_box
+    inside = np.zeros((roi.height, roi.width), bool)
+    inside[box.top - roi.top : box.bottom - roi.top, box.left - roi.left : box.right - roi.left] = (
+        True
+    )
+    np.testing.assert_array_equal(priors[0][inside], np.float32(box_prior))
+    np.testing.assert_array_equal(priors[0][~inside], 0.0)
+    session.add_click(130, 110)  # later prompts: the prediction is the prior, not the box
+    assert len(np.unique(priors[1])) > 2

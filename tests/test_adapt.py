@@ -28,24 +28,9 @@ from napari_adaptiveclick.models.checkpoint import (
     read_checkpoint,
     sha256sum,
 )
+from synthetic import disks_with_labels
 
 FAST = ["--max-clicks", "3", "--batch-size", "1", "--threads", "1", "--check-every", "1"]
-
-
-def _disks(planes: int, size: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(planes, size, size) uint16 noise with two bright disks per plane, and their ids."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[:size, :size]
-    image = rng.normal(60, 10, (planes, size, size))
-    labels = np.zeros((planes, size, size), np.uint16)
-    for z in range(planes):
-        for obj, (r, c) in enumerate(((22, 24), (56, 54)), start=1):
-            disk = (rows - r - rng.integers(-4, 5)) ** 2 + (cols - c) ** 2 <= rng.integers(
-                7, 12
-            ) ** 2
-            image[z][disk] += 100
-            labels[z][disk] = obj
-    return image.astype(np.uint16), labels
 
 
 def _write(path: Path, array: np.ndarray) -> Path:
@@ -56,7 +41,7 @@ def _write(path: Path, array: np.ndarray) -> Path:
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("adapt")
-    image, labels = _disks(6)
+    image, labels = disks_with_labels(6)
     return _write(folder / "image.tif", image), _write(folder / "labels.tif", labels)
 
 
@@ -127,7 +112,7 @@ def test_worse_is_reported_and_not_written_unless_keep_worse(volume, tmp_path, c
 
 
 def _objects(planes: int = 6):
-    image, labels = _disks(planes)
+    image, labels = disks_with_labels(planes)
     return collect_objects(as_volume(image), as_volume(labels), min_area=16)
 
 
@@ -180,7 +165,7 @@ def test_hold_out_planes_or_objects_and_components_as_objects():
     assert by_objects.by == "objects" and len(by_objects.held_out) == 1
     assert set(by_objects.train) | set(by_objects.held_out) == set(range(4))
     # one id with two separate disks on a plane: two objects with that id
-    image, labels = _disks(1)
+    image, labels = disks_with_labels(1)
     labels[labels == 2] = 1
     objects = collect_objects(as_volume(image[0]), as_volume(labels[0]))
     assert [o.label_id for o in objects.objects] == [1, 1] and objects.objects[0].plane is None
@@ -271,7 +256,7 @@ def test_outputs_that_may_not_be_written_are_refused(volume, tmp_path, capsys, n
 
 
 def test_prepare_takes_arrays_as_a_widget_passes_them():
-    image, labels = _disks(6)
+    image, labels = disks_with_labels(6)
     job = adapt_job.prepare(image, labels, settings=AdaptSettings(holdout=0.5))
     assert job.image["file"] is None and job.image["sha256"] is None
     assert len(job.image["data_sha256"]) == 64 and job.labels["shape"] == [6, 80, 80]

@@ -1,5 +1,6 @@
-"""What each action does to the annotator, and what it tells the user: clicks, undo, commit,
-reset, object choice, propagation, replay and cancel.
+"""What each action does to the annotator, and what it tells the user: clicks and the other
+prompts (strokes, boxes, lasso and label masks), undo, commit, reset, object choice,
+propagation, replay and cancel.
 
 :class:`AnnotationActions` queues every action as a job of a :class:`~.jobs.JobQueue`, so
 they run in order; predictions run in the queue's workers. It uses the queue and the
@@ -8,13 +9,17 @@ nothing of layers or clicks on screen. Its interface:
 
 - :meth:`~AnnotationActions.attach` ``(annotator)`` / :meth:`~AnnotationActions.detach`: the
   annotator the actions edit; without one, an action only says "Press Start first".
-- :meth:`~AnnotationActions.click` ``(plane, row, col, positive)``, ``undo``, ``commit``,
-  ``reset``, ``select_object(object_id | None)``, ``propagate(plane)``, ``replay(records)``,
-  ``rethreshold`` (the last click's probability at the annotator's threshold now), ``cancel``.
-  A click, undo or reset stops a running propagation or replay after the slice in progress.
-  A click is predicted in a worker and written into the labels on the Qt thread, only if its
-  result is kept: a result that a newer queued click makes stale is recorded, not drawn; one
-  that Cancel or :meth:`~AnnotationActions.detach` overtook never touches the labels. The
+- :meth:`~AnnotationActions.click` ``(plane, row, col, positive)``, ``scribble(plane, points,
+  positive)``, ``box(plane, top, left, bottom, right)``, ``lasso(plane, polygon)``,
+  ``refine_label(plane, label)`` (that label's pixels on the plane become the mask prompt of
+  that object), ``undo``, ``commit``, ``reset``, ``select_object(object_id | None)``,
+  ``propagate(plane)``, ``replay(records)``, ``rethreshold`` (the last prompt's probability
+  at the annotator's threshold now), ``cancel``.
+  A prompt, undo or reset stops a running propagation or replay after the slice in progress.
+  A prompt (a click or any other kind: each is one undo step and one record) is predicted in
+  a worker and written into the labels on the Qt thread, only if its result is kept: a
+  result that a newer queued prompt makes stale is recorded, not drawn; one that Cancel or
+  :meth:`~AnnotationActions.detach` overtook never touches the labels. The
   edits of a propagation or replay that ``detach`` stopped are undone when its worker ends.
   Undo right after a commit only reopens the committed object.
 - ``propagation_settings`` (read at each propagation), ``last_outcome`` (of the last click),
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING
 from psygnal import Signal
 
 from napari_adaptiveclick._napari.jobs import JobQueue, brief
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Prompt, Scribble
 from napari_adaptiveclick.volume import (
     ClickOutcome,
     PropagatedSlice,
@@ -50,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.results import Prediction
 
 KEY_HINTS = "T: polarity | C: commit | Shift-C: reset | Ctrl-Z: undo | Shift-P: propagate"
-INTERRUPTING = ("click", "undo", "reset")  # actions that stop a propagation or replay
+INTERRUPTING = ("prompt", "undo", "reset")  # actions that stop a propagation or replay
 
 
 def _steps(items: Iterable) -> Iterator:
@@ -94,7 +99,42 @@ class AnnotationActions:
 
     # ------------------------------------------------------------------ queued by the user
     def click(self, plane: int, row: float, col: float, positive: bool = True) -> None:
-        self._submit("click", self._do_click, plane, row, col, positive)
+        click = Click(float(row), float(col), bool(positive))
+        self._submit("prompt", self._do_prompt, plane, lambda _annotator: click, None, True)
+
+    def scribble(self, plane: int, points: Sequence[Sequence[float]], positive: bool) -> None:
+        """A stroke through ``points`` ((row, col), drawing order) on ``plane``."""
+        stroke = Scribble(points, bool(positive))
+        self._submit("prompt", self._do_prompt, plane, lambda _annotator: stroke)
+
+    def box(self, plane: int, top: float, left: float, bottom: float, right: float) -> None:
+        """A box around the object on ``plane`` (edges in pixel coordinates, see
+        :class:`~napari_adaptiveclick.interactive.prompts.BoxPrompt`)."""
+        box = BoxPrompt(top, left, bottom, right)
+        self._submit("prompt", self._do_prompt, plane, lambda _annotator: box)
+
+    def lasso(self, plane: int, polygon: Sequence[Sequence[float]]) -> None:
+        """The pixels inside ``polygon`` ((row, col) vertices) on ``plane`` become the current
+        object's mask there (a mask prompt: the next clicks refine it)."""
+        polygon = [tuple(map(float, vertex)) for vertex in polygon]
+
+        def lasso(annotator: VolumeAnnotator) -> Prompt:
+            return annotator.mask_prompt(plane, polygon=polygon)
+
+        self._submit("prompt", self._do_prompt, plane, lasso)
+
+    def refine_label(self, plane: int, label: int) -> None:
+        """Segment ``label`` and make its pixels on ``plane`` (read when its turn comes) the
+        mask prompt that the next clicks refine."""
+        label = int(label)
+        if label == 0:
+            self.status.emit("Choose the label to refine in the Labels layer (0 is background).")
+            return
+
+        def mask(annotator: VolumeAnnotator) -> Prompt:
+            return annotator.mask_prompt(plane, label=label)
+
+        self._submit("prompt", self._do_prompt, plane, mask, label)
 
     def undo(self) -> None:
         self._submit("undo", self._do_undo)
@@ -144,47 +184,68 @@ class AnnotationActions:
         self.jobs.submit(kind, start, interrupt=kind in INTERRUPTING)
 
     # ------------------------------------------------------------------ run in turn
-    def _on_prediction_error(self, error: Exception) -> None:
-        self.prediction_ended.emit()
+    def _on_prediction_error(self, error: Exception, settle: bool = True) -> None:
+        if settle:
+            self.prediction_ended.emit()
         self.failed.emit(f"Prediction failed: {type(error).__name__}: {brief(str(error))}")
         self.edited.emit()
 
-    def _do_click(self, plane: int, row: float, col: float, positive: bool) -> None:
+    def _do_prompt(
+        self,
+        plane: int,
+        make: Callable[[VolumeAnnotator], Prompt],
+        label: int | None = None,
+        is_click: bool = False,
+    ) -> None:
+        """Predict ``make(annotator)`` on ``plane`` in a worker (``make`` may read the labels:
+        a mask prompt), for ``label`` when given (selected first). ``is_click``: a click of
+        the click layer, which waits there until its prediction ends."""
         annotator, epoch = self.annotator, self._epoch
-        click = Click(float(row), float(col), bool(positive))
+        if label is not None and label != annotator.object_id:
+            annotator.select_object(label)
+
+        def predict() -> tuple[Prompt, tuple]:
+            prompt = make(annotator)
+            return prompt, annotator.predict_prompt(plane, prompt)
 
         def kept(drawn: bool) -> Callable:
-            return lambda result: self._on_click_done(annotator, epoch, click, result, drawn)
+            return lambda result: self._on_prompt_done(annotator, epoch, result, drawn, is_click)
 
-        self.jobs.run(
-            annotator.predict_click,
-            plane,
-            click,
-            on_return=kept(True),
-            on_stale=kept(False),
-            on_error=self._on_prediction_error,
-        )
+        def failed(error: Exception) -> None:
+            if is_click:
+                self.prediction_ended.emit()
+            if isinstance(error, ValueError):  # the prompt does not fit: say why
+                hint = " Choose a label shown on this plane." if label is not None else ""
+                self.failed.emit(f"{error}{hint}")
+                self.edited.emit()
+            else:
+                self._on_prediction_error(error, settle=False)
 
-    def _on_click_done(self, annotator, epoch: int, click: Click, result, drawn: bool) -> None:
-        """On the Qt thread: write a predicted click (threshold of now) unless it was dropped."""
-        self.prediction_ended.emit()
+        self.jobs.run(predict, on_return=kept(True), on_stale=kept(False), on_error=failed)
+
+    def _on_prompt_done(self, annotator, epoch: int, result, drawn: bool, is_click: bool) -> None:
+        """On the Qt thread: write a predicted prompt (threshold of now) unless it was dropped."""
+        if is_click:
+            self.prediction_ended.emit()
+        prompt, (run, prediction, seconds) = result
         if self.annotator is not annotator or self._epoch != epoch:
             if self.annotator is not None:  # Cancel: show what the labels hold
-                self.status.emit("Cancelled: the click in progress was discarded.")
+                what = "click" if is_click else "prompt"
+                self.status.emit(f"Cancelled: the {what} in progress was discarded.")
                 self.edited.emit()
             return
-        run, prediction, seconds = result
         mask = prediction.crop > annotator.threshold  # in the focus crop: costs its size
         step = Step(annotator.object_id)
-        record = annotator.accept_click(run, click, mask, step, box=prediction.box)
+        record = annotator.accept_click(run, prompt, mask, step, box=prediction.box)
         self._last_click = (record, prediction)
         outcome = ClickOutcome(record, annotator.area(record.plane), seconds)
         self.last_outcome = outcome
         if not drawn:
             return
         self.edited.emit()
+        what = "per click" if record.kind == "click" else f"for the {record.kind}"
         self.status.emit(
-            f"{outcome.seconds * 1000:.0f} ms per click | object {record.object_id}, plane "
+            f"{outcome.seconds * 1000:.0f} ms {what} | object {record.object_id}, plane "
             f"{record.plane}: {outcome.area} px | {KEY_HINTS}"
         )
 

@@ -9,14 +9,17 @@ nothing of the annotator or the model.
 - :meth:`~ClickInput.attach` ``(placement)`` / :meth:`~ClickInput.detach`: create (or reuse)
   the layer over ``placement.image`` and follow it / stop following it (the layer stays).
   A removed click layer is created again while attached.
-- :meth:`~ClickInput.show` ``(clicks)``: the current object's clicks, ``(plane, row, col,
-  positive)`` each, shown as green discs (positive) and red crosses (negative), followed by
-  the clicks still waiting for their prediction (*pending*: each emitted click is pending
-  until :meth:`~ClickInput.settle_oldest` or :meth:`~ClickInput.clear_pending`).
+- :meth:`~ClickInput.show` ``(clicks, last="click")``: the current object's clicks, ``(plane,
+  row, col, positive)`` each, shown as green discs (positive) and red crosses (negative),
+  followed by the clicks still waiting for their prediction (*pending*: each emitted click is
+  pending until :meth:`~ClickInput.settle_oldest` or :meth:`~ClickInput.clear_pending`);
+  ``last``: the kind of the object's last step (another prompt: deleting the last click
+  does not undo it).
 - :meth:`~ClickInput.add_click` (as a user would), :meth:`~ClickInput.toggle_polarity`,
   :attr:`~ClickInput.positive`, :attr:`~ClickInput.layer`.
 - Signals: ``clicked(plane, row, col, positive)`` for each point the user adds inside the
-  volume, ``undo_requested()`` when the user deletes the last click, ``polarity_changed(bool)``
+  volume, ``undo_requested()`` when the user deletes the last click and it is the last step,
+  ``polarity_changed(bool)``
   and ``status(str)`` (what the user should know: a refused point, the new polarity).
 """
 
@@ -48,6 +51,7 @@ class ClickInput:
         self._layer: Points | None = None
         self._placement: VolumePlacement | None = None
         self._clicks: list[tuple[int, float, float, bool]] = []  # shown, predicted
+        self._last = "click"  # the kind of the object's last step
         self._pending: list[tuple[np.ndarray, bool]] = []  # shown, waiting: point, polarity
         self._syncing = False  # set while the layer is edited here
         viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -118,9 +122,10 @@ class ClickInput:
         )
         self.polarity_changed.emit(self.positive)
 
-    def show(self, clicks: Sequence[tuple[int, float, float, bool]]) -> None:
-        """Show ``clicks`` ((plane, row, col, positive) each, oldest first) and the pending ones."""
-        self._clicks = [tuple(click) for click in clicks]
+    def show(self, clicks: Sequence[tuple[int, float, float, bool]], last: str = "click") -> None:
+        """Show ``clicks`` ((plane, row, col, positive) each, oldest first) and the pending
+        ones; ``last``: the kind of the object's last step (a click, or another prompt)."""
+        self._clicks, self._last = [tuple(click) for click in clicks], last
         self._redraw()
 
     def settle_oldest(self) -> None:
@@ -146,8 +151,13 @@ class ClickInput:
             self._redraw()
         elif event.action in ("removed", "changed"):
             shown = len(self._clicks) + len(self._pending)
-            if event.action == "removed" and tuple(event.data_indices) == (shown - 1,):
+            last = event.action == "removed" and tuple(event.data_indices) == (shown - 1,)
+            if last and (self._pending or self._last == "click"):
                 self.undo_requested.emit()
+            elif last:
+                self.status.emit(
+                    f"The last step is a {self._last}, not this click: Ctrl-Z undoes it."
+                )
             else:
                 self.status.emit("Clicks cannot be moved or deleted one by one: use Ctrl-Z (undo).")
             self._redraw()

@@ -1,24 +1,26 @@
 """The annotation controller: napari layers in, :class:`VolumeAnnotator` calls out.
 
-Every action (click, undo, commit, reset, object choice, propagation, replay) goes through
-one queue and runs in order; predictions run in napari thread workers, so the viewer never
-waits for the model. A click that arrives while an earlier one is predicted makes the earlier
-result stale: it is recorded (the next prediction builds on it) but not drawn. A click or
-Cancel during a propagation stops it after the slice in progress.
+Every action (a click or other prompt, undo, commit, reset, object choice, propagation,
+replay) goes through one queue and runs in order; predictions run in napari thread workers,
+so the viewer never waits for the model. A prompt that arrives while an earlier one is
+predicted makes the earlier result stale: it is recorded (the next prediction builds on it)
+but not drawn. A prompt or Cancel during a propagation stops it after the slice in progress.
 
 :class:`AnnotationController` is composed of parts that know nothing of each other, each in
 its own file, and wires them together:
 
 - ``jobs`` (:class:`~.jobs.JobQueue`): runs callables in order, one worker at a time;
 - ``click_input`` (:class:`~.click_input.ClickInput`): the click layer; emits clicks;
+- ``prompt_input`` (:class:`~.prompt_input.PromptInput`): the shapes layer: boxes, strokes, lassos;
 - ``actions`` (:class:`~.actions.AnnotationActions`): what each action does to the annotator,
   queued on ``jobs``;
+- ``label_choice`` (:class:`~.label_choice.LabelChoice`): the Labels layer's selected label;
 - ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer;
 - ``recovery`` (:class:`~.recovery.Recovery`): saves each edit at once, offers to restore.
 
 This file starts and stops annotating (loading the model in a worker), follows the image and
 Labels layers, redraws after each edit and keeps the click records with the labels. A
-restart removes the old click layer and an empty Labels layer the last Start made. Its
+restart removes the old input layers and an empty Labels layer the last Start made. Its
 public methods are all the widget and the demo use.
 """
 
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from napari.layers import Image, Labels, Points
+from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error, show_warning
 from psygnal import Signal
 
@@ -36,14 +38,16 @@ from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.actions import KEY_HINTS, AnnotationActions
 from napari_adaptiveclick._napari.click_input import ClickInput
 from napari_adaptiveclick._napari.colours import visible_label_colormap
-from napari_adaptiveclick._napari.jobs import JobQueue, brief, start_worker
+from napari_adaptiveclick._napari.jobs import JobQueue, start_worker
+from napari_adaptiveclick._napari.label_choice import LabelChoice
 from napari_adaptiveclick._napari.loading import (
     AnnotationSettings,
-    DeviceError,
     load_annotator,
+    load_error_text,
     untrained_warning,
 )
 from napari_adaptiveclick._napari.placement import VolumePlacement, choose_layers, leftover_layers
+from napari_adaptiveclick._napari.prompt_input import PromptInput
 from napari_adaptiveclick._napari.provenance import RecordMirror, save_clicks, stored_settings
 from napari_adaptiveclick._napari.recovery import Recovery
 from napari_adaptiveclick._napari.redraw import redraw_changes
@@ -73,22 +77,22 @@ class AnnotationController:
         self.settings = AnnotationSettings()
         self.jobs = JobQueue()
         self.actions = AnnotationActions(self.jobs)
-        self.click_input = ClickInput(
-            viewer,
-            keys={
-                "c": self.commit,
-                "Shift-C": self.reset,
-                "Control-Z": self.undo,
-                "Shift-P": self.propagate,
-            },
-        )
+        keys = {
+            "c": self.commit,
+            "Shift-C": self.reset,
+            "Control-Z": self.undo,
+            "Shift-P": self.propagate,
+        }
+        self.click_input = ClickInput(viewer, keys=keys)
+        self.prompt_input = PromptInput(viewer, keys={"t": self.toggle_polarity, **keys})
         self._earlier: list[ClickRecord] = []  # records stored with the labels before start
         self._mirror: RecordMirror | None = None  # the records kept with the labels
         self._loader = None
         self._warning = ""  # shown with the model while it runs (random weights)
         self._made: Labels | None = None  # the Labels layer the last Start made
         self._stopped: Labels | None = None  # labels of a session stopped while a job ran
-        self._syncing = False  # set while the selected label is set here
+        self.label_choice = LabelChoice(lambda: self.annotator.object_id)
+        self.label_choice.chosen.connect(self.select_object)
         self.jobs.changed.connect(self.changed.emit)
         self.actions.status.connect(self._say)
         self.actions.failed.connect(self.report_error)
@@ -100,8 +104,13 @@ class AnnotationController:
         self.actions.discarded.connect(self._on_discarded)
         self.click_input.clicked.connect(self.actions.click)
         self.click_input.undo_requested.connect(self.undo)
+        self.click_input.polarity_changed.connect(self.prompt_input.set_polarity)
         self.click_input.polarity_changed.connect(lambda _positive: self.changed.emit())
         self.click_input.status.connect(self._say)
+        self.prompt_input.boxed.connect(self.actions.box)
+        self.prompt_input.scribbled.connect(self.actions.scribble)
+        self.prompt_input.lassoed.connect(self.actions.lasso)
+        self.prompt_input.status.connect(self._say)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self.recovery = Recovery(lambda: self.jobs.running)
         self.recovery.status.connect(self._say)
@@ -142,8 +151,12 @@ class AnnotationController:
         return self.click_input.layer
 
     @property
+    def prompts(self) -> Shapes | None:  # the prompts layer (boxes, strokes, lassos)
+        return self.prompt_input.layer
+
+    @property
     def positive(self) -> bool:
-        """The polarity of the next click."""
+        """The polarity of the next click or stroke."""
         return self.click_input.positive
 
     @property
@@ -200,6 +213,12 @@ class AnnotationController:
     def toggle_polarity(self) -> None:
         self.click_input.toggle_polarity()
 
+    def refine_label(self) -> None:
+        """Refine the label selected in the Labels layer on the plane on screen: its pixels
+        there start that object (a mask prompt), the next clicks refine it, commit keeps its id."""
+        if self.ready:
+            self.actions.refine_label(self.current_plane(), int(self.labels.selected_label))
+
     def undo(self) -> None:
         self.actions.undo()
 
@@ -240,7 +259,8 @@ class AnnotationController:
             )
         image, labels, selection, axis = choose_layers(self.viewer, image, labels, settings)
         warning = untrained_warning(settings)
-        leftovers = leftover_layers(self.viewer, self.click_input.layer, self._made, labels)
+        inputs = (self.click_input.layer, self.prompt_input.layer)
+        leftovers = leftover_layers(self.viewer, inputs, self._made, labels)
         self.stop()
         for layer in leftovers:
             self.viewer.layers.remove(layer)
@@ -275,10 +295,10 @@ class AnnotationController:
                 max(annotator.next_free_id(), max(r.object_id for r in self._earlier) + 1)
             )
         self.actions.attach(annotator)
-        self.labels.events.selected_label.connect(self._on_selected_label)
-        self.click_input.attach(self.placement)
+        self.prompt_input.attach(self.placement)
+        self.click_input.attach(self.placement)  # after: the click layer is made active
         self.placement.cut_along_axis()
-        self.labels.selected_label = annotator.object_id
+        self.label_choice.attach(self.labels)
         self._mirror = RecordMirror(self.labels, self._earlier)
         self._store()
         self.recovery.begin(
@@ -287,19 +307,13 @@ class AnnotationController:
         self.changed.emit()
         self._say(
             f"{self._warning} Ready: model '{self.settings.model}' on {self.device}; click on the "
-            f"image. {KEY_HINTS}".strip()
+            f"image, or draw on '{self.prompts.name}' (boxes, paths, polygons). {KEY_HINTS}".strip()
         )
         self.viewer.help = KEY_HINTS
 
     def _on_load_error(self, error: Exception) -> None:
         self.image = self.labels = None
-        if isinstance(error, DeviceError):
-            self.report_error(str(error))
-            return
-        self.report_error(
-            f"Could not load model '{self.settings.model}': {brief(str(error)).rstrip('.')}. "
-            "Choose another model or checkpoint."
-        )
+        self.report_error(load_error_text(error, self.settings.model))
 
     def _on_loader_finished(self) -> None:
         self._loader = None
@@ -313,8 +327,8 @@ class AnnotationController:
         self.jobs.cancel()
         self.recovery.end()
         self.click_input.detach()
-        if self.labels is not None:
-            self.labels.events.selected_label.disconnect(self._on_selected_label)
+        self.prompt_input.detach()
+        self.label_choice.detach()
         self.actions.detach()
         self.placement = self.image = self.labels = None
         self.changed.emit()
@@ -338,32 +352,22 @@ class AnnotationController:
             layer.refresh()  # a stopped propagation or replay was undone
 
     # ------------------------------------------------------------------ labels
-    def _on_selected_label(self, event) -> None:
-        if (
-            not self._syncing
-            and self.ready
-            and self.labels.selected_label != self.annotator.object_id
-        ):
-            self.select_object(int(self.labels.selected_label))
-
     def _on_slice_written(self, plane: int) -> None:  # the worker goes on: no take_changes
         if self.ready and plane == self.current_plane():  # (other planes: drawn on scrolling)
             self.labels.refresh()
 
     def _show_clicks(self) -> None:
-        if self.ready:
+        if self.ready:  # the clicks (other prompts are not points); the kind of the last step
             records = self.annotator.object_records()
-            self.click_input.show([(r.plane, r.row, r.col, r.positive) for r in records])
+            clicks = [(r.plane, r.row, r.col, r.positive) for r in records if r.kind == "click"]
+            self.click_input.show(clicks, records[-1].kind if records else "click")
 
     def _after_edit(self) -> None:
         if self.ready:  # redraw the changes on the plane on screen, autosave them all
             changes, plane = self.annotator.take_changes(), self.current_plane()
             redraw_changes(self.labels, self.selection, self.annotator.geometry, plane, changes)
             self.recovery.note_changes(changes)
-            if self.labels.selected_label != self.annotator.object_id:
-                self._syncing = True
-                self.labels.selected_label = self.annotator.object_id
-                self._syncing = False
+            self.label_choice.show()
             self._store()
             self.recovery.save()
             self._show_clicks()

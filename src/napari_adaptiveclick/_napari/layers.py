@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from napari.layers import Image, Labels, Points
+from napari.layers import Image, Labels, Points, Shapes
 
 from napari_adaptiveclick.io.lazy import as_array
+from napari_adaptiveclick.io.pyramid import LabelsPyramid
 from napari_adaptiveclick.volume.records import ClickRecord
 
 POSITIVE_COLOR = "lime"
@@ -151,6 +152,11 @@ def new_labels_layer(image: Image) -> Labels:
     )
 
 
+def full_resolution(layer: Labels) -> Any:
+    """The data of a Labels layer, of a multiscale one its full-resolution level."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
 def check_labels(labels: Labels, image: Image) -> None:
     """Raise ValueError if ``labels`` cannot hold labels for ``image``."""
     expected = spatial_shape(image)
@@ -159,9 +165,9 @@ def check_labels(labels: Labels, image: Image) -> None:
             f"Labels '{labels.name}' has shape {tuple(labels.data.shape)} but image "
             f"'{image.name}' needs {expected}; choose another Labels layer or '<new>'."
         )
-    data = labels.data
-    writable = isinstance(data, np.ndarray) or hasattr(data, "store")  # numpy or zarr
-    if labels.multiscale or not writable or not np.issubdtype(data.dtype, np.integer):
+    data = full_resolution(labels)  # numpy, zarr, or a labels pyramid on disk (multiscale)
+    writable = isinstance(data, np.ndarray | LabelsPyramid) or hasattr(data, "store")
+    if not writable or not np.issubdtype(data.dtype, np.integer):
         raise ValueError(
             f"Labels '{labels.name}' must be an integer array in memory or in a zarr store "
             f"(got {type(data).__name__} of {data.dtype}); choose '<new>'."
@@ -185,6 +191,29 @@ def new_click_layer(image: Image) -> Points:
     )
     layer.mode = "add"
     return layer
+
+
+def new_prompt_layer(image: Image) -> Shapes:
+    """An empty Shapes layer for boxes, strokes and lassos, with the image's geometry, in
+    rectangle mode; its next shapes are drawn in the positive colour
+    (:func:`set_shape_polarity`)."""
+    shape = spatial_shape(image)
+    layer = Shapes(
+        ndim=image.ndim,
+        name=f"{image.name} prompts",
+        edge_width=max(1.0, 0.005 * min(shape[-2:])),
+        edge_color=POSITIVE_COLOR,
+        face_color="transparent",
+        **geometry_kwargs(image),
+    )
+    layer.mode = "add_rectangle"
+    return layer
+
+
+def set_shape_polarity(layer: Shapes, positive: bool) -> None:
+    """Edge colour of the next drawn shape (no shape is recoloured)."""
+    layer.selected_data = set()
+    layer.current_edge_color = POSITIVE_COLOR if positive else NEGATIVE_COLOR
 
 
 def map_point(point: Sequence[float], source, target) -> np.ndarray:

@@ -43,6 +43,16 @@ class DeviceError(ValueError):
     """The chosen device cannot run here (its message is one short sentence)."""
 
 
+def load_error_text(error: Exception, model: str) -> str:
+    """What the user reads when loading ``model`` failed with ``error``: one line."""
+    if isinstance(error, DeviceError):
+        return str(error)
+    return (
+        f"Could not load model '{model}': {brief(str(error)).rstrip('.')}. "
+        "Choose another model or checkpoint."
+    )
+
+
 def untrained(model: str) -> bool:
     """True when ``model`` (a widget choice) names an architecture without installed trained
     weights, which would run randomly initialised; False for checkpoint paths."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from napari.layers import Image, Labels, Points
+from napari.layers import Image, Labels
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.lazy_layers import new_labels_layer
@@ -51,14 +51,14 @@ def choose_layers(
     return image, labels, selection, axis
 
 
-def leftover_layers(viewer, clicks: Points | None, made: Labels | None, keep: Labels) -> list:
-    """The layers a restart on ``keep`` removes from ``viewer``: the old click layer (its
-    clicks are stored with the labels) and ``made``, the Labels layer the last Start made for
-    '<new>', while it holds no labels and no clicks."""
-    empty = made is not None and not (max_value(made.data) or L.stored_records(made))
+def leftover_layers(viewer, inputs: Sequence, made: Labels | None, keep: Labels) -> list:
+    """The layers a restart on ``keep`` removes from ``viewer``: the old input layers
+    (clicks, prompts: what they gave is stored with the labels) and ``made``, the Labels
+    layer the last Start made for '<new>', while it holds no labels and no clicks."""
+    empty = made is not None and not (max_value(L.full_resolution(made)) or L.stored_records(made))
     return [
         layer
-        for layer in (clicks, made if empty else None)
+        for layer in (*inputs, made if empty else None)
         if layer is not None and layer is not keep and layer in viewer.layers
     ]
 
@@ -66,7 +66,7 @@ def leftover_layers(viewer, clicks: Points | None, made: Labels | None, keep: La
 def check_free_id(labels: Labels) -> None:
     """Raise ValueError when ``labels`` (an integer layer) has no id left for a new object:
     its largest id, or that of its stored clicks, is its dtype's largest value."""
-    used = [max_value(labels.data)]  # a labels store: slab by slab
+    used = [max_value(L.full_resolution(labels))]  # a labels store: slab by slab
     used += [record.object_id for record in L.stored_records(labels)]
     limit = np.iinfo(labels.data.dtype).max
     if max(used) >= limit:

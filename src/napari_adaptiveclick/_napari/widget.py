@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_adaptiveclick._napari.adapt_panel import AdaptPanel
 from napari_adaptiveclick._napari.controller import AnnotationController
 from napari_adaptiveclick._napari.loading import AnnotationSettings, offered_models
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
@@ -120,6 +121,7 @@ class AdaptiveClickWidget(QWidget):
             "Undo (Ctrl-Z)": self.controller.undo,
             "Reset (Shift-C)": self.controller.reset,
             "New object": lambda: self.controller.select_object(None),
+            "Refine label": self.controller.refine_label,
             "Propagate (Shift-P)": self.controller.propagate,
             "Cancel": self.controller.cancel,
             "Save clicks...": self._save_clicks,
@@ -157,6 +159,7 @@ class AdaptiveClickWidget(QWidget):
         layout.addWidget(setup_box)
         layout.addWidget(annotate_box)
         layout.addWidget(self._build_autosave())
+        layout.addWidget(AdaptPanel(self))
         layout.addWidget(self.status)
         layout.addStretch(1)
 

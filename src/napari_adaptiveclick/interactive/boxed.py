@@ -83,6 +83,14 @@ class BoxedArray:
         return cls(tuple(shape), EMPTY_BOX, np.zeros((0, 0), np.float32))
 
     @classmethod
+    def filled(cls, shape: tuple[int, int], box: Box, value: float) -> BoxedArray:
+        """``value`` inside ``box`` (clipped to the image of ``shape``), zero outside."""
+        box = Box(
+            max(box.top, 0), max(box.left, 0), min(box.bottom, shape[0]), min(box.right, shape[1])
+        )
+        return cls(tuple(shape), box, np.full((box.height, box.width), value, np.float32))
+
+    @classmethod
     def of(
         cls, array: np.ndarray, shape: tuple[int, int] | None = None, at: Box | None = None
     ) -> BoxedArray:

@@ -294,11 +294,10 @@ class ClickSession:
             state = ClickState(prompts, None, prompt.box, prompt.values.astype(np.float32))
         elif isinstance(prompt, BoxPrompt):
             roi = box_focus(prompt, self.image_shape, self.zoom_expand, self.zoom_min_size)
-            if self.config.box_prior > 0 and not (prior.values > 0.5).any():
-                # weights trained with boxes: the box's inside as a weak previous mask
-                inside = prompt.pixel_box(self.image_shape)
-                weak = np.full((inside.height, inside.width), self.config.box_prior, np.float32)
-                prior = BoxedArray(self.image_shape, inside, weak)
+            if self.config.box_prior > 0 and not (prior.values > 0.5).any():  # trained so
+                prior = BoxedArray.filled(
+                    self.image_shape, prompt.pixel_box(), self.config.box_prior
+                )
             state = self._predict(prompts, prior, roi)
         elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
             state = self._predict_first_click(prompts, prior)

@@ -4,6 +4,9 @@
 the other prompt kinds of :mod:`napari_adaptiveclick.interactive.prompts`: each call is one
 undo step and one record (:mod:`.records`, kinds ``scribble``, ``box`` and ``mask``), and
 :meth:`PromptAnnotation.replay_record` applies a record of any kind as it was made.
+:meth:`PromptAnnotation.mask_prompt` and :meth:`PromptAnnotation.predict_prompt` split a call
+into its prediction and its write (``accept_click``), as for clicks, so that a viewer can
+predict in a worker and write on its own thread.
 
 A scribble or a box is predicted like a click, in the object's run on its plane (rules 1-3
 of :mod:`napari_adaptiveclick.volume`). A mask prompt starts a new run whose prior is that
@@ -17,10 +20,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from napari_adaptiveclick.interactive.boxed import bounding_box
+from napari_adaptiveclick.interactive.boxed import bounding_box, paste
 from napari_adaptiveclick.interactive.prompts import (
     BoxPrompt,
     MaskPrompt,
@@ -29,8 +31,12 @@ from napari_adaptiveclick.interactive.prompts import (
     check_prompt,
     polygon_mask,
 )
+from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step
 from napari_adaptiveclick.volume.records import ClickRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_adaptiveclick.interactive.session import Prediction
 
 
 class PromptAnnotation:
@@ -66,8 +72,7 @@ class PromptAnnotation:
         col) vertices, clipped to the plane). One undo step, recorded; the clicks after it on
         that plane refine it. Raises ValueError without exactly one of the two, or for a
         mask without pixels."""
-        prompt, full = self._mask_prompt(plane, label, polygon)
-        return self._start_from_mask(plane, prompt, full)
+        return self._add_prompt(plane, self.mask_prompt(plane, label=label, polygon=polygon))
 
     def refine_label(self, plane: int, label: int) -> ClickOutcome:
         """Refine an existing label: make ``label`` the current object and its mask on
@@ -84,9 +89,9 @@ class PromptAnnotation:
             return self.add_click(record.plane, record.row, record.col, record.positive)
         if record.kind != "mask":
             return self._add_prompt(record.plane, record.prompt)
-        source = (record.mask_label or None, record.points or None)
+        source = {"label": record.mask_label or None, "polygon": record.points or None}
         try:
-            prompt, full = self._mask_prompt(record.plane, *source)
+            prompt = self.mask_prompt(record.plane, **source)
         except ValueError as err:
             raise ValueError(f"Record {record.order} (a mask) cannot be replayed: {err}") from None
         if record.mask_sha256 and prompt.sha256 != record.mask_sha256:
@@ -96,7 +101,48 @@ class PromptAnnotation:
                 "one recorded (its SHA-256 differs): the labels differ from those the records "
                 "were made on. Nothing was changed by this record."
             )
-        return self._start_from_mask(record.plane, prompt, full)
+        return self._add_prompt(record.plane, prompt)
+
+    def mask_prompt(
+        self,
+        plane: int,
+        *,
+        label: int | None = None,
+        polygon: Sequence[Sequence[float]] | None = None,
+    ) -> MaskPrompt:
+        """The mask prompt of ``label``'s pixels or of the pixels inside ``polygon`` on
+        ``plane`` (see :meth:`set_mask`), read now. Raises ValueError without exactly one of
+        the two, or for a mask without pixels."""
+        self._check_plane(plane)
+        if (label is None) == (polygon is None):
+            raise ValueError("A mask prompt needs either a label id or a polygon, not both.")
+        shape = self.geometry.slice_shape
+        if polygon is not None:
+            full = polygon_mask(polygon, shape)
+            if not full.any():
+                raise ValueError("The polygon holds no pixel centre of the plane.")
+            return MaskPrompt.of(full, shape, polygon=polygon)
+        full = self.mask(plane, int(label))
+        if not full.any():
+            raise ValueError(f"Label {label} has no pixels on plane {plane}.")
+        return MaskPrompt.of(full, shape, label=int(label))
+
+    def predict_prompt(self, plane: int, prompt: Prompt) -> tuple[Run, Prediction, float]:
+        """Predict ``prompt`` (any kind) on ``plane`` for the current object without writing
+        anything, as :meth:`~.annotator.VolumeAnnotator.predict_click` does: a click, stroke
+        or box in the object's run there, a mask prompt as the start of a new run whose prior
+        is its mask. Returns (run, prediction, seconds); pass them to ``accept_click`` to
+        keep the prompt (one undo step). Raises ValueError for a prompt that does not fit."""
+        self._check_plane(plane)
+        check_prompt(prompt, self.geometry.slice_shape)
+        if not isinstance(prompt, MaskPrompt):
+            return self.predict_click(plane, prompt)
+        start = time.perf_counter()
+        full = paste(prompt.values, prompt.box, Box(0, 0, *prompt.shape), fill=False)
+        run = Run.starting_from(self.object_id, plane, full)
+        run.extent = bounding_box(self.mask(plane))  # the object's pixels there now
+        prediction = self._predictor.predict(run, prompt)
+        return run, prediction, time.perf_counter() - start
 
     # ------------------------------------------------------------------ shared steps
     def _check_plane(self, plane: int) -> None:
@@ -106,42 +152,8 @@ class PromptAnnotation:
             )
 
     def _add_prompt(self, plane: int, prompt: Prompt) -> ClickOutcome:
-        """Predict ``prompt`` on ``plane`` in the object's run and write it: one undo step."""
-        self._check_plane(plane)
-        check_prompt(prompt, self.geometry.slice_shape)
-        run, prediction, seconds = self.predict_click(plane, prompt)
-        return self._keep(plane, run, prompt, prediction, seconds)
-
-    def _mask_prompt(
-        self, plane: int, label: int | None, polygon: Sequence[Sequence[float]] | None
-    ) -> tuple[MaskPrompt, np.ndarray]:
-        """The mask prompt of ``label``'s pixels or of ``polygon`` on ``plane``, and the
-        plane's (rows, cols) bool mask."""
-        self._check_plane(plane)
-        if (label is None) == (polygon is None):
-            raise ValueError("A mask prompt needs either a label id or a polygon, not both.")
-        shape = self.geometry.slice_shape
-        if polygon is not None:
-            full = polygon_mask(polygon, shape)
-            if not full.any():
-                raise ValueError("The polygon holds no pixel centre of the plane.")
-            return MaskPrompt.of(full, shape, polygon=polygon), full
-        full = self.mask(plane, int(label))
-        if not full.any():
-            raise ValueError(f"Label {label} has no pixels on plane {plane}.")
-        return MaskPrompt.of(full, shape, label=int(label)), full
-
-    def _start_from_mask(self, plane: int, prompt: MaskPrompt, full: np.ndarray) -> ClickOutcome:
-        start = time.perf_counter()
-        run = Run.starting_from(self.object_id, plane, full)
-        run.extent = bounding_box(self.mask(plane))  # the object's pixels there now
-        prediction = self._predictor.predict(run, prompt)
-        return self._keep(plane, run, prompt, prediction, time.perf_counter() - start)
-
-    def _keep(
-        self, plane: int, run: Run, prompt: Prompt, prediction, seconds: float
-    ) -> ClickOutcome:
-        """Record ``prompt`` in ``run`` and write its ``prediction``: one undo step."""
+        """Predict ``prompt`` on ``plane`` and write it: one undo step, one record."""
+        run, prediction, seconds = self.predict_prompt(plane, prompt)
         step = Step(self.object_id)
         record = self.accept_click(run, prompt, prediction.crop_mask, step, box=prediction.box)
         return ClickOutcome(record, self.area(plane), seconds)

@@ -1,0 +1,393 @@
+"""The widget's "Adapt model" box: fine-tune the model on the user's committed objects.
+
+A thin form over :mod:`napari_adaptiveclick.learning.adapt_job`: :meth:`AdaptPanel.adapt`
+reads the Image and Labels layers (those being annotated, else those chosen in the form),
+checks everything with :func:`~.adapt_job.prepare` on the Qt thread (a problem is shown in the
+status and nothing starts), then runs :func:`~.adapt_job.run_job` in a worker, with a
+progress bar (step, loss, time left) and Cancel. At the end it shows the before / after
+NoC@85/90 table of the held-out objects and writes the adapted checkpoint in a second worker
+(:func:`~.adapt_job.save_adapted`), unless the held-out objects got worse and "Keep even if
+worse" is not ticked. It never overwrites a file the user did not confirm in the file dialog:
+an existing name gets ``-2``, ``-3``, ... "Use adapted model" / "Use default model" put the
+checkpoint (or ``default``) into the widget's model choice and restart annotating on the same
+layers; the labels, and the clicks stored with them, stay.
+
+The objects are every 4-connected component of each label id on a plane of the slicing axis
+(:func:`~napari_adaptiveclick.learning.adapt_data.collect_objects`); while annotating, the
+object being edited (not yet committed) is left out (:func:`.adapt_inputs.read_user_labels`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtGui import QFontDatabase
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from napari_adaptiveclick._napari.adapt_inputs import (
+    adapt_source,
+    default_checkpoint_path,
+    fresh_path,
+    progress_text,
+    read_user_labels,
+)
+from napari_adaptiveclick._napari.jobs import brief, start_worker
+from napari_adaptiveclick._napari.loading import avoid_triton_llvm_clash
+from napari_adaptiveclick.learning.adapt import (
+    AdaptCancelled,
+    AdaptProgress,
+    AdaptResult,
+    AdaptSettings,
+    format_table,
+)
+from napari_adaptiveclick.learning.adapt_job import (
+    AdaptJob,
+    check_output,
+    prepare,
+    run_job,
+    save_adapted,
+)
+from napari_adaptiveclick.models.errors import CheckpointError
+from napari_adaptiveclick.models.registry import DEFAULT_MODEL
+
+BAR_STEPS = 1000  # resolution of the progress bar (share of the time budget)
+
+
+class _Relay(QObject):
+    """Carries the worker's progress callbacks to the Qt thread (a queued Qt signal)."""
+
+    progress = Signal(object)
+
+
+class AdaptPanel(QGroupBox):
+    """Adapt, cancel, save and switch models; ``widget`` is the :class:`AdaptiveClickWidget`
+    (its controller, layer and model choices, ``settings()`` and ``start()``).
+
+    ``settings``: the adaptation settings the form does not show (the form sets ``minutes``
+    and ``device``). After a run: ``result`` and ``job``; ``saved_path`` once written."""
+
+    def __init__(self, widget) -> None:
+        super().__init__("Adapt model")
+        self.widget = widget
+        self.controller = widget.controller
+        self.settings = AdaptSettings()
+        self.job: AdaptJob | None = None
+        self.result: AdaptResult | None = None
+        self.saved_path: Path | None = None
+        self.updates: list[AdaptProgress] = []  # of the current run
+        self._worker = None  # the adaptation or saving worker
+        self._stop = threading.Event()
+        self._confirmed: Path | None = None  # an existing file the user chose to replace
+        self._pending = False  # a worse result kept in memory, not saved
+        self._save_due = False  # save once the adaptation's worker has ended
+        self._relay = _Relay()
+        self._relay.progress.connect(self._show_progress)
+        self._build()
+        self.controller.changed.connect(self._show_state)
+        widget.model_combo.currentTextChanged.connect(self._show_state)
+        self._show_state()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.minutes_spin = QDoubleSpinBox(
+            decimals=1, minimum=0.1, maximum=600.0, singleStep=1.0, value=self.settings.minutes
+        )
+        self.minutes_spin.setSuffix(" min")
+        self.minutes_spin.setToolTip("Time budget: training stops earlier when it stops helping.")
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("beside the image: <image>_adapted.pt")
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        self.keep_check = QCheckBox("Keep even if worse")
+        self.keep_check.setToolTip(
+            "Save the adapted model even when it does worse on the held-out objects."
+        )
+        self.keep_check.toggled.connect(self._keep_toggled)
+        self.adapt_button = QPushButton("Adapt model")
+        self.adapt_button.setToolTip(
+            "Fine-tune the model on the committed objects of the Labels layer; a quarter of "
+            "them (whole planes of a volume) are held out to measure NoC before and after."
+        )
+        self.adapt_button.clicked.connect(self.adapt)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximum(BAR_STEPS)
+        self.progress_bar.setTextVisible(True)
+        self.table = QPlainTextEdit()
+        self.table.setReadOnly(True)
+        self.table.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.table.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.table.setMaximumHeight(100)
+        self.table.setVisible(False)
+        self.message = QLabel("Commit some objects, then adapt the model to them.")
+        self.message.setWordWrap(True)
+        self.use_adapted_button = QPushButton("Use adapted model")
+        self.use_adapted_button.clicked.connect(self.use_adapted)
+        self.use_default_button = QPushButton("Use default model")
+        self.use_default_button.clicked.connect(self.use_default)
+
+        form = QFormLayout()
+        form.addRow("Minutes", self.minutes_spin)
+        where = QHBoxLayout()
+        where.addWidget(self.path_edit)
+        where.addWidget(browse)
+        form.addRow("Save to", where)
+        form.addRow(self.keep_check)
+        buttons = QGridLayout()
+        buttons.addWidget(self.adapt_button, 0, 0)
+        buttons.addWidget(self.cancel_button, 0, 1)
+        buttons.addWidget(self.use_adapted_button, 1, 0)
+        buttons.addWidget(self.use_default_button, 1, 1)
+        layout = QVBoxLayout()
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.table)
+        layout.addWidget(self.message)
+        self.setLayout(layout)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def running(self) -> bool:
+        """True while an adaptation or a save runs."""
+        return self._worker is not None
+
+    def _model(self) -> str:
+        """The model annotating now, else the one chosen in the form."""
+        if self.controller.ready:
+            return self.controller.settings.model
+        return self.widget.settings().model
+
+    def _show_state(self, *_args) -> None:
+        self.adapt_button.setEnabled(not self.running)
+        adapting = self.running and self.result is None
+        self.cancel_button.setEnabled(adapting and not self._stop.is_set())
+        self.use_adapted_button.setEnabled(self.saved_path is not None and not self.running)
+        self.use_default_button.setEnabled(self._model() != DEFAULT_MODEL)
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+    def _fail(self, text: str) -> None:
+        self._say(text)
+        self.controller.report_error(text)
+
+    # ------------------------------------------------------------------ adapt
+    def adapt(self) -> None:
+        """Check the layers and the model, then adapt in a worker; a problem is shown in
+        the status (and nothing runs)."""
+        if self.running:
+            return
+        layers = {layer.name: layer for layer in self.widget.viewer.layers}
+        image = layers.get(self.widget.image_combo.currentText())
+        labels = layers.get(self.widget.labels_combo.currentText())
+        form = self.widget.settings()
+        settings = replace(self.settings, minutes=self.minutes_spin.value(), device=form.device)
+        model = self._model()
+        try:
+            user = read_user_labels(self.controller, image, labels, form)
+            avoid_triton_llvm_clash()  # prepare loads the model (torch)
+            job = prepare(
+                user.image,
+                user.labels,
+                checkpoint=adapt_source(model),
+                settings=settings,
+                axis=user.axis,
+            )
+            check_output(self._target(), job.source["file"], self._overwrite())
+        except (ValueError, CheckpointError, OSError) as error:  # AdaptInputError included
+            self._fail(f"Cannot adapt: {brief(str(error), limit=300)}")
+            return
+        self.job, self.result, self._pending = job, None, False
+        self.updates = []
+        self._stop = threading.Event()
+        self.table.setVisible(False)
+        self.progress_bar.setValue(0)
+        split, objects = job.split, job.objects
+        self.progress_bar.setFormat(f"measuring the source model on {len(split.measured)} objects")
+        left_out = (
+            f" Object {user.left_out} is being edited, so it is left out: commit it to use it."
+            if user.left_out is not None
+            else ""
+        )
+        self._say(
+            f"Adapting '{model}' for up to {settings.minutes:g} min on {len(objects.objects)} "
+            f"objects: {len(split.train)} to train on, {len(split.held_out)} held out by "
+            f"{split.by} ({objects.too_small} smaller than {settings.min_area} px left out)."
+            f"{left_out}"
+        )
+        self._worker = start_worker(
+            run_job,
+            job,
+            self._relay.progress.emit,
+            self._stop.is_set,
+            on_return=self._on_adapted,
+            on_error=self._on_error,
+            on_finish=self._on_finished,
+        )
+        self._show_state()
+
+    def cancel(self) -> None:
+        """Stop the adaptation after the current step (or held-out object); nothing is saved."""
+        if self.running and self.job is not None and self.result is None:
+            self._stop.set()
+            self.progress_bar.setFormat("cancelling...")
+            self._show_state()
+
+    def _show_progress(self, update: AdaptProgress) -> None:
+        self.updates.append(update)
+        budget = max(self.job.settings.minutes * 60, 1e-9)
+        self.progress_bar.setValue(round(BAR_STEPS * min(1.0, 1 - update.seconds_left / budget)))
+        if not self._stop.is_set():
+            self.progress_bar.setFormat(progress_text(update))
+
+    def _on_error(self, error: Exception) -> None:
+        if isinstance(error, AdaptCancelled):
+            self.progress_bar.setFormat("cancelled")
+            self._say("Adaptation cancelled: nothing was saved.")
+        else:
+            self._fail(f"Adaptation failed: {brief(str(error), limit=300)}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._save_due:
+            self._save_due = False
+            self._save()
+        self._show_state()
+
+    def _on_adapted(self, result: AdaptResult) -> None:
+        self.result = result
+        split = self.job.split
+        self.progress_bar.setValue(BAR_STEPS)
+        self.progress_bar.setFormat(f"done: {result.steps} steps, {result.stopped}")
+        self.table.setPlainText(
+            f"{format_table(result, len(split.measured), split.by)}\n"
+            f"{result.steps} steps in {result.seconds / 60:.1f} min, stopped: {result.stopped}; "
+            f"kept the weights of step {result.best_step}."
+        )
+        self.table.setVisible(True)
+        if result.worse and not self.keep_check.isChecked():
+            self._pending = True
+            self._say(
+                "Adaptation made the held-out objects WORSE (mean of NoC@85 and NoC@90 "
+                f"{result.before['score']:.2f} -> {result.after['score']:.2f}): not saved. "
+                "Tick 'Keep even if worse' to save it anyway, or label more objects and adapt "
+                "again."
+            )
+            return
+        self._save_due = True  # when its worker has ended (one worker at a time)
+
+    def _keep_toggled(self, keep: bool) -> None:
+        if keep and self._pending and not self.running:
+            self._save()
+
+    # ------------------------------------------------------------------ save
+    def _target(self) -> Path:
+        """The file to write: the chosen path, or the default beside the image; an existing
+        file only when the user confirmed replacing it, else the next free name."""
+        text = self.path_edit.text().strip()
+        if not text:
+            return default_checkpoint_path(self._image_layer())
+        path = Path(text).expanduser()
+        return path if path == self._confirmed else fresh_path(path)
+
+    def _overwrite(self) -> bool:
+        target = self._target()
+        return target == self._confirmed and target.exists()
+
+    def _image_layer(self):
+        if self.controller.ready:
+            return self.controller.image
+        layers = {layer.name: layer for layer in self.widget.viewer.layers}
+        return layers.get(self.widget.image_combo.currentText())
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the adapted model",
+            str(self._target()),
+            "Checkpoints (*.pt);;All files (*)",
+        )
+        if path:
+            path = Path(path) if Path(path).suffix else Path(f"{path}.pt")
+            self._confirmed = path if path.exists() else None  # the dialog asked to replace
+            self.path_edit.setText(str(path))
+
+    def _save(self) -> None:
+        self._pending = False
+        target, overwrite = self._target(), self._overwrite()
+        worse = self.result.worse  # (a worse result is saved only when kept)
+        self._say(f"Saving the adapted model to {target}...")
+
+        if worse:
+            verdict = "WARNING: the held-out objects got worse; saved as asked. "
+        elif not self.result.improved:
+            verdict = "The held-out objects did not improve (no change in NoC). "
+        else:
+            verdict = ""
+
+        def saved(path: Path) -> None:
+            self.saved_path = path
+            self._say(
+                f"{verdict}Saved the adapted model to {path} (provenance under "
+                "'adaptation'). 'Use adapted model' annotates with it."
+            )
+
+        self._worker = start_worker(
+            save_adapted,
+            target,
+            self.job,
+            self.result,
+            overwrite,
+            on_return=saved,
+            on_error=self._save_failed,
+            on_finish=self._on_finished,
+        )
+        self._show_state()
+
+    def _save_failed(self, error: Exception) -> None:
+        self._fail(f"Could not save the adapted model: {brief(str(error), limit=300)}")
+
+    # ------------------------------------------------------------------ switch
+    def use_adapted(self) -> None:
+        """Annotate with the saved adapted checkpoint."""
+        if self.saved_path is not None:
+            self._switch(str(self.saved_path))
+
+    def use_default(self) -> None:
+        """Annotate with the shipped default weights."""
+        self._switch(DEFAULT_MODEL)
+
+    def _switch(self, model: str) -> None:
+        """Choose ``model`` in the widget and, while annotating, restart on the same layers
+        (the labels and their stored clicks stay; undo starts anew)."""
+        combo = self.widget.model_combo
+        if combo.findText(model) < 0:
+            combo.addItem(model)
+        combo.setCurrentText(model)
+        if not self.controller.ready:
+            self._say(f"Model set to '{model}': press Start to annotate with it.")
+            return
+        self.widget.image_combo.setCurrentText(self.controller.image.name)
+        self.widget.labels_combo.setCurrentText(self.controller.labels.name)
+        self.widget.start()  # a problem goes to the status
+        if self.controller.busy:  # loading the model
+            self._say(f"Restarting with model '{model}'; your labels stay as they are.")

@@ -274,3 +274,18 @@ def test_default_path_beside_the_image_or_at_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     unsaved = Image(np.zeros((4, 4)), name="my cells/2")
     assert default_checkpoint_path(unsaved) == home / "my_cells_2_adapted.pt"
+
+
+def test_closing_the_widget_ends_the_run(make_napari_viewer, qtbot, tmp_path):
+    viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
+    widget, panel = _panel(viewer, qtbot)
+    panel.settings = AdaptSettings(batch_size=1, max_clicks=3, threads=1)  # 5 minutes
+    panel.path_edit.setText(str(tmp_path / "never.pt"))
+    panel.adapt()
+    qtbot.waitUntil(lambda: any(u.phase == "train" for u in panel.updates), timeout=TIMEOUT_MS)
+    stop, worker = panel._stop, panel._worker
+    viewer.window.remove_dock_widget("all")
+    widget.deleteLater()
+    qtbot.waitUntil(stop.is_set, timeout=TIMEOUT_MS)  # the run is told to end at once
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT_MS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]

@@ -94,6 +94,8 @@ class AdaptPanel(QGroupBox):
         self.updates: list[AdaptProgress] = []  # of the current run
         self._worker = None  # the adaptation or saving worker
         self._stop = threading.Event()
+        live = self._live = {"stop": self._stop}  # the current run's, for the closure below
+        self.destroyed.connect(lambda *_: live["stop"].set())  # widget closed: end the run
         self._confirmed: Path | None = None  # an existing file the user chose to replace
         self._pending = False  # a worse result kept in memory, not saved
         self._save_due = False  # save once the adaptation's worker has ended
@@ -218,7 +220,7 @@ class AdaptPanel(QGroupBox):
             return
         self.job, self.result, self._pending = job, None, False
         self.updates = []
-        self._stop = threading.Event()
+        self._stop = self._live["stop"] = threading.Event()
         self.table.setVisible(False)
         self.progress_bar.setValue(0)
         split, objects = job.split, job.objects

@@ -6,10 +6,11 @@ Each job is one ``segment`` run (same options as a single run: ``--model``, ``--
 ``--threshold``, ...), its labels in its own store, written in place as the single run does,
 so a worker holds one focus crop and the model, not a volume. The jobs run on a local
 cluster (``--workers`` processes, one thread each) unless ``--scheduler ADDRESS`` names an
-existing one (then every worker must see the same paths); progress is one line per finished
-job. Every job's inputs are checked (files exist, outputs free) before any job starts; a job
-that fails is reported with its error and the others go on; the exit status is 1 when any
-failed.
+existing one (then every worker must see the same paths: the jobs get absolute paths, since a
+worker runs in a folder of its own); progress is one line per finished job, naming the worker
+that ran it. Every job's inputs are checked (files exist, outputs free) before any job starts;
+a job that fails is reported with its error and the others go on; the exit status is 1 when
+any failed.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_jobs(path: str | Path, out_dir: str | Path | None, overwrite: bool) -> list[Job]:
-    """The jobs of ``path``, checked: inputs exist, outputs are distinct and free."""
-    path = Path(path)
+    """The jobs of ``path``, checked: inputs exist, outputs are distinct and free. Paths are
+    made absolute (relative ones: to the file's folder, ``out_dir`` to the current one)."""
+    path = Path(path).absolute()
+    out_dir = Path(out_dir).absolute() if out_dir else None
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not {"image", "clicks"} <= set(rows[0]):
@@ -78,12 +81,14 @@ def read_jobs(path: str | Path, out_dir: str | Path | None, overwrite: bool) -> 
 
 
 def _run_job(segment: Callable[[argparse.Namespace], int], options: dict, job: Job) -> str:
-    """One job on a worker: a single ``segment`` run; returns its output path."""
+    """One job on a worker: a single ``segment`` run; returns the worker's address."""
+    from distributed import get_worker
+
     args = argparse.Namespace(
         **{**options, "image": str(job.image), "clicks": str(job.clicks), "out": str(job.out)}
     )
     segment(args)
-    return str(job.out)
+    return get_worker().address
 
 
 def run_batch(args: argparse.Namespace, segment: Callable[[argparse.Namespace], int]) -> int:
@@ -100,6 +105,9 @@ def run_batch(args: argparse.Namespace, segment: Callable[[argparse.Namespace], 
         for k, v in vars(args).items()
         if k not in ("batch", "out_dir", "scheduler", "workers", "image", "clicks", "out")
     }
+    for name in ("checkpoint", "labels"):  # files the workers open: absolute paths
+        if options.get(name) and Path(options[name]).exists():
+            options[name] = str(Path(options[name]).absolute())
     cluster = None
     if args.scheduler:
         client = Client(args.scheduler)
@@ -122,8 +130,8 @@ def run_batch(args: argparse.Namespace, segment: Callable[[argparse.Namespace], 
             job = futures[future]
             elapsed = time.perf_counter() - start
             try:
-                future.result()
-                print(f"[{done}/{len(jobs)}] {elapsed:.0f} s: wrote {job.out}")
+                worker = future.result()
+                print(f"[{done}/{len(jobs)}] {elapsed:.0f} s: wrote {job.out} on {worker}")
             except Exception as error:  # the worker's error, reported with its job
                 failed += 1
                 print(

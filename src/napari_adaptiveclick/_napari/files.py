@@ -101,7 +101,8 @@ def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = Fals
     integer = np.issubdtype(volume.data.dtype, np.integer)
     labels = labels or (integer and any(word in name.lower() for word in LABEL_WORDS))
     if labels and not volume.is_rgb:
-        return _labels_data(volume), {**kwargs, "affine": affine}, "labels"
+        data, multiscale = _labels_data(volume)
+        return data, {**kwargs, "affine": affine, "multiscale": multiscale}, "labels"
     if is_lazy(volume.data):
         return _lazy_image_data(volume, {**kwargs, "affine": affine})
     if volume.is_rgb:
@@ -115,19 +116,20 @@ def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = Fals
     return volume.data, kwargs, "image"
 
 
-def _labels_data(volume: ImageVolume) -> Any:
-    """Labels data: in memory as read; a zarr store reopened for writing (napari paints into
-    it, the widget's clicks write through); other lazy stores read-only views."""
+def _labels_data(volume: ImageVolume) -> tuple[Any, bool]:
+    """Labels data, and whether it is multiscale: in memory as read; a zarr store reopened
+    for writing (napari paints into it, the widget's clicks write through; a pyramid is a
+    multiscale layer, :func:`~.lazy_layers.layer_levels`); other lazy stores read-only views."""
     if not is_lazy(volume.data):
-        return volume.data
+        return volume.data, False
+    from napari_adaptiveclick._napari.lazy_layers import layer_levels
     from napari_adaptiveclick.io.stores import open_labels_store
 
     try:
-        data = open_labels_store(volume.path)
+        return layer_levels(open_labels_store(volume.path))
     except (ValueError, OSError):  # N5, HDF5, a read-only folder: shown, not edited
-        return volume.data
-    full = data.shape == tuple(data.source.shape) and not data.reverse_axes
-    return data.source if full else data  # napari paints with fancy indices: the zarr array
+        levels = volume.levels or (volume.data,)
+        return (list(levels), True) if len(levels) > 1 else (volume.data, False)
 
 
 def _lazy_image_data(volume: ImageVolume, kwargs: dict[str, Any]) -> LayerData:
@@ -168,7 +170,10 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
     """npe2 single-layer writer: Labels to NIfTI/MetaImage/NRRD with the source geometry
     (the image's affine and header when the layer came from this plugin's reader, otherwise
     the layer's own data-to-world transform), or to a zarr / OME-Zarr store (copied slab by
-    slab; labels that already live in that store are left as they are)."""
+    slab; labels that already live in that store are left as they are). Multiscale Labels
+    are written from their full resolution."""
+    if isinstance(data, Sequence):  # napari's MultiScaleData: the levels, largest first
+        data = data[0]
     labels = data if is_lazy(data) else np.asarray(data)
     like = attributes.get("metadata", {}).get(GEOMETRY_KEY)
     if not isinstance(like, ImageVolume) or like.spatial_shape != labels.shape:
@@ -187,8 +192,13 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
 
 
 def _same_store(labels: Any, path: str) -> bool:
-    """True when ``labels`` is the zarr array stored at ``path`` (or its level "0")."""
+    """True when ``labels`` is the zarr array stored at ``path`` (or its level "0"), or the
+    pyramid of the labels image there."""
+    from napari_adaptiveclick.io.pyramid import LabelsPyramid
+
     array = labels.source if isinstance(labels, LazyArray) else labels
+    if isinstance(array, LabelsPyramid):
+        array = getattr(array.levels[0], "source", array.levels[0])
     root = getattr(getattr(array, "store", None), "root", None)
     if root is None:
         return False

@@ -7,6 +7,12 @@ else an empty zarr store that napari shows plane by plane and the annotator edit
 ``<image>_labels.zarr`` beside it, else (no file, or a folder that cannot be written) the
 per-user cache; an existing store is never replaced (``-2``, ``-3``, ... are added).
 
+The labels of a multiscale image have its levels (:mod:`napari_adaptiveclick.io.pyramid`)
+and are a multiscale Labels layer (:func:`layer_levels`): napari shows the level that fits
+the screen, the annotator writes the full resolution through the pyramid, which keeps the
+coarser levels in step. napari does not paint on multiscale Labels (it makes them not
+editable): clicks, prompts and propagation edit them, the brush does not.
+
 What a click reads of a lazy image (this plugin's reader gives napari
 :class:`~napari_adaptiveclick.io.lazy.LazyArray` views; other readers dask arrays), and of a
 multiscale layer (its full resolution), is :meth:`.layers.VolumeSelection.volume`'s part.
@@ -16,11 +22,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from napari.layers import Image, Labels
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick.io.images import ImageVolume
+from napari_adaptiveclick.io.lazy import LazyArray
+from napari_adaptiveclick.io.pyramid import LabelsPyramid
 from napari_adaptiveclick.io.stores import (
     ON_DISK_BYTES,
     create_labels_store,
@@ -62,6 +71,18 @@ def _unused(path: Path) -> Path:
     return path.parent / f"{stem}-{count}{suffix}"
 
 
+def layer_levels(store: LazyArray) -> tuple[Any, bool]:
+    """The data of a Labels layer over a labels store, and whether it is multiscale: the
+    zarr array itself (napari paints into it with fancy indices), the view when it is a part
+    of its source, or for a pyramid its levels, the pyramid first (what napari reads at full
+    resolution, and what the annotator writes through)."""
+    source = store.source
+    if isinstance(source, LabelsPyramid):
+        return [source, *source.levels[1:]], True
+    full = store.shape == tuple(source.shape) and not store.reverse_axes
+    return (source if full else store), False
+
+
 def new_labels_layer(image: Image, limit: float = ON_DISK_BYTES) -> Labels:
     """An empty Labels layer for ``image``: in memory (:func:`layers.new_labels_layer`) up
     to ``limit`` bytes (and for 2D images), else on disk (:func:`labels_store_path`), shown
@@ -75,8 +96,10 @@ def new_labels_layer(image: Image, limit: float = ON_DISK_BYTES) -> Labels:
     path = labels_store_path(image)
     store = create_labels_store(path, shape, dtype, like=like)
     metadata = {L.GEOMETRY_KEY: volume} if volume is not None else {}
+    data, multiscale = layer_levels(store)
     layer = Labels(
-        store.source,
+        data,
+        multiscale=multiscale,
         name=f"{image.name} labels",
         metadata={**metadata, "adaptiveclick_store": str(path)},
         **L.geometry_kwargs(image),

@@ -16,7 +16,9 @@ stored with the labels) and when it stops (:meth:`~Recovery.end`). Then:
   never loaded, and set aside at the first edit;
 - each save writes the records and the tiles of the labels that changed: the boxes the
   annotator changed (clicks, propagation, undo, reset, replay, a new threshold), handed over
-  by the controller (:meth:`~Recovery.note_changes`), and those painted by hand. The first
+  by the controller (:meth:`~Recovery.note_changes`), and those painted by hand
+  (:mod:`.painting`; the annotator is told of the painted ids too, also for labels on disk,
+  which need no autosave: their store is written at once). The first
   save of a store is made at once (it chooses the folder); later ones are prepared on the Qt
   thread (the changed tiles copied) and written in a background thread, so a kill loses at
   most the edit being written; :attr:`~Recovery.pending` is False once all is on disk, and
@@ -27,7 +29,7 @@ stored with the labels) and when it stops (:meth:`~Recovery.end`). Then:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from napari.layers import Image, Labels
@@ -36,6 +38,7 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.painting import changed_boxes, painted_objects
 from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.io.lazy import is_lazy
@@ -43,7 +46,6 @@ from napari_adaptiveclick.volume import VolumeAnnotator
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveSnapshot, AutosaveStore
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
 from napari_adaptiveclick.volume.records import ClickRecord
-from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 
 def image_path(image: Image) -> str | None:
@@ -51,37 +53,6 @@ def image_path(image: Image) -> str | None:
     source = getattr(getattr(image, "source", None), "path", None)
     volume = image.metadata.get(L.GEOMETRY_KEY)
     return source or (str(volume.path) if getattr(volume, "path", None) else None)
-
-
-def painted_boxes(
-    atoms: Iterable, selection: L.VolumeSelection, geometry: SliceGeometry
-) -> dict[int, Box] | None:
-    """The box of each plane of the annotated volume that a napari paint event's history
-    ``atoms`` (masked atoms with a ``slice_key`` box, or ``(indices, old, new)`` tuples)
-    changed; None when they cannot be read (then every plane is compared)."""
-    spatial, boxes = selection.spatial_axes, {}
-    try:
-        for atom in atoms:
-            box = getattr(atom, "slice_key", None)
-            if box is not None:
-                bounds = [(int(s.start), int(s.stop) - 1) for s in box]
-            else:
-                bounds = [(int(min(i)), int(max(i))) for i in atom[0]]
-            if selection.extra_axis is not None:
-                low, high = bounds[selection.extra_axis]
-                if not low <= selection.extra_index <= high:
-                    continue
-            volume = [bounds[a] for a in spatial]
-            if len(spatial) == 2:
-                volume.insert(0, (0, 0))
-            first, last = volume.pop(geometry.axis)
-            (top, bottom), (left, right) = volume
-            changed = Box(top, left, bottom + 1, right + 1)
-            for plane in range(first, last + 1):
-                boxes[plane] = box_union(boxes.get(plane, changed), changed)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return boxes
 
 
 class Recovery:
@@ -131,11 +102,13 @@ class Recovery:
         """Follow a session that starts: continue its store when it is this viewer's store
         of these labels, else look for one to offer. ``records()``: the click records kept
         with the labels now (default: read from their metadata). Labels on disk (a zarr
-        store) need no autosave: every edit is written to their store at once."""
+        store) need no autosave: every edit is written to their store at once (the ids
+        painted by hand are told to ``annotator`` all the same)."""
         self.end()
+        self._labels, self._selection, self._annotator = labels, selection, annotator
+        labels.events.paint.connect(self._on_paint)
         if is_lazy(annotator.labels):
-            self._labels, self._store, self.offer, self.problem = labels, None, None, ""
-            labels.events.paint.connect(self._on_paint)  # (ignored: no annotator followed)
+            self._store, self.offer, self.problem, self._undecided = None, None, "", False
             self.note = "Labels on disk: each edit is written to their store at once."
             self.changed.emit()
             return
@@ -143,10 +116,8 @@ class Recovery:
         name = "" if extra is None else f"axis{extra}-{selection.extra_index}"
         key = ImageKey.of(annotator.image, image_path(image), name)
         self._folders = store_folders(key, self.root)
-        self._labels, self._selection, self._annotator = labels, selection, annotator
         self._records = records or (lambda: L.stored_records(labels))
         self._changes, self._painted = {}, False
-        labels.events.paint.connect(self._on_paint)
         self.offer, self.problem, self.note, self._undecided = None, "", "", False
         for folder in self._folders:
             store, mirrored = self._written.get(folder, (None, None))
@@ -194,7 +165,7 @@ class Recovery:
     def note_changes(self, changes: Mapping[int, Box | None]) -> None:
         """The annotator changed the labels in these boxes (plane -> box; None: anywhere on
         the plane): saved at the next :meth:`save`."""
-        if self._annotator is not None:
+        if self._annotator is not None and self._store is not None:
             self._add_changes(changes)
 
     def _add_changes(self, changes: Mapping[int, Box | None]) -> None:
@@ -206,7 +177,12 @@ class Recovery:
         if self._annotator is None:
             return
         geometry = self._annotator.geometry
-        boxes = painted_boxes(event.value, self._selection, geometry)
+        objects = painted_objects(event.value, self._selection, geometry)
+        for object_id, boxes in (objects or {}).items():
+            self._annotator.painted.note(object_id, boxes)  # (copied: safe during a job)
+        if self._store is None:  # labels on disk: written to their store already
+            return
+        boxes = None if objects is None else changed_boxes(objects)
         self._add_changes(dict.fromkeys(range(geometry.planes)) if boxes is None else boxes)
         self._painted = True
         QTimer.singleShot(0, self._save_painted)

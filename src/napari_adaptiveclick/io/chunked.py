@@ -5,7 +5,8 @@
 only the chunks it touches (zarr, zarr-n5 and h5py do the chunk work). An OME-Zarr image
 keeps its pyramid in ``levels`` (full resolution first, same axes), for napari to display,
 while clicks segment ``data``, the full-resolution level; its ``spacing`` and ``origin`` are
-that level's ``scale`` and ``translation``.
+that level's ``scale`` and ``translation``, and ``level_transforms`` every level's (the
+labels written beside it get the same levels, :mod:`.stores`).
 
 Paths: a store (``volume.zarr``, ``stack.n5``, ``cells.h5``) opens its one image (an
 OME-Zarr multiscale group, or its only array); a path inside names one node
@@ -171,6 +172,7 @@ def _ome_zarr(group: Any, multiscale: dict[str, Any], writable: bool = False) ->
         unit=unit,
     )
     volume.levels = levels
+    volume.level_transforms = tuple(_kept_transforms(d, kept) for d in datasets)
     return volume
 
 
@@ -195,6 +197,17 @@ def _transform(dataset: dict[str, Any], ndim: int) -> tuple[list[float], list[fl
         elif t.get("type") == "translation" and "translation" in t:
             translation = [float(v) for v in t["translation"]]
     return scale, translation
+
+
+def _kept_transforms(dataset: dict[str, Any], kept: list[int]) -> list[dict[str, Any]]:
+    """The ``scale`` and ``translation`` transforms of an OME-Zarr dataset, over the axes
+    ``kept`` (those of the volume read)."""
+    kept_transforms = []
+    for t in dataset.get("coordinateTransformations") or []:
+        kind = t.get("type")
+        if kind in ("scale", "translation") and kind in t:
+            kept_transforms.append({"type": kind, kind: [float(t[kind][i]) for i in kept]})
+    return kept_transforms
 
 
 def _plain(data: LazyArray, attrs: Any, fmt: str, spacing: Any = None) -> ImageVolume:

@@ -9,8 +9,10 @@ edit writes through to the chunks it touches and napari reads the planes it show
 Where the labels go, by the path's form:
 
 - ``image.ome.zarr/labels/NAME`` (inside an OME-Zarr image): an OME-Zarr labels group, in
-  the image's zarr format, with the image's axes and full-resolution scale and translation;
-  the image's ``labels`` list names it (what napari-ome-zarr and other OME-Zarr viewers show).
+  the image's zarr format, with the image's spatial axes, and the image's levels when it is
+  multiscale (the same shapes and scale transforms; coarser levels are nearest-downsampled
+  copies of level 0, kept up to date in the box of each edit: :mod:`.pyramid`); the image's
+  ``labels`` list names it (what napari-ome-zarr and other OME-Zarr viewers show).
 - ``NAME.ome.zarr``: a new OME-Zarr store whose one multiscale image is the labels.
 - ``NAME.zarr``: a plain zarr array with ``spacing`` / ``origin`` / ``unit`` attributes.
 
@@ -34,10 +36,16 @@ import numpy as np
 
 from napari_adaptiveclick.io.chunked import ome_metadata, split_store_path
 from napari_adaptiveclick.io.lazy import LazyArray
+from napari_adaptiveclick.io.pyramid import LabelsPyramid, level_voxels
 from napari_adaptiveclick.io.volume import ImageIOError, ImageVolume
 
 ON_DISK_BYTES = 1 << 30  # labels larger than this live in a zarr store
 CHUNK_ROWS = 512  # labels chunks: one plane thick, 512 x 512 pixels
+_PYRAMID_METHOD = {  # how the coarser levels of a labels pyramid are made (OME-Zarr metadata)
+    "method": "napari_adaptiveclick.io.pyramid.LabelsPyramid",
+    "description": "nearest neighbour, level by level, as ome_zarr.writer.write_labels; "
+    "updated in the box of each edit",
+}
 
 
 def on_disk(shape: tuple[int, ...], dtype: Any, limit: int = ON_DISK_BYTES) -> bool:
@@ -110,22 +118,23 @@ def create_labels_store(
     if image_root is None and not path.parent.is_dir():
         raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
     if image_root is not None:
-        like = like or _image_geometry(image_root, shape)
-        array = _create_ome_labels(path, _zarr_format(image_root), shape, dtype, like, True)
+        image = _image_geometry(image_root, shape)
+        fmt = _zarr_format(image_root)
+        labels = _create_ome_labels(path, fmt, shape, dtype, like or image, image, True)
         _register_label(image_root, path.name)
-    elif path.name.lower().endswith(".ome.zarr"):
-        array = _create_ome_labels(path, 3, shape, dtype, like)
-    else:
-        array = zarr.create_array(
-            str(path), shape=shape, chunks=labels_chunks(shape), dtype=dtype, fill_value=0
+        return labels
+    if path.name.lower().endswith(".ome.zarr"):
+        return _create_ome_labels(path, 3, shape, dtype, like)
+    array = zarr.create_array(
+        str(path), shape=shape, chunks=labels_chunks(shape), dtype=dtype, fill_value=0
+    )
+    if like is not None:
+        spatial = [i for i, a in enumerate(like.axes) if a != "c"]
+        array.attrs.update(
+            spacing=[like.spacing[i] for i in spatial],
+            origin=[like.origin[i] for i in spatial],
+            unit=like.unit,
         )
-        if like is not None:
-            spatial = [i for i, a in enumerate(like.axes) if a != "c"]
-            array.attrs.update(
-                spacing=[like.spacing[i] for i in spatial],
-                origin=[like.origin[i] for i in spatial],
-                unit=like.unit,
-            )
     return LazyArray(array, writable=True)
 
 
@@ -155,40 +164,80 @@ def _create_ome_labels(
     shape: tuple[int, ...],
     dtype: np.dtype,
     like,
+    image: ImageVolume | None = None,
     in_image: bool = False,
-) -> Any:
-    """The OME-Zarr labels image group at ``path``: one level ("0"), multiscale metadata
-    with the axes, scale and translation of ``like``, and ``image-label`` metadata (naming
-    the image two levels up when ``in_image``)."""
+) -> LazyArray:
+    """The OME-Zarr labels image group at ``path``, returned writable: the levels of
+    ``image`` (:func:`_label_levels`), multiscale metadata with the axes and unit of
+    ``like``, and ``image-label`` metadata (naming the image two levels up when
+    ``in_image``)."""
     import zarr
     from ome_zarr.writer import add_metadata, write_multiscales_metadata
 
     fmt = _ome_format(zarr_format)
     group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
-    array = group.create_array(
-        "0", shape=shape, chunks=labels_chunks(shape), dtype=dtype, fill_value=0
-    )
+    levels = _label_levels(shape, like, image)
+    arrays = [
+        group.create_array(str(i), shape=s, chunks=labels_chunks(s), dtype=dtype, fill_value=0)
+        for i, (s, _) in enumerate(levels)
+    ]
     names = "zyx"[-len(shape) :] if len(shape) <= 3 else "t" + "zyx"
     axes = [{"name": n, "type": "time" if n == "t" else "space"} for n in names]
+    if like is not None and like.unit:
+        for axis in axes[-3:]:
+            axis["unit"] = _ome_unit(like.unit)
+    datasets = [{"path": str(i), "coordinateTransformations": t} for i, (_, t) in enumerate(levels)]
+    method = {"metadata": _PYRAMID_METHOD} if len(levels) > 1 else {}
+    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes, name=path.name, **method)
+    image_label: dict[str, Any] = {"version": fmt.version}
+    if in_image:
+        image_label["source"] = {"image": "../../"}
+    add_metadata(group, {"image-label": image_label}, fmt=fmt)
+    return labels_array([LazyArray(a, writable=True) for a in arrays])
+
+
+def _label_levels(
+    shape: tuple[int, ...], like, image: ImageVolume | None
+) -> list[tuple[tuple[int, ...], list[dict[str, Any]]]]:
+    """Shape and coordinate transformations of each level of labels of ``shape``: those of
+    the levels of ``image`` when it is a multiscale image of that shape (its channel axis
+    left out) whose levels shrink by whole factors, else one level with the scale and
+    translation of ``like`` (1 and 0 without it)."""
+    if (
+        image is not None
+        and len(image.levels) > 1
+        and len(image.level_transforms) == len(image.levels)
+        and image.spatial_shape == tuple(shape)
+    ):
+        spatial = [i for i, a in enumerate(image.axes) if a != "c"]
+        levels = [
+            (
+                tuple(int(level.shape[i]) for i in spatial),
+                [{**t, t["type"]: [t[t["type"]][i] for i in spatial]} for t in transforms],
+            )
+            for level, transforms in zip(image.levels, image.level_transforms, strict=True)
+        ]
+        try:
+            level_voxels([level_shape for level_shape, _ in levels])
+            return levels
+        except ImageIOError:  # an odd pyramid: the labels get the full resolution only
+            pass
     scale, translation = [1.0] * len(shape), [0.0] * len(shape)
     if like is not None:
         spatial = [i for i, a in enumerate(like.axes) if a != "c"]
         scale = [float(like.spacing[i]) for i in spatial]
         translation = [float(like.origin[i]) for i in spatial]
-        if like.unit:
-            for axis in axes[-3:]:
-                axis["unit"] = _ome_unit(like.unit)
     transforms = [
         {"type": "scale", "scale": scale},
         {"type": "translation", "translation": translation},
     ]
-    datasets = [{"path": "0", "coordinateTransformations": transforms}]
-    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes, name=path.name)
-    image_label: dict[str, Any] = {"version": fmt.version}
-    if in_image:
-        image_label["source"] = {"image": "../../"}
-    add_metadata(group, {"image-label": image_label}, fmt=fmt)
-    return array
+    return [(tuple(shape), transforms)]
+
+
+def labels_array(levels: list[LazyArray]) -> LazyArray:
+    """The writable labels of ``levels`` (full resolution first): level 0 itself, or a
+    :class:`~.pyramid.LabelsPyramid` that keeps the coarser levels in step."""
+    return levels[0] if len(levels) == 1 else LazyArray(LabelsPyramid(levels), writable=True)
 
 
 def _register_label(image_root: Path, name: str) -> None:
@@ -218,12 +267,13 @@ def _ome_unit(unit: str) -> str:
 def open_labels_store(
     path: str | os.PathLike, shape: tuple[int, ...] | None = None, writable: bool = True
 ) -> LazyArray:
-    """Reopen a labels store (a zarr array, or an OME-Zarr labels image's full resolution),
-    writable by default: ImageIOError, saying what is wrong, when it is unreadable, not
-    integer, or of another ``shape`` than the image's."""
+    """Reopen a labels store (a zarr array, or an OME-Zarr labels image's full resolution:
+    written, its pyramid is kept in step), writable by default: ImageIOError, saying what is
+    wrong, when it is unreadable, not integer, or of another ``shape`` than the image's."""
     from napari_adaptiveclick.io.chunked import read_chunked
 
-    data = read_chunked(path, writable=writable).data
+    volume = read_chunked(path, writable=writable)
+    data = volume.data
     if not np.issubdtype(data.dtype, np.integer):
         raise ImageIOError(f"Labels store {path} holds {data.dtype} values, not integer ids.")
     if shape is not None and tuple(data.shape) != tuple(shape):
@@ -231,7 +281,7 @@ def open_labels_store(
             f"Labels store {path} has shape {tuple(data.shape)}, but the image needs "
             f"{tuple(shape)}; choose the labels of this image or a new store."
         )
-    return data
+    return labels_array(list(volume.levels)) if writable and len(volume.levels) > 1 else data
 
 
 @contextmanager
@@ -258,9 +308,9 @@ def new_labels_store(
     tmp = tmp_dir / path.name
     try:
         if image_root is not None:
-            like = like or _image_geometry(image_root, tuple(shape))
-            array = _create_ome_labels(tmp, _zarr_format(image_root), shape, dtype, like, True)
-            target = LazyArray(array, writable=True)
+            image = _image_geometry(image_root, tuple(shape))
+            fmt = _zarr_format(image_root)
+            target = _create_ome_labels(tmp, fmt, shape, dtype, like or image, image, True)
         else:
             target = create_labels_store(tmp, shape, dtype, like=like)
         yield target

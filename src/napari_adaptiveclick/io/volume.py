@@ -41,6 +41,8 @@ class ImageVolume:
         header: NIfTI only, a copy of the nibabel header (qform/sform codes, units, zooms).
         levels: a multiscale image's pyramid (OME-Zarr), full resolution (``data``) first,
             each level lazy and in the same axes; empty for single-resolution images.
+        level_transforms: for each of ``levels``, its OME-Zarr coordinate transformations
+            (``scale`` and ``translation`` dicts) over the same axes.
     """
 
     data: np.ndarray
@@ -53,6 +55,7 @@ class ImageVolume:
     affine: np.ndarray | None = None
     header: Any = None
     levels: tuple[Any, ...] = ()
+    level_transforms: tuple[list[dict[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.axes:

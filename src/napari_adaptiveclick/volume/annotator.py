@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, is_empty
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union
 from napari_adaptiveclick.interactive.prompts import Click, Prompt
 from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
 from napari_adaptiveclick.io.lazy import as_array, contains, is_lazy, max_value, sample_values
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_object
+from napari_adaptiveclick.volume.painted import PaintedObjects
 from napari_adaptiveclick.volume.predictor import RunPredictor
 from napari_adaptiveclick.volume.prompt_annotation import PromptAnnotation
 from napari_adaptiveclick.volume.propagation import (
@@ -49,8 +50,8 @@ class VolumeAnnotator(PromptAnnotation):
     A click costs its focus crop, not the plane or the volume: labels are read and written
     in the crop and the object's box on the plane (found when a run starts, then kept from
     each write); undo keeps the changed boxes; ids are tracked (:meth:`next_free_id`), not
-    searched for. Pixels painted by hand during a run outside the object's last box are not
-    erased by the run's next click: paint after the clicks, or commit first.
+    searched for; what is painted by hand is noted by the viewer (:attr:`painted`). Pixels
+    painted during a run outside the object's last box are not erased by its next click.
     """
 
     def __init__(
@@ -81,18 +82,17 @@ class VolumeAnnotator(PromptAnnotation):
             raise ValueError(f"Labels must have an integer dtype, got {labels.dtype}.")
         self.image, self.labels, self.session = image, labels, session
         self.geometry = SliceGeometry(spatial, axis)
-        self.model_name = model_name
-        self.overwrite = overwrite
+        self.model_name, self.overwrite = model_name, overwrite
         if stats is None:  # of a store: from a sample of a few chunks
             stats = sampled_intensity_stats(sample_values(image) if is_lazy(image) else image)
         self.stats = stats
         self._predictor = RunPredictor(session, image, self.geometry, self.stats)
         self._runs: list[Run] = []
         self._history: list[Step] = []
-        self._object_id = 0  # none yet
-        self._selection_mark = 0
+        self._object_id = self._selection_mark = 0  # no object yet
         self._max_id = self._start_id = max_value(labels)
         self._changed: dict[int, Box] = {}  # plane -> box written since take_changes()
+        self.painted = PaintedObjects()  # painted by hand: the viewer notes each paint
         self.select_object(None)
 
     @property
@@ -133,8 +133,8 @@ class VolumeAnnotator(PromptAnnotation):
 
     def next_free_id(self) -> int:
         """One more than the largest id in use: in the labels at the start, in the records,
-        selected by the caller, or left with pixels (no pass over the volume for that)."""
-        return max([self._max_id] + [run.object_id for run in self._runs]) + 1
+        selected by the caller, painted by hand or left with pixels (no pass over the volume)."""
+        return max([self._max_id, self.painted.max_id] + [r.object_id for r in self._runs]) + 1
 
     def select_object(self, object_id: int | None) -> int:
         """Make ``object_id`` current (an existing id refines that object); None picks a new id."""
@@ -166,11 +166,12 @@ class VolumeAnnotator(PromptAnnotation):
 
     def has_pixels(self, object_id: int) -> bool:
         """True when ``object_id`` has pixels in the labels: looked for in the boxes of its
-        runs first, then in the whole volume (not in labels on disk: too big to search)."""
-        for run in reversed(self._runs):
-            if run.object_id == object_id and run.extent is not None and not is_empty(run.extent):
-                if (self._plane_labels(run.plane, run.extent) == object_id).any():
-                    return True
+        runs and where it was painted first, then in the whole volume (not in labels on disk:
+        too big to search)."""
+        runs = [(r.plane, r.extent) for r in reversed(self._runs) if r.object_id == object_id]
+        for plane, box in [*runs, *self.painted.boxes(object_id).items()]:
+            if box is not None and (self._plane_labels(plane, box) == object_id).any():
+                return True
         return not is_lazy(self.labels) and contains(self.labels, object_id)
 
     def _plane_labels(self, plane: int, box: Box | None = None) -> np.ndarray:
@@ -254,11 +255,12 @@ class VolumeAnnotator(PromptAnnotation):
 
     def _unseen(self, plane: int) -> bool:
         """True when the current object has no pixels on ``plane`` for certain, unread: labels
-        on disk (not searched), an id above those they started with, and no run of it on
-        ``plane`` (pixels painted by hand with such an id are not seen: click, then paint)."""
+        on disk (not searched), an id above those they started with, neither painted on
+        ``plane`` (:attr:`painted`) nor with a run there."""
         if not is_lazy(self.labels) or self._object_id <= self._start_id:
             return False
-        return not any(r.object_id == self._object_id and r.plane == plane for r in self._runs)
+        runs = (r.plane for r in self._runs if r.object_id == self._object_id)
+        return plane not in {*runs, *self.painted.boxes(self._object_id)}
 
     def _continues_last_run(self, plane: int) -> bool:
         last = self._runs[-1] if self._runs else None

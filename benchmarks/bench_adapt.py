@@ -117,8 +117,15 @@ def run_adapt(inputs: list[str], out: Path, minutes: float, extra: list[str]) ->
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    load = os.getloadavg()[1]  # over the last 5 minutes: how busy the machine was meanwhile
     print(done.stdout, done.stderr[-3000:], sep="\n", file=sys.stderr)
-    return {"rc": done.returncode, "wall_s": wall, "cpu_s": cpu, "stdout": done.stdout}
+    return {
+        "rc": done.returncode,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load_5min": load,
+        "stdout": done.stdout,
+    }
 
 
 def evaluate(predictor, samples) -> dict:
@@ -188,7 +195,7 @@ def main() -> int:
         run, rows = result["adapt"], result["rows"]
         objects = rows["default weights"]["objects"]
         print(f"\n{name}: {objects} evaluated objects; adapt rc {run['rc']}, "
-              f"{run['wall_s'] / 60:.1f} min wall, {run['cpu_s'] / 60:.1f} CPU-min")  # fmt: skip
+              f"{run['wall_s'] / 60:.1f} min wall, {run['cpu_s'] / 60:.1f} CPU-min, load {run['load_5min']:.1f}")  # fmt: skip
         if "held_out" in run:
             print("held out by the command:", run["held_out"])
         print("| predictor | NoC@85 | NoC@90 | NoF@85 | NoF@90 |\n|---|---|---|---|---|")

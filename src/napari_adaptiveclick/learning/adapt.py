@@ -56,7 +56,7 @@ class AdaptSettings:
     """
 
     minutes: float = 5.0
-    lr: float = 1e-4
+    lr: float = 3e-5
     warmup_steps: int = 5
     batch_size: int = 4
     scale: tuple[float, float] = (0.5, 1.6)

@@ -4,7 +4,7 @@
 # EM share of stage 3 (mitochondria 6: stages 4-5 lowered it to 4 and lost EM accuracy), no
 # synthetic scenes (they cost EM in stages 4 and 5), and the other first prompts of issue #16:
 # 20 % of samples start from a jittered box (seed click at its centre, 0.4 inside it as the
-# previous mask) and 15 % from a stroke along the object; 15 % of corrective prompts are strokes
+# previous mask) and 15 % of the others (12 % of all) from a stroke along the object; 15 % of corrective prompts are strokes
 # along the error region. Domain randomisation and zoomed small-object crops as in stage 5.
 # 500 steps of 8, lr 1e-4 (50 warm-up steps, 1e-5 from step 333), seed 6.
 # One thread under nice, so tests and other work can share the two cores.

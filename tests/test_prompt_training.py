@@ -5,6 +5,7 @@ the weights, and the session feeding a box the way the weights were trained."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -72,16 +73,38 @@ def test_plain_training_draws_no_box_and_keeps_the_weights_box_free():
 
 def test_the_box_prior_is_part_of_the_model_config():
     old = get_config("tiny").to_dict()
-    del old["box_prior"]  # weights written before boxes were trained
+    assert "box_prior" not in old  # 0 is not written: older versions load the weights too
     assert ModelConfig.from_dict(old).box_prior == 0.0
+    trained = replace(get_config("tiny"), box_prior=0.4).to_dict()
+    assert ModelConfig.from_dict(trained).box_prior == 0.4
     with pytest.raises(ValueError, match="box_prior must be in"):
         ModelConfig.from_dict({**old, "box_prior": 0.6})
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"box_prob": 1.5}, r"box_prob must be in \[0, 1\]"),
+        ({"stroke_prob": -0.1}, r"stroke_prob must be in \[0, 1\]"),
+        ({"box_prob": 0.2, "box_prior": 0.6}, r"box_prior must be in \(0, 0.5\)"),
+    ],
+)
+def test_bad_prompt_shares_are_refused_before_training(options, message):
+    with pytest.raises(ValueError, match=message):
+        _trainer(**options)
+
+
+def test_finetune_refuses_a_box_prior_it_could_not_load(tmp_path, capsys):
+    from training.finetune import main
+
+    args = ["--dataset", "synthetic", "--out", str(tmp_path / "run"), "--box-prob", "0.2"]
+    with pytest.raises(SystemExit, match="box_prior must be in"):
+        main([*args, "--box-prior", "0.5"])
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
 @pytest.mark.parametrize("box_prior", [0.0, 0.4])
 def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_prior):
-    from dataclasses import replace
-
     from napari_adaptiveclick.interactive.session import ClickSession
 
     torch.manual_seed(0)
@@ -98,7 +121,7 @@ def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_pr
         "_predict",
         lambda p, prior, roi: priors.append(prior.window(roi)) or real(p, prior, roi),
     )
-    session.add_box(100, 80, 160, 150)
+    boxed = session.add_box(100, 80, 160, 150).probability
     box = BoxPrompt(100, 80, 160, 150).pixel_box()
     roi = session.focus_box
     inside = np.zeros((roi.height, roi.width), bool)
@@ -108,4 +131,7 @@ def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_pr
     np.testing.assert_array_equal(priors[0][inside], np.float32(box_prior))
     np.testing.assert_array_equal(priors[0][~inside], 0.0)
     session.add_click(130, 110)  # later prompts: the prediction is the prior, not the box
-    assert len(np.unique(priors[1])) > 2
+    second = session.focus_box
+    np.testing.assert_array_equal(
+        priors[1], boxed[second.top : second.bottom, second.left : second.right]
+    )

@@ -79,8 +79,9 @@ def test_batch_on_an_existing_cluster(tmp_path):
     (jobs_dir / "jobs.csv").write_text(
         "image,clicks,out\na.zarr,clicks.csv,\nbroken.zarr,clicks.csv,\nb.zarr,clicks.csv,b.ome.zarr\n"
     )
+    (jobs_dir / "other.csv").write_text("image,clicks,out\na.zarr,clicks.csv,\n")
     scheduler_file = tmp_path / "scheduler.json"
-    logs = [tmp_path / "scheduler.log", tmp_path / "worker.log", tmp_path / "batch.log"]
+    logs = [tmp_path / f"{name}.log" for name in ("scheduler", "worker", "batch", "other")]
     started: list[subprocess.Popen] = []
     try:
         started.append(
@@ -114,10 +115,20 @@ def test_batch_on_an_existing_cluster(tmp_path):
                 jobs_dir,
             )
             started.append(batch)
+            other = _start(  # a second batch at the same time: its tasks are its own
+                [sys.executable, "-m", "napari_adaptiveclick", "segment", "--batch", "other.csv"]
+                + ["--out-dir", "other", "--scheduler", address, "--model", "tiny"],
+                logs[3],
+                jobs_dir,
+            )
+            started.append(other)
             try:
-                batch.wait(timeout=90)
+                batch.wait(timeout=120)
+                other.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 raise AssertionError(logs[2].read_text()[-3000:]) from None
+            labels = np.asarray(read_image(jobs_dir / "other" / "a-clicks.zarr").data)
+            assert labels[1, 32, 36] == 2, logs[3].read_text()[-3000:]
             output = logs[2].read_text()
             assert batch.returncode == 1, output  # one job failed
             assert f"3 job(s) on {address}" in output  # the existing cluster, no local one

@@ -160,6 +160,10 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     if (values.get("eval_objects") or 0) < 0:
         raise SystemExit("error: --eval-objects must be 0 (all) or more.")
     cfg = TrainConfig(**{k: v for k, v in values.items() if k in known})
+    try:
+        cfg.check()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if not args.resume and RunFolder(cfg.out).holds_finished_work():
         raise SystemExit(
             f"error: {cfg.out} already holds a run; continue it with --resume {cfg.out} or pick another --out."

@@ -19,6 +19,7 @@ import argparse
 import csv
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,10 +121,13 @@ def run_batch(args: argparse.Namespace, segment: Callable[[argparse.Namespace], 
         )
         client = Client(cluster)
     start, failed = time.perf_counter(), 0
+    run = uuid.uuid4().hex  # task keys unique to this batch: a scheduler merges equal keys
     try:
         print(f"{len(jobs)} job(s) on {client.scheduler.address}", file=sys.stderr)
         futures = {
-            client.submit(_run_job, segment, options, job, pure=False, key=f"segment-{i}"): job
+            client.submit(
+                _run_job, segment, options, job, pure=False, key=f"segment-{run}-{i}"
+            ): job
             for i, job in enumerate(jobs)
         }
         for done, future in enumerate(as_completed(futures), start=1):

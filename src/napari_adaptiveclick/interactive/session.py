@@ -269,7 +269,8 @@ class ClickSession:
     def add_box(self, top: float, left: float, bottom: float, right: float) -> Prediction:
         """Add a box around the object (pixel centres in [top, bottom) x [left, right), see
         :class:`~.prompts.BoxPrompt`) and predict: one undo step. It chooses the focus crop
-        (:func:`~.focus.box_focus`) and seeds the object with a positive click at its centre;
+        (:func:`~.focus.box_focus`), seeds the object with a positive click at its centre and,
+        for weights trained with boxes, ``config.box_prior`` inside it as the previous mask;
         later prompts refine. ValueError for an empty box or one outside the image."""
         return self.add_prompt(BoxPrompt(top, left, bottom, right))
 
@@ -294,10 +295,9 @@ class ClickSession:
             state = ClickState(prompts, None, prompt.box, prompt.values.astype(np.float32))
         elif isinstance(prompt, BoxPrompt):
             roi = box_focus(prompt, self.image_shape, self.zoom_expand, self.zoom_min_size)
-            if self.config.box_prior > 0 and not (prior.values > 0.5).any():  # trained so
-                prior = BoxedArray.filled(
-                    self.image_shape, prompt.pixel_box(), self.config.box_prior
-                )
+            weak = self.config.box_prior  # > 0: trained with boxes
+            if weak > 0 and not (prior.values > 0.5).any():
+                prior = BoxedArray.filled(self.image_shape, prompt.pixel_box(), weak)
             state = self._predict(prompts, prior, roi)
         elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
             state = self._predict_first_click(prompts, prior)

@@ -61,8 +61,9 @@ class TrainConfig:
     # Other first prompts (issue #16): the share of samples that start from a jittered box
     # (its seed click at the box's centre and ``box_prior`` inside the box as the previous
     # mask, as ClickSession.add_box feeds a model trained with it) and from a stroke along the
-    # object's skeleton; ``stroke_prob`` is also the chance that a simulated corrective prompt
-    # is a stroke along the error region instead of a click. 0 draws no random number.
+    # object's skeleton (drawn for the samples that did not start from a box: (1 - box_prob)
+    # * stroke_prob of all); ``stroke_prob`` is also the chance that a simulated corrective
+    # prompt is a stroke along the error region instead of a click. 0 draws no random number.
     box_prob: float = 0.0
     stroke_prob: float = 0.0
     box_prior: float = 0.4
@@ -86,3 +87,14 @@ class TrainConfig:
     eval_max_clicks: int = 20
     device: str = "auto"
     num_threads: int | None = None
+
+    def check(self) -> None:
+        """Raise ValueError, saying which, for a share outside [0, 1] or a box prior the
+        saved weights could not be loaded with (before any step is trained)."""
+        for name in ("first_click_prob", "box_prob", "stroke_prob", "zoom_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
+        if self.box_prob > 0 and not 0.0 < self.box_prior < 0.5:
+            raise ValueError(
+                f"box_prior must be in (0, 0.5) (below the mask threshold), got {self.box_prior}."
+            )

@@ -115,12 +115,14 @@ class Trainer:
     ) -> None:
         """Data mix, model on the device, criterion, optimiser and the step count."""
         cfg = self.cfg
+        cfg.check()
         self.datasets: list[ObjectDataset] = list(datasets)
         mix = np.array(weights, dtype=np.float64)
         self.mix = mix / mix.sum()
         self.model = model.to(self.device)
         if cfg.box_prob > 0:  # trained with boxes: the weights say how to feed one
             self.model.config = replace(self.model.config, box_prior=cfg.box_prior)
+            self.model.config.validate()
         self.input_size = self.model.config.input_size
         self.criterion = SetCriterion(mask_loss=cfg.loss, fused_weight=cfg.fused_weight)
         self.optimizer = torch.optim.Adam(

@@ -82,7 +82,10 @@ class ModelConfig:
                 return [plain(v) for v in value]
             return value
 
-        return plain(asdict(self))
+        out = plain(asdict(self))
+        if not out["box_prior"]:  # weights never trained with boxes load in older versions too
+            del out["box_prior"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -23,8 +23,9 @@ class CountingStore(WrapperStore):
         return await self._store.get(key, prototype, byte_range)
 
 
-def write_ome_zarr(path, data, scale=(2.0, 0.5, 0.5), zarr_format=3, axes="zyx"):
-    """An OME-Zarr image with two levels (the second halves rows and columns)."""
+def write_ome_zarr(path, data, scale=(2.0, 0.5, 0.5), zarr_format=3, axes="zyx", factors=(2,)):
+    """An OME-Zarr image: level 0, and one level per entry of ``factors`` (the factor its
+    rows and columns shrink by from level 0; by default one level at half)."""
     from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.writer import write_image
 
@@ -35,7 +36,7 @@ def write_ome_zarr(path, data, scale=(2.0, 0.5, 0.5), zarr_format=3, axes="zyx")
         group,
         axes=axes,
         fmt=fmt,
-        scale_factors=[2],
+        scale_factors=list(factors),
         scale=dict(zip("zyx", scale, strict=True)),
         storage_options={"chunks": (1,) * (data.ndim - 2) + (16, 16)},
     )

@@ -1,8 +1,9 @@
 """Multiscale labels on disk (issue #14): the labels group of a multiscale OME-Zarr image has
 the image's levels (shapes and scale transforms), its coarser levels are nearest-downsampled
 as ome-zarr's own labels writer does, an edit updates them in its box only, they read back
-after reopening, ome-zarr's reader accepts them, and napari shows them as a multiscale
-Labels layer whose edits go to the full resolution."""
+after reopening, ome-zarr's reader accepts them, and napari shows their full resolution as
+a Labels layer that it paints on (the pyramid keeps the coarser levels in step:
+test_painting_pyramid.py)."""
 
 from __future__ import annotations
 
@@ -151,31 +152,58 @@ def test_whole_labels_written_into_a_multiscale_image_get_all_levels(tmp_path):
         np.testing.assert_array_equal(np.asarray(group[key][:]), theirs)
 
 
-def test_napari_shows_a_multiscale_labels_layer_edited_at_full_resolution(tmp_path):
+def test_coordinate_writes_reach_the_coarser_levels_at_their_voxels_only(tmp_path):
+    """napari's own index (one integer array per axis: ``data_setitem``, its undo) writes
+    level 0 and, of a coarser level, exactly the voxels it samples among those points."""
+    shape = (3, 65, 81)
+    image = _image(tmp_path / "image.ome.zarr", shape)
+    labels = stores.create_labels_store(image / "labels" / "cells", shape, np.uint16)
+    pyramid = labels.source
+    group = zarr.open_group(str(image / "labels" / "cells"), mode="r+")
+    for key in ("1", "2"):
+        group[key][:] = 5  # a marker: what an edit must not touch
+    points = (np.array([0, 0, 0, 2, 2]), np.array([3, 1, 2, 64, 63]), np.array([3, 1, 2, 80, 7]))
+    pyramid[points] = [7, 8, 9, 4, 6]
+    assert pyramid[points].tolist() == [7, 8, 9, 4, 6]
+    assert np.asarray(group["0"][:]).sum() == 7 + 8 + 9 + 4 + 6  # those voxels, no more
+    level1, level2 = np.asarray(group["1"][:]), np.asarray(group["2"][:])
+    # level 1 (32 x 40) samples voxels 2j + 1, level 2 (16 x 20) voxels 4j + 3
+    assert level1[0, 1, 1] == 7 and level1[0, 0, 0] == 8 and level2[0, 0, 0] == 7
+    assert level1[2, 31, 3] == 6 == level2[2, 15, 1]  # voxel (2, 63, 7)
+    # (0, 2, 2) and the last row and column (2, 64, 80) are in neither
+    assert (level1 != 5).sum() == 3 and (level2 != 5).sum() == 2
+    pyramid[(np.array([0]), np.array([3]), np.array([-78]))] = 0  # negative: from the end
+    assert np.asarray(group["2"][0, 0, 0]) == 0
+    with pytest.raises(IndexError):
+        pyramid[(np.array([3]), np.array([0]), np.array([0]))] = 1
+
+
+def test_napari_paints_the_labels_of_a_multiscale_image_at_full_resolution(tmp_path):
     pytest.importorskip("napari")
     from napari.layers import Image
 
     from napari_adaptiveclick._napari import lazy_layers
     from napari_adaptiveclick._napari.files import get_reader, write_labels_layer
     from napari_adaptiveclick._napari.layers import VolumeSelection, check_labels
+    from napari_adaptiveclick.io.images import read_image
 
     shape = (3, 64, 80)
     path = _image(tmp_path / "image.ome.zarr", shape)
     ((data, kwargs, _),) = get_reader(str(path))(str(path))
     image = Image(data, **kwargs)
     layer = lazy_layers.new_labels_layer(image, limit=1000)  # on disk, in the image
-    assert layer.multiscale and [d.shape for d in layer.data] == [
-        shape,
-        (3, 32, 40),
-        (3, 16, 20),
-    ]
-    assert not layer.editable  # napari paints no multiscale Labels
-    check_labels(layer, image)  # a multiscale store is a valid Labels layer to annotate
+    pyramid = layer.data  # single-scale over the full resolution: napari paints on it
+    assert not layer.multiscale and layer.editable and isinstance(pyramid, LabelsPyramid)
+    assert [level.shape for level in pyramid.levels] == [shape, (3, 32, 40), (3, 16, 20)]
+    np.testing.assert_allclose(layer.scale, image.scale)  # the image's full resolution
+    check_labels(layer, image)  # a pyramid on disk is a valid Labels layer to annotate
     volume = VolumeSelection.of(image, None).volume(layer.data)  # what the annotator edits
     volume[1][10:14, 20:24] = 6  # a click's write, at full resolution
-    assert int(np.asarray(layer.data[0][1, 11, 21])) == 6
-    assert int(np.asarray(layer.data[1][1, 5, 10])) == 6  # voxel (1, 11, 21)
+    assert int(np.asarray(layer.data[1, 11, 21])) == 6
+    assert int(np.asarray(pyramid.levels[1][1, 5, 10])) == 6  # voxel (1, 11, 21)
     saved = write_labels_layer(str(tmp_path / "copy.zarr"), layer.data, {"metadata": {}})
     assert int(np.asarray(zarr.open_array(saved[0], mode="r")[1, 11, 21])) == 6
+    (nifti,) = write_labels_layer(str(tmp_path / "copy.nii.gz"), layer.data, {"metadata": {}})
+    assert int(np.asarray(read_image(nifti).data)[1, 11, 21]) == 6  # level 0, read whole
     store = layer.metadata["adaptiveclick_store"]
     assert write_labels_layer(store, layer.data, {"metadata": {}}) == [store]  # in place

@@ -63,10 +63,11 @@ def test_ome_zarr_opens_as_a_lazy_multiscale_layer_with_its_labels(ome, tmp_path
     assert image_layer.contrast_limits[0] < 100 < image_layer.contrast_limits[1]
     assert labels_layer.name == "cells" and labels_layer.data.shape == SHAPE
     assert tuple(labels_layer.scale) == (4.0, 0.5, 0.5)
-    # the image's levels: a multiscale Labels layer, which napari does not paint on
-    assert labels_layer.multiscale and [d.shape for d in labels_layer.data] == [SHAPE, (4, 32, 40)]
-    assert not labels_layer.editable
-    assert int(np.asarray(labels_layer.data[1][2, 13, 18])) == 6  # voxel (2, 27, 37)
+    # the image's levels on disk, shown at full resolution: a Labels layer napari paints on
+    assert not labels_layer.multiscale and labels_layer.editable
+    levels = labels_layer.data.levels  # the pyramid, which keeps its coarser levels in step
+    assert [level.shape for level in levels] == [SHAPE, (4, 32, 40)]
+    assert int(np.asarray(levels[1][2, 13, 18])) == 6  # voxel (2, 27, 37)
     plain = stores.create_labels_store(tmp_path / "cells_labels.zarr", SHAPE, np.uint16)
     plain[2, 25:30, 35:40] = 6
     (painted,) = _layers(tmp_path / "cells_labels.zarr")
@@ -168,14 +169,15 @@ def test_widget_on_a_multiscale_ome_zarr_with_labels_on_disk(make_napari_viewer,
     reopened = stores.open_labels_store(store, SHAPE)
     assert int(np.asarray(reopened[2, 32, 45])) == object_id  # written through to the store
     assert not np.asarray(reopened[0]).any() and not np.asarray(reopened[3]).any()
-    # the labels have the image's levels: the click wrote level 0, and level 1 followed
-    assert labels.multiscale and not labels.editable
+    # the labels have the image's levels: the click wrote level 0, and level 1 followed;
+    # napari shows (and paints) the full resolution
+    assert not labels.multiscale and labels.editable
     full = np.asarray(reopened[2])
     assert (full == object_id).any()
-    np.testing.assert_array_equal(np.asarray(labels.data[1][2]), full[1::2, 1::2])
+    np.testing.assert_array_equal(np.asarray(labels.data.levels[1][2]), full[1::2, 1::2])
     controller.stop()
     viewer.layers.clear()
     layers = viewer.open(str(ome), plugin="napari-adaptiveclick")
     assert [layer.name for layer in layers][-1] == "adaptiveclick"
-    assert layers[-1].multiscale  # the image's pyramid
-    assert int(np.asarray(layers[-1].data[0][2, 32, 45])) == object_id
+    assert len(layers[-1].data.levels) == 2 and layers[-1].editable  # the image's pyramid
+    assert int(np.asarray(layers[-1].data[2, 32, 45])) == object_id

@@ -5,7 +5,8 @@ Chunked stores (:mod:`napari_adaptiveclick.io.chunked`) open as layers over lazy
 napari reads the planes it shows, an OME-Zarr pyramid is a multiscale layer (napari shows the
 level that fits the screen, clicks segment the full resolution), the contrast limits come
 from a sample, and the labels of an OME-Zarr image (its ``labels`` group) open with it as
-Labels layers that edit their store in place.
+Labels layers that edit their store in place (a labels pyramid as a single-scale layer over
+its full resolution, which napari paints on; the pyramid keeps its coarser levels in step).
 
 The reader gives each layer the volume's full voxel-to-world map
 (:mod:`napari_adaptiveclick.io.geometry`: data in file order, world LPS in ``(z, y, x)``
@@ -92,8 +93,8 @@ def _stem(path: Path) -> str:
 
 def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = False) -> LayerData:
     """A napari layer-data tuple for ``volume`` with scale, affine and source geometry; lazy
-    volumes keep their views (a pyramid becomes a multiscale layer; Labels edit a zarr store
-    in place). ``labels``: open as Labels whatever the name."""
+    volumes keep their views (an image pyramid becomes a multiscale layer; Labels edit a zarr
+    store in place). ``labels``: open as Labels whatever the name."""
     name = name or (_stem(volume.path) if volume.path else "image")
     scale = tuple(s for s, a in zip(volume.spacing, volume.axes, strict=True) if a != "c")
     affine = geometry.without_scale(volume.affine, scale)
@@ -118,15 +119,17 @@ def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = Fals
 
 def _labels_data(volume: ImageVolume) -> tuple[Any, bool]:
     """Labels data, and whether it is multiscale: in memory as read; a zarr store reopened
-    for writing (napari paints into it, the widget's clicks write through; a pyramid is a
-    multiscale layer, :func:`~.lazy_layers.layer_levels`); other lazy stores read-only views."""
+    for writing (napari paints into it, the widget's clicks write through; a pyramid is
+    single-scale over its full resolution and keeps its coarser levels in step,
+    :func:`~.lazy_layers.store_data`); other lazy stores read-only views (a pyramid of
+    them multiscale)."""
     if not is_lazy(volume.data):
         return volume.data, False
-    from napari_adaptiveclick._napari.lazy_layers import layer_levels
+    from napari_adaptiveclick._napari.lazy_layers import store_data
     from napari_adaptiveclick.io.stores import open_labels_store
 
     try:
-        return layer_levels(open_labels_store(volume.path))
+        return store_data(open_labels_store(volume.path)), False
     except (ValueError, OSError):  # N5, HDF5, a read-only folder: shown, not edited
         levels = volume.levels or (volume.data,)
         return (list(levels), True) if len(levels) > 1 else (volume.data, False)

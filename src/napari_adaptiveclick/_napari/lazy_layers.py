@@ -7,11 +7,14 @@ else an empty zarr store that napari shows plane by plane and the annotator edit
 ``<image>_labels.zarr`` beside it, else (no file, or a folder that cannot be written) the
 per-user cache; an existing store is never replaced (``-2``, ``-3``, ... are added).
 
-The labels of a multiscale image have its levels (:mod:`napari_adaptiveclick.io.pyramid`)
-and are a multiscale Labels layer (:func:`layer_levels`): napari shows the level that fits
-the screen, the annotator writes the full resolution through the pyramid, which keeps the
-coarser levels in step. napari does not paint on multiscale Labels (it makes them not
-editable): clicks, prompts and propagation edit them, the brush does not.
+The labels of a multiscale image have its levels on disk
+(:mod:`napari_adaptiveclick.io.pyramid`) but are a single-scale Labels layer over the
+pyramid's full resolution (:func:`store_data`), with the image's full-resolution geometry:
+napari reads the plane it shows, and paints on it (it makes multiscale Labels not editable).
+Every write, the annotator's (clicks, prompts, propagation) and napari's (brush, fill,
+polygon, eraser, their undo and redo), goes through the
+:class:`~napari_adaptiveclick.io.pyramid.LabelsPyramid`, which keeps the coarser levels in
+step in the box it writes, for other OME-Zarr viewers and for the next opening.
 
 What a click reads of a lazy image (this plugin's reader gives napari
 :class:`~napari_adaptiveclick.io.lazy.LazyArray` views; other readers dask arrays), and of a
@@ -71,16 +74,15 @@ def _unused(path: Path) -> Path:
     return path.parent / f"{stem}-{count}{suffix}"
 
 
-def layer_levels(store: LazyArray) -> tuple[Any, bool]:
-    """The data of a Labels layer over a labels store, and whether it is multiscale: the
-    zarr array itself (napari paints into it with fancy indices), the view when it is a part
-    of its source, or for a pyramid its levels, the pyramid first (what napari reads at full
-    resolution, and what the annotator writes through)."""
+def store_data(store: LazyArray) -> Any:
+    """The data of a (single-scale: napari paints no multiscale) Labels layer over a labels
+    store: the zarr array itself, or the pyramid (both take napari's fancy indices; the
+    pyramid writes its coarser levels too), else the view when it is a part of its source."""
     source = store.source
     if isinstance(source, LabelsPyramid):
-        return [source, *source.levels[1:]], True
+        return source
     full = store.shape == tuple(source.shape) and not store.reverse_axes
-    return (source if full else store), False
+    return source if full else store
 
 
 def new_labels_layer(image: Image, limit: float = ON_DISK_BYTES) -> Labels:
@@ -96,10 +98,8 @@ def new_labels_layer(image: Image, limit: float = ON_DISK_BYTES) -> Labels:
     path = labels_store_path(image)
     store = create_labels_store(path, shape, dtype, like=like)
     metadata = {L.GEOMETRY_KEY: volume} if volume is not None else {}
-    data, multiscale = layer_levels(store)
     layer = Labels(
-        data,
-        multiscale=multiscale,
+        store_data(store),
         name=f"{image.name} labels",
         metadata={**metadata, "adaptiveclick_store": str(path)},
         **L.geometry_kwargs(image),

@@ -12,8 +12,11 @@ level). So every voxel of a level is one voxel of level 0 (:func:`level_voxels`)
 exactly when that voxel is, from the values just written: an edit reads nothing back.
 
 Levels are :class:`~.lazy.LazyArray` views (zarr does the chunk work); the pyramid itself is
-an array-like (``shape``, ``dtype``, ``chunks``, integer and slice indexing), so that it can
-be the source of a :class:`~.lazy.LazyArray` and napari's full-resolution level.
+an array-like (``shape``, ``dtype``, ``chunks``; integers and slices, and napari's coordinate
+index, a tuple of one integer array per axis), so that it can be the source of a
+:class:`~.lazy.LazyArray` and the data of a napari Labels layer: napari's brush, fill,
+polygon, eraser, ``data_setitem`` and its undo and redo all write ``layer.data[key] = values``
+with such keys, so every one of them keeps the coarser levels in step as it writes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_adaptiveclick.io.lazy import LazyArray
 from napari_adaptiveclick.io.volume import ImageIOError
 
 
@@ -105,7 +109,15 @@ class LabelsPyramid:
         )
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        points = self._points(key)
+        if points is not None:  # napari's fancy index: the zarr array's coordinate selection
+            return np.asarray(_array(self.levels[0])[points])
         return np.asarray(self.levels[0][key])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """All of level 0 (what a writer to one file, e.g. NIfTI, reads of a layer)."""
+        data = np.asarray(self.levels[0])
+        return data if dtype is None else data.astype(dtype, copy=False)
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(tuple(level.shape)) for level in self.levels)
@@ -113,6 +125,10 @@ class LabelsPyramid:
 
     # ------------------------------------------------------------------ writing
     def __setitem__(self, key: Any, values: Any) -> None:
+        points = self._points(key)
+        if points is not None:
+            self._set_points(points, values)
+            return
         key = self._full_key(key)
         bounds = [self._range(item, n) for item, n in zip(key, self.shape, strict=True)]
         box = tuple(hi - lo for lo, hi in bounds)
@@ -128,6 +144,40 @@ class LabelsPyramid:
                 picks.append(index[start:stop] - lo)
             if all(t.stop > t.start for t in target):  # else none of this level is in it
                 level[tuple(target)] = values[np.ix_(*picks)]
+
+    def _set_points(self, points: tuple[np.ndarray, ...], values: Any) -> None:
+        """Write ``values`` at the voxels ``points`` (one index array per axis) of level 0,
+        and at those of them that a coarser level samples (its :func:`level_voxels`) there."""
+        values = np.broadcast_to(np.asarray(values, dtype=self.dtype), points[0].shape).ravel()
+        points = tuple(p.ravel() for p in points)
+        if not values.size:
+            return
+        _array(self.levels[0])[points] = values
+        for level, voxels in zip(self.levels[1:], self.voxels[1:], strict=True):
+            at = [np.searchsorted(index, p) for p, index in zip(points, voxels, strict=True)]
+            kept = np.ones(values.size, bool)
+            for i, p, index in zip(at, points, voxels, strict=True):
+                kept &= index[np.minimum(i, len(index) - 1)] == p
+            if kept.any():
+                _array(level)[tuple(i[kept] for i in at)] = values[kept]
+
+    def _points(self, key: Any) -> tuple[np.ndarray, ...] | None:
+        """The voxels of a coordinate index (a tuple of one integer array or integer per
+        axis, at least one an array), broadcast together and made non-negative; None for
+        any other key. IndexError for voxels outside the pyramid."""
+        if not isinstance(key, tuple) or len(key) != self.ndim:
+            return None
+        if not any(isinstance(item, np.ndarray | list) for item in key):
+            return None
+        arrays = [np.asarray(item) for item in key]
+        if not all(np.issubdtype(a.dtype, np.integer) for a in arrays):
+            return None
+        points = []
+        for a, n in zip(np.broadcast_arrays(*arrays), self.shape, strict=True):
+            if a.size and not (-n <= a.min() and a.max() < n):
+                raise IndexError(f"an index is out of bounds for an axis of size {n}")
+            points.append(a % n)
+        return tuple(points)
 
     def _full_key(self, key: Any) -> tuple:
         """``key`` with Ellipsis expanded and trailing axes added."""
@@ -153,3 +203,12 @@ class LabelsPyramid:
         if not -n <= index < n:
             raise IndexError(f"index {index} is out of bounds for an axis of size {n}")
         return index % n, index % n + 1
+
+
+def _array(level: Any) -> Any:
+    """The array behind a level (for coordinate indexing, which a view reads as a whole):
+    the source of a view of all of it, else the level itself."""
+    if isinstance(level, LazyArray) and not level.reverse_axes:
+        if level.shape == tuple(level.source.shape):
+            return level.source
+    return level

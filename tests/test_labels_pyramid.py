@@ -207,3 +207,15 @@ def test_napari_paints_the_labels_of_a_multiscale_image_at_full_resolution(tmp_p
     assert int(np.asarray(read_image(nifti).data)[1, 11, 21]) == 6  # level 0, read whole
     store = layer.metadata["adaptiveclick_store"]
     assert write_labels_layer(store, layer.data, {"metadata": {}}) == [store]  # in place
+
+
+def test_a_multiscale_labels_layer_of_plain_arrays_is_refused():
+    from napari.layers import Image, Labels
+
+    from napari_adaptiveclick._napari.layers import check_labels
+
+    image = Image(np.zeros((2, 16, 16), np.uint8), name="em")
+    levels = [np.zeros((2, 16, 16), np.uint16), np.zeros((2, 8, 8), np.uint16)]
+    with pytest.raises(ValueError, match="multiscale layer whose coarser levels would not follow"):
+        check_labels(Labels(levels, multiscale=True, name="pyr"), image)
+    check_labels(Labels(levels[0], name="flat"), image)  # level 0 alone is fine

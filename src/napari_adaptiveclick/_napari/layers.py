@@ -166,6 +166,11 @@ def check_labels(labels: Labels, image: Image) -> None:
             f"'{image.name}' needs {expected}; choose another Labels layer or '<new>'."
         )
     data = full_resolution(labels)  # numpy, zarr, or a labels pyramid on disk (multiscale)
+    if labels.multiscale and not isinstance(data, LabelsPyramid):
+        raise ValueError(
+            f"Labels '{labels.name}' is a multiscale layer whose coarser levels would not follow "
+            "the edits; choose '<new>' (labels on disk beside the image keep their pyramid)."
+        )
     writable = isinstance(data, np.ndarray | LabelsPyramid) or hasattr(data, "store")
     if not writable or not np.issubdtype(data.dtype, np.integer):
         raise ValueError(

@@ -1,9 +1,20 @@
-"""Synthetic test images shared by several test modules (import as ``from synthetic import ...``;
-pytest puts ``tests/`` on ``sys.path``)."""
+"""Synthetic test images and stand-ins shared by several test modules (import as ``from
+synthetic import ...``; pytest puts ``tests/`` on ``sys.path``), and the ``needs_display``
+marker of tests that open napari's canvas."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
+import pytest
+
+needs_display = pytest.mark.skipif(
+    sys.platform.startswith("linux")
+    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")),
+    reason="napari's canvas needs a display: run under xvfb-run -a",
+)
 
 
 def disk_volume(planes: int, size: int, seed: int = 0) -> np.ndarray:
@@ -30,3 +41,15 @@ def disks_with_labels(planes: int, size: int = 80, seed: int = 0) -> tuple[np.nd
             image[z][disk] += 100
             labels[z][disk] = obj
     return image.astype(np.uint16), labels
+
+
+def fake_measure(scores: list[float]):
+    """A stand-in for ``learning.adapt.measure`` returning the given NoC scores in turn."""
+    calls = iter(scores)
+
+    def measure(model, samples, **kwargs):
+        value = next(calls)
+        return {"NoC@85": value, "NoC@90": value, "NoF@85": 0, "NoF@90": 0, "objects": len(samples),
+                "clicks": 1, "score": value, "per_object": [value] * len(samples), "seconds": 0.0}  # fmt: skip
+
+    return measure

@@ -28,7 +28,7 @@ from napari_adaptiveclick.models.checkpoint import (
     read_checkpoint,
     sha256sum,
 )
-from synthetic import disks_with_labels
+from synthetic import disks_with_labels, fake_measure
 
 FAST = ["--max-clicks", "3", "--batch-size", "1", "--threads", "1", "--check-every", "1"]
 
@@ -87,25 +87,13 @@ def test_cli_adapts_a_small_volume_and_records_provenance(volume, tmp_path, caps
     assert sha256sum(source) == prov["source"]["sha256"]
 
 
-def _fake_measure(scores: list[float]):
-    """A stand-in for adapt.measure returning the given NoC scores in turn."""
-    calls = iter(scores)
-
-    def measure(model, samples, **kwargs):
-        value = next(calls)
-        return {"NoC@85": value, "NoC@90": value, "NoF@85": 0, "NoF@90": 0, "objects": len(samples),
-                "clicks": 1, "score": value, "per_object": [value] * len(samples), "seconds": 0.0}  # fmt: skip
-
-    return measure
-
-
 def test_worse_is_reported_and_not_written_unless_keep_worse(volume, tmp_path, capsys, monkeypatch):
     image, labels = volume
     out = tmp_path / "worse.pt"
-    monkeypatch.setattr(adapt_module, "measure", _fake_measure([2.0, 3.0]))
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([2.0, 3.0]))
     assert _cli(image, labels, out, "--max-steps", "1", *FAST) == 1
     assert "WORSE" in capsys.readouterr().out and not out.exists()
-    monkeypatch.setattr(adapt_module, "measure", _fake_measure([2.0, 3.0]))
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([2.0, 3.0]))
     assert _cli(image, labels, out, "--max-steps", "1", "--keep-worse", *FAST) == 0
     assert "writing anyway" in capsys.readouterr().out
     assert read_checkpoint(out)["adaptation"]["after"]["NoC@85"] == 3.0
@@ -120,7 +108,7 @@ def test_early_stop_keeps_the_best_check_and_reports_progress(monkeypatch):
     objects = _objects()
     split = hold_out(objects)
     updates = []
-    monkeypatch.setattr(adapt_module, "measure", _fake_measure([3.0, 2.0, 2.5, 2.0, 2.6]))
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 2.5, 2.0, 2.6]))
     result = adapt(
         _default_model(),
         objects.dataset.subset(split.train),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from synthetic import disks_with_labels
+from synthetic import disks_with_labels, fake_measure
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
@@ -26,8 +26,9 @@ if sys.platform.startswith("linux") and not (
 
 import torch  # noqa: E402
 
-from napari_adaptiveclick._napari import adapt_panel  # noqa: E402
+from napari_adaptiveclick._napari import adapt_inputs, adapt_panel  # noqa: E402
 from napari_adaptiveclick._napari.adapt_inputs import (  # noqa: E402
+    choose_volumes,
     default_checkpoint_path,
     read_user_labels,
 )
@@ -85,16 +86,14 @@ def _finish(qtbot, panel) -> None:
     qtbot.waitUntil(lambda: not panel.running, timeout=TIMEOUT_MS)
 
 
-def _fake_measure(scores: list[float]):
-    """A stand-in for adapt.measure returning the given NoC scores in turn."""
-    calls = iter(scores)
+def _on_thread(func, threads: list):
+    """``func``, noting in ``threads`` whether each call ran on the Qt (main) thread."""
 
-    def measure(model, samples, **kwargs):
-        value = next(calls)
-        return {"NoC@85": value, "NoC@90": value, "NoF@85": 0, "NoF@90": 0, "objects": len(samples),
-                "clicks": 1, "score": value, "per_object": [value] * len(samples), "seconds": 0.0}  # fmt: skip
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return func(*args, **kwargs)
 
-    return measure
+    return recording
 
 
 def test_adapt_in_a_worker_saves_beside_the_image_then_switch_and_back(
@@ -105,22 +104,24 @@ def test_adapt_in_a_worker_saves_beside_the_image_then_switch_and_back(
     c = widget.controller
     taken = tmp_path / "cells_adapted.pt"
     taken.write_bytes(b"not to be overwritten")
-    threads = []
-    run_job = adapt_panel.run_job
-
-    def recording_run_job(*args):
-        threads.append(threading.current_thread() is threading.main_thread())
-        return run_job(*args)
-
-    monkeypatch.setattr(adapt_panel, "run_job", recording_run_job)
+    threads = []  # for the reading, the model loading and the training: on the Qt thread?
+    steps = [
+        (adapt_inputs, "read_user_labels"),
+        (adapt_inputs, "prepare"),
+        (adapt_panel, "run_job"),
+    ]
+    for module, name in steps:
+        monkeypatch.setattr(module, name, _on_thread(getattr(module, name), threads))
+    said = []
+    monkeypatch.setattr(panel, "_say", lambda text, say=panel._say: (said.append(text), say(text)))
     panel.keep_check.setChecked(True)  # one step may not help: this test is about the saving
     before_labels = labels.data.copy()
     panel.adapt()
     assert panel.running and panel.result is None  # adapt() returned while the worker runs
     assert not panel.adapt_button.isEnabled() and panel.cancel_button.isEnabled()
-    assert "4 objects: 3 to train on, 1 held out by objects" in panel.message.text()
     _finish(qtbot, panel)
-    assert threads == [False]  # trained in a worker, not on the Qt thread
+    assert threads == [False, False, False]  # read, loaded and trained in workers
+    assert any("4 objects: 3 to train on, 1 held out by objects" in text for text in said)
     phases = [u.phase for u in panel.updates]
     assert phases == ["before", "train", "check"]
     assert panel.progress_bar.value() == panel.progress_bar.maximum()
@@ -170,7 +171,7 @@ def test_adapt_in_a_worker_saves_beside_the_image_then_switch_and_back(
 def test_worse_is_not_saved_until_kept(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
     widget, panel = _panel(viewer, qtbot)
-    monkeypatch.setattr(adapt_module, "measure", _fake_measure([2.0, 3.0]))
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([2.0, 3.0]))
     out = tmp_path / "chosen.pt"
     panel.path_edit.setText(str(out))
     panel.adapt()
@@ -236,10 +237,11 @@ def test_bad_input_is_shown_and_starts_no_worker(
         config_only = tmp_path / "config_only.pt"
         torch.save({"format": "napari-adaptiveclick", "config": {}}, config_only)
         widget.model_combo.setCurrentText(str(config_only))
-    started = []
-    monkeypatch.setattr(adapt_panel, "start_worker", lambda *a, **k: started.append(a))
-    panel.adapt()
-    assert not started and not panel.running and panel.job is None
+    trained = []
+    monkeypatch.setattr(adapt_panel, "run_job", lambda *args: trained.append(args))
+    panel.adapt()  # checked on the Qt thread, or read and checked in a worker
+    _finish(qtbot, panel)
+    assert not trained and not panel.running and panel.job is None  # no training started
     assert message in panel.message.text() and message in widget.status.text()
     assert panel.message.text().startswith("Cannot adapt: ")
 
@@ -249,11 +251,11 @@ def test_the_object_being_edited_is_left_out(make_napari_viewer, qtbot, tmp_path
     widget, panel = _panel(viewer, qtbot, start=True)
     c = widget.controller
     settings = widget.settings()
-    user = read_user_labels(c, None, None, settings)  # a fresh id after Start: nothing out
+    user = read_user_labels(choose_volumes(c, None, None, settings))  # a fresh id: none out
     assert user.left_out is None and user.axis == 0 and (user.labels == 1).any()
     widget.object_spin.setValue(1)  # refine object 1: it is not committed any more
     qtbot.waitUntil(lambda: c.object_id == 1 and not c.busy, timeout=TIMEOUT_MS)
-    user = read_user_labels(c, None, None, settings)
+    user = read_user_labels(choose_volumes(c, None, None, settings))
     assert user.left_out == 1 and not (user.labels == 1).any() and (user.labels == 2).any()
     assert (labels.data == 1).any()  # a snapshot: the layer keeps the object
     assert user.image.path == tmp_path / "cells.tif" and user.image.axes == "zyx"
@@ -289,3 +291,111 @@ def test_closing_the_widget_ends_the_run(make_napari_viewer, qtbot, tmp_path):
     qtbot.waitUntil(stop.is_set, timeout=TIMEOUT_MS)  # the run is told to end at once
     qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT_MS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]
+
+
+def test_the_save_dialog_confirms_only_the_file_it_asked_about_and_once(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
+    widget, panel = _panel(viewer, qtbot)
+    existing = tmp_path / "model.pt"
+    existing.write_bytes(b"the user's model")
+    answers = []
+    monkeypatch.setattr(
+        adapt_panel.QFileDialog, "getSaveFileName", lambda *args, **kwargs: (answers.pop(0), "")
+    )
+    answers.append(str(tmp_path / "model"))  # typed without .pt: the dialog asked nothing
+    panel._browse()
+    assert panel.path_edit.text() == str(tmp_path / "model-2.pt")
+    assert panel._target() == tmp_path / "model-2.pt" and not panel._overwrite()
+    answers.append(str(existing))  # chosen as it is: the dialog asked to replace it
+    panel._browse()
+    assert panel._target() == existing and panel._overwrite()
+    panel.path_edit.setText(str(tmp_path / "other.pt"))  # another path: that answer is gone
+    panel.path_edit.setText(str(existing))
+    assert panel._target() == tmp_path / "model-2.pt" and not panel._overwrite()
+
+    answers.append(str(existing))
+    panel._browse()
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 3.0, 2.0]))  # better
+    panel.adapt()
+    _finish(qtbot, panel)
+    assert panel.saved_path == existing and read_checkpoint(existing)["adaptation"]
+    replaced = existing.read_bytes()
+    panel.adapt()  # the same path again: the confirmation served one save
+    _finish(qtbot, panel)
+    assert panel.saved_path == tmp_path / "model-2.pt" and existing.read_bytes() == replaced
+
+
+def test_no_adaptation_while_the_controller_writes_the_labels(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
+    widget, panel = _panel(viewer, qtbot, start=True)
+    c = widget.controller
+    trained = []
+    monkeypatch.setattr(adapt_panel, "run_job", lambda *args: trained.append(args))
+    c.add_click(0, 40, 10)  # its prediction runs: the labels may be half written
+    assert c.busy
+    panel.adapt()
+    assert not panel.running and panel.job is None
+    assert "Cannot adapt while a prediction" in panel.message.text()
+    qtbot.waitUntil(lambda: not c.busy, timeout=TIMEOUT_MS)
+
+    reading, go = threading.Event(), threading.Event()
+    read = adapt_inputs.read_user_labels
+
+    def slow_read(volumes):
+        reading.set()
+        go.wait(TIMEOUT_MS / 1000)
+        return read(volumes)
+
+    monkeypatch.setattr(adapt_inputs, "read_user_labels", slow_read)
+    panel.adapt()
+    qtbot.waitUntil(reading.is_set, timeout=TIMEOUT_MS)
+    c.add_click(1, 40, 10)  # a click while the worker reads the labels
+    go.set()
+    _finish(qtbot, panel)
+    qtbot.waitUntil(lambda: not c.busy, timeout=TIMEOUT_MS)
+    assert not trained and panel.job is None
+    assert "edited while they were read" in panel.message.text()
+
+
+def test_lazy_volumes_are_read_in_the_worker_and_too_big_ones_refused(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    da = pytest.importorskip("dask.array")
+    image, labels = disks_with_labels(2)
+    viewer = make_napari_viewer()
+    lazy = da.from_array(image, chunks=(1, 80, 80))
+    viewer.add_image(lazy, name="cells", contrast_limits=(0, 300))
+    viewer.add_labels(labels, name="cells labels")
+    widget, panel = _panel(viewer, qtbot)
+    trained = []
+    monkeypatch.setattr(adapt_panel, "run_job", lambda *args: trained.append(args))
+    monkeypatch.setattr(adapt_inputs, "LAZY_LIMIT", image.nbytes - 1)
+    panel.adapt()
+    assert not panel.running  # refused before any reading
+    text = panel.message.text()
+    assert text.startswith("Cannot adapt: 'cells' is") and "on disk" in text
+    assert "adapt on a crop" in text and "command line" in text
+
+    monkeypatch.setattr(adapt_inputs, "LAZY_LIMIT", image.nbytes)  # labels in memory: no limit
+    threads = []
+    monkeypatch.setattr(adapt_inputs, "read_user_labels", _on_thread(read_user_labels, threads))
+    panel.adapt()
+    assert panel.running  # adapt() returned: the worker reads
+    panel.cancel()  # while the layers are read: no training
+    _finish(qtbot, panel)
+    assert threads == [False] and not trained and panel.job is None
+    assert "cancelled" in panel.message.text()
+
+    def too_big(volumes):
+        raise MemoryError("Unable to allocate 5.00 GiB")
+
+    monkeypatch.setattr(adapt_inputs, "read_user_labels", too_big)
+    panel.adapt()
+    _finish(qtbot, panel)
+    text = panel.message.text()
+    assert text.startswith("Cannot adapt: MemoryError: Unable to allocate") and "crop" in text
+    assert not trained and panel.job is None

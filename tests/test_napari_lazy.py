@@ -4,9 +4,6 @@ multiscale OME-Zarr image with labels on disk."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -22,6 +19,7 @@ from napari_adaptiveclick._napari.files import get_reader, write_labels_layer  #
 from napari_adaptiveclick.io import stores  # noqa: E402
 from napari_adaptiveclick.io.images import read_image  # noqa: E402
 from napari_adaptiveclick.io.lazy import LazyArray  # noqa: E402
+from synthetic import needs_display  # noqa: E402
 
 SHAPE = (4, 64, 80)
 
@@ -127,13 +125,6 @@ def test_labels_above_the_limit_go_to_disk(ome, tmp_path):
     plain = Image(np.zeros((2, 8, 8), np.uint8), name="memory")
     elsewhere = lazy_layers.new_labels_layer(plain, limit=10)
     assert "memory_labels" in elsewhere.metadata["adaptiveclick_store"]
-
-
-needs_display = pytest.mark.skipif(
-    sys.platform.startswith("linux")
-    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")),
-    reason="napari's canvas needs a display: run under xvfb-run -a",
-)
 
 
 @needs_display

@@ -82,6 +82,17 @@ def kinds(c) -> list[tuple[str, int, bool]]:
     return [(r.kind, r.plane, r.positive) for r in c.annotator.records]
 
 
+def clicked(make_napari_viewer, qtbot):
+    """A viewer annotating a (3, 40, 40) disk volume after a first click on plane 1 (drawn):
+    the viewer, the widget and its controller."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(disk_volume(3, 40), name="vol")
+    widget = dock_widget(viewer, qtbot, image)
+    widget.controller.add_click(1, 20, 20)
+    idle(qtbot, widget.controller)
+    return viewer, widget, widget.controller
+
+
 def test_prompt_input_on_its_own(make_napari_viewer, qtbot):
     """Shapes of a Shapes layer over a volume cut along its last axis become prompts on the
     plane given by that axis; shapes that do not fit are discarded with a message."""
@@ -260,12 +271,7 @@ def test_a_polygon_is_a_mask_prompt_that_clicks_refine(make_napari_viewer, qtbot
 
 
 def test_shapes_off_the_image_or_across_planes_change_nothing(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    image = viewer.add_image(disk_volume(3, 40), name="vol")
-    widget = dock_widget(viewer, qtbot, image)
-    c = widget.controller
-    c.add_click(1, 20, 20)
-    idle(qtbot, c)
+    _, widget, c = clicked(make_napari_viewer, qtbot)
     before, records = c.labels.data.copy(), list(c.annotator.records)
     shapes = [
         ("rectangle", [[1, 50, 50], [1, 50, 60], [1, 60, 60], [1, 60, 50]], "outside the image"),
@@ -293,19 +299,26 @@ def test_shapes_off_the_image_or_across_planes_change_nothing(make_napari_viewer
     assert c.annotator.records == [] and not c.labels.data.any()
 
 
-def test_refine_label_takes_an_existing_label_and_commit_keeps_its_id(make_napari_viewer, qtbot):
+def with_labels(make_napari_viewer, qtbot):
+    """A viewer annotating a disk volume on Labels 'seg' that hold label 7 on plane 1 (a
+    square, part of the disk: an object from another tool) and label 3 on plane 0: the
+    widget, its controller, the labels layer and the square."""
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(3, 40), name="vol")
     labels = viewer.add_labels(np.zeros((3, 40, 40), np.int32), name="seg")
     square = np.zeros((40, 40), bool)
-    square[12:26, 12:26] = True  # an object from another tool: part of the disk
+    square[12:26, 12:26] = True
     labels.data[1][square] = 7
     labels.data[0, :4, :4] = 3
     widget = dock_widget(viewer, qtbot, image, start=False)
     widget.labels_combo.setCurrentText("seg")
     widget.start()
-    c = widget.controller
-    idle(qtbot, c)
+    idle(qtbot, widget.controller)
+    return widget, widget.controller, labels, square
+
+
+def test_refine_label_takes_an_existing_label_and_commit_keeps_its_id(make_napari_viewer, qtbot):
+    widget, c, labels, square = with_labels(make_napari_viewer, qtbot)
     refine = widget.buttons["Refine label"]
 
     c.go_to_plane(1)
@@ -347,3 +360,79 @@ def test_refine_label_takes_an_existing_label_and_commit_keeps_its_id(make_napar
     c.undo()  # the mask prompt: it had changed nothing
     idle(qtbot, c)
     assert c.annotator.records == [] and (labels.data[1] == 7).sum() == square.sum()
+
+
+def test_napari_shapes_keys_keep_their_meaning_on_the_prompts_layer(make_napari_viewer, qtbot):
+    """T and Shift-P are napari's add-path and polygon-lasso modes on a Shapes layer: on the
+    prompts layer they switch the drawing mode; the plugin's other keys work on both layers."""
+    from napari.utils.key_bindings import KeyBinding
+
+    viewer, widget, c = clicked(make_napari_viewer, qtbot)
+    records = list(c.annotator.records)
+    keys = viewer.window._qt_viewer._key_map_handler  # what a key press in the canvas reaches
+    viewer.layers.selection.active = c.prompts
+    for key, mode in (("T", "add_path"), ("Shift-P", "add_polygon_lasso")):
+        keys.press_key(key)
+        assert c.prompts.mode == mode and not c.busy  # no propagation queued
+        keys.release_key(key)
+        assert c.positive and c.annotator.records == records  # no polarity switch either
+    bound = set(c.prompts.keymap)
+    assert {KeyBinding.from_str(k) for k in ("C", "Shift-C", "Control-Z")} <= bound
+    assert not {KeyBinding.from_str(k) for k in ("T", "Shift-P")} & bound
+    keys.press_key("Control-Z")  # the plugin's undo works on the prompts layer
+    keys.release_key("Control-Z")
+    idle(qtbot, c)
+    assert c.annotator.records == []
+
+    viewer.layers.selection.active = c.points  # on the click layer: polarity and propagate
+    keys.press_key("T")
+    keys.release_key("T")
+    assert not c.positive
+    c.add_click(1, 20, 20, positive=True)
+    idle(qtbot, c)
+    reports = []
+    c.propagated.connect(reports.append)
+    keys.press_key("Shift-P")
+    keys.release_key("Shift-P")
+    assert c.busy
+    qtbot.waitUntil(lambda: bool(reports) and not c.busy, timeout=TIMEOUT_MS)
+
+
+def test_deleting_the_last_click_waits_for_a_box_in_progress(make_napari_viewer, qtbot):
+    """A box queued after a click is not recorded yet: deleting the click then would undo
+    the box (the last step by then), so it is refused until the box is recorded."""
+    _, widget, c = clicked(make_napari_viewer, qtbot)
+    box = np.array([[1, 10, 10], [1, 10, 30], [1, 30, 30], [1, 30, 10]], float)
+    c.prompts.add(box, shape_type="rectangle")  # predicted in a worker
+    assert c.busy and c.actions.others_pending() == 1
+    c.points.remove([0])
+    assert "still being predicted" in widget.status.text()
+    drained(qtbot, c)
+    assert kinds(c) == [("click", 1, True), ("box", 1, True)]  # nothing undone
+    assert c.actions.others_pending() == 0 and len(c.points.data) == 1
+    c.prompts.add(box, shape_type="rectangle")
+    c.cancel()  # a cancelled prompt is pending no more
+    assert c.actions.others_pending() == 0
+    drained(qtbot, c)
+    assert len(c.annotator.records) == 2
+
+
+def test_a_refine_that_fails_or_is_cancelled_keeps_the_current_object(make_napari_viewer, qtbot):
+    widget, c, labels, _ = with_labels(make_napari_viewer, qtbot)
+    current = c.object_id
+    assert current == 8 and labels.selected_label == 8
+
+    c.actions.refine_label(1, 3)  # label 3 has no pixels on plane 1: the refine fails
+    idle(qtbot, c)
+    assert "Label 3 has no pixels on plane 1" in widget.status.text()
+    assert c.object_id == current and labels.selected_label == current
+    c.actions.refine_label(1, 7)
+    c.cancel()  # while it is predicted
+    idle(qtbot, c)
+    assert c.object_id == current and c.annotator.records == []
+    assert labels.selected_label == current
+    c.actions.refine_label(1, 7)  # accepted: object 7 is current from its mask on
+    idle(qtbot, c)
+    assert c.object_id == 7 and labels.selected_label == 7
+    (record,) = c.annotator.records
+    assert (record.kind, record.object_id, record.mask_label) == ("mask", 7, 7)

@@ -6,9 +6,6 @@ pixels survive clicks (overwrite protection) and closing and reopening the store
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -17,6 +14,7 @@ zarr = pytest.importorskip("zarr")
 from napari_adaptiveclick.interactive.transforms import Box  # noqa: E402
 from napari_adaptiveclick.io import stores  # noqa: E402
 from napari_adaptiveclick.volume import VolumeAnnotator  # noqa: E402
+from synthetic import needs_display  # noqa: E402
 
 SHAPE = (4, 64, 80)
 
@@ -107,13 +105,6 @@ def test_paint_events_give_the_painted_ids_and_boxes():
     across = painted_objects(events[1], selection, SliceGeometry(SHAPE, 2))  # cut along x
     assert set(across[6]) == {7, 8} and across[6][7] == Box(1, 40, 2, 42)
     assert painted_objects([object()], selection, geometry) is None  # unreadable: all planes
-
-
-needs_display = pytest.mark.skipif(
-    sys.platform.startswith("linux")
-    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")),
-    reason="napari's canvas needs a display: run under xvfb-run -a",
-)
 
 
 @needs_display

@@ -23,7 +23,7 @@ nothing of layers or clicks on screen. Its interface:
   edits of a propagation or replay that ``detach`` stopped are undone when its worker ends.
   Undo right after a commit only reopens the committed object.
 - ``propagation_settings`` (read at each propagation), ``last_outcome`` (of the last click),
-  ``last_report`` (of the last propagation).
+  ``last_report`` (of the last propagation), ``others_pending()`` (prompts not yet recorded).
 - Signals: ``status(str)`` and ``failed(str)`` (messages for the user), ``edited()`` (the labels
   or the current object changed: redraw and store), ``prediction_ended()`` (a click's
   prediction ended, drawn, stale or failed: the oldest waiting click is settled),
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.results import Prediction
 
 KEY_HINTS = "T: polarity | C: commit | Shift-C: reset | Ctrl-Z: undo | Shift-P: propagate"
+KEY_HINTS += " (T, Shift-P: on the click layer)"  # on the prompts layer: napari's path, lasso
 INTERRUPTING = ("prompt", "undo", "reset")  # actions that stop a propagation or replay
 
 
@@ -86,6 +87,7 @@ class AnnotationActions:
         self._epoch = 0  # bumped by cancel and detach: older click results are dropped
         self._commits: list[tuple[int, int]] = []  # (committed id, records then) per commit
         self._last_click: tuple[ClickRecord, Prediction] | None = None  # and its prediction
+        self._others: set[object] = set()  # a token per other prompt queued or predicted
 
     def attach(self, annotator: VolumeAnnotator) -> None:
         """Edit ``annotator`` from now on."""
@@ -95,23 +97,27 @@ class AnnotationActions:
         """Edit no annotator: a running click's result is dropped, a running propagation's or
         replay's edits are undone when it ends."""
         self.annotator, self._commits, self._last_click = None, [], None
-        self._epoch += 1
+        self._epoch, self._others = self._epoch + 1, set()
+
+    def others_pending(self) -> int:
+        """How many boxes, strokes, lassos and label masks are queued or predicted."""
+        return len(self._others)
 
     # ------------------------------------------------------------------ queued by the user
     def click(self, plane: int, row: float, col: float, positive: bool = True) -> None:
         click = Click(float(row), float(col), bool(positive))
-        self._submit("prompt", self._do_prompt, plane, lambda _annotator: click, None, True)
+        self._submit_prompt(plane, lambda _annotator: click, is_click=True)
 
     def scribble(self, plane: int, points: Sequence[Sequence[float]], positive: bool) -> None:
         """A stroke through ``points`` ((row, col), drawing order) on ``plane``."""
         stroke = Scribble(points, bool(positive))
-        self._submit("prompt", self._do_prompt, plane, lambda _annotator: stroke)
+        self._submit_prompt(plane, lambda _annotator: stroke)
 
     def box(self, plane: int, top: float, left: float, bottom: float, right: float) -> None:
         """A box around the object on ``plane`` (edges in pixel coordinates, see
         :class:`~napari_adaptiveclick.interactive.prompts.BoxPrompt`)."""
         box = BoxPrompt(top, left, bottom, right)
-        self._submit("prompt", self._do_prompt, plane, lambda _annotator: box)
+        self._submit_prompt(plane, lambda _annotator: box)
 
     def lasso(self, plane: int, polygon: Sequence[Sequence[float]]) -> None:
         """The pixels inside ``polygon`` ((row, col) vertices) on ``plane`` become the current
@@ -121,11 +127,11 @@ class AnnotationActions:
         def lasso(annotator: VolumeAnnotator) -> Prompt:
             return annotator.mask_prompt(plane, polygon=polygon)
 
-        self._submit("prompt", self._do_prompt, plane, lasso)
+        self._submit_prompt(plane, lasso)
 
     def refine_label(self, plane: int, label: int) -> None:
-        """Segment ``label`` and make its pixels on ``plane`` (read when its turn comes) the
-        mask prompt that the next clicks refine."""
+        """Segment ``label`` (made current once recorded, not on failure or Cancel) from its
+        pixels on ``plane`` (read when its turn comes): a mask prompt the next clicks refine."""
         label = int(label)
         if label == 0:
             self.status.emit("Choose the label to refine in the Labels layer (0 is background).")
@@ -134,7 +140,7 @@ class AnnotationActions:
         def mask(annotator: VolumeAnnotator) -> Prompt:
             return annotator.mask_prompt(plane, label=label)
 
-        self._submit("prompt", self._do_prompt, plane, mask, label)
+        self._submit_prompt(plane, mask, label)
 
     def undo(self) -> None:
         self._submit("undo", self._do_undo)
@@ -165,7 +171,7 @@ class AnnotationActions:
     def cancel(self) -> None:
         """Drop queued actions and the result of a click in progress (the labels stay as they
         are); stop a propagation or replay after the current slice."""
-        self._epoch += 1
+        self._epoch, self._others = self._epoch + 1, set()
         self.jobs.cancel()
 
     def _submit(self, kind: str, do: Callable[..., None], *args) -> None:
@@ -183,6 +189,14 @@ class AnnotationActions:
 
         self.jobs.submit(kind, start, interrupt=kind in INTERRUPTING)
 
+    def _submit_prompt(self, plane: int, make: Callable, label=None, is_click=False) -> None:
+        """Queue :meth:`_do_prompt`; a prompt other than a click counts in
+        :meth:`others_pending` until it ends (or Cancel drops it)."""
+        token = None if is_click else object()
+        if token is not None and self.annotator is not None:
+            self._others.add(token)
+        self._submit("prompt", self._do_prompt, plane, make, label, token)
+
     # ------------------------------------------------------------------ run in turn
     def _on_prediction_error(self, error: Exception, settle: bool = True) -> None:
         if settle:
@@ -190,30 +204,29 @@ class AnnotationActions:
         self.failed.emit(f"Prediction failed: {type(error).__name__}: {brief(str(error))}")
         self.edited.emit()
 
-    def _do_prompt(
-        self,
-        plane: int,
-        make: Callable[[VolumeAnnotator], Prompt],
-        label: int | None = None,
-        is_click: bool = False,
-    ) -> None:
+    def _do_prompt(self, plane: int, make: Callable, label, token) -> None:
         """Predict ``make(annotator)`` on ``plane`` in a worker (``make`` may read the labels:
-        a mask prompt), for ``label`` when given (selected first). ``is_click``: a click of
-        the click layer, which waits there until its prediction ends."""
+        a mask prompt), for object ``label`` when given (made current once the result is
+        kept). ``token``: None for a click of the click layer, which waits there until its
+        prediction ends, else the prompt's entry in :attr:`_others` until then."""
         annotator, epoch = self.annotator, self._epoch
-        if label is not None and label != annotator.object_id:
-            annotator.select_object(label)
+
+        def ended() -> None:
+            self._others.discard(token)
+            if token is None:
+                self.prediction_ended.emit()
 
         def predict() -> tuple[Prompt, tuple]:
             prompt = make(annotator)
-            return prompt, annotator.predict_prompt(plane, prompt)
+            return prompt, annotator.predict_prompt(plane, prompt, label)
 
         def kept(drawn: bool) -> Callable:
-            return lambda result: self._on_prompt_done(annotator, epoch, result, drawn, is_click)
+            return lambda result: self._on_prompt_done(
+                annotator, epoch, result, drawn, label, ended
+            )
 
         def failed(error: Exception) -> None:
-            if is_click:
-                self.prediction_ended.emit()
+            ended()
             if isinstance(error, ValueError):  # the prompt does not fit: say why
                 hint = " Choose a label shown on this plane." if label is not None else ""
                 self.failed.emit(f"{error}{hint}")
@@ -223,17 +236,19 @@ class AnnotationActions:
 
         self.jobs.run(predict, on_return=kept(True), on_stale=kept(False), on_error=failed)
 
-    def _on_prompt_done(self, annotator, epoch: int, result, drawn: bool, is_click: bool) -> None:
-        """On the Qt thread: write a predicted prompt (threshold of now) unless it was dropped."""
-        if is_click:
-            self.prediction_ended.emit()
+    def _on_prompt_done(self, annotator, epoch: int, result, drawn: bool, label, ended) -> None:
+        """On the Qt thread: write a predicted prompt (threshold of now) unless it was dropped;
+        a label's mask prompt first makes that label the current object."""
+        ended()
         prompt, (run, prediction, seconds) = result
         if self.annotator is not annotator or self._epoch != epoch:
             if self.annotator is not None:  # Cancel: show what the labels hold
-                what = "click" if is_click else "prompt"
+                what = "click" if isinstance(prompt, Click) else "prompt"
                 self.status.emit(f"Cancelled: the {what} in progress was discarded.")
                 self.edited.emit()
             return
+        if label is not None and label != annotator.object_id:
+            annotator.select_object(label)
         mask = prediction.crop > annotator.threshold  # in the focus crop: costs its size
         step = Step(annotator.object_id)
         record = annotator.accept_click(run, prompt, mask, step, box=prediction.box)

@@ -1,16 +1,21 @@
 """The widget's "Adapt model" box: fine-tune the model on the user's committed objects.
 
 A thin form over :mod:`napari_adaptiveclick.learning.adapt_job`: :meth:`AdaptPanel.adapt`
-reads the Image and Labels layers (those being annotated, else those chosen in the form),
-checks everything with :func:`~.adapt_job.prepare` on the Qt thread (a problem is shown in the
-status and nothing starts), then runs :func:`~.adapt_job.run_job` in a worker, with a
-progress bar (step, loss, time left) and Cancel. At the end it shows the before / after
-NoC@85/90 table of the held-out objects and writes the adapted checkpoint in a second worker
-(:func:`~.adapt_job.save_adapted`), unless the held-out objects got worse and "Keep even if
-worse" is not ticked. It never overwrites a file the user did not confirm in the file dialog:
-an existing name gets ``-2``, ``-3``, ... "Use adapted model" / "Use default model" put the
-checkpoint (or ``default``) into the widget's model choice and restart annotating on the same
-layers; the labels, and the clicks stored with them, stay.
+checks on the Qt thread only what reads no data (the Image and Labels layers, those being
+annotated, else those chosen in the form; their shapes; lazy volumes not too big; nothing
+running in the controller, which may be writing the labels), then reads the layers and checks
+everything with :func:`~.adapt_job.prepare` in a worker
+(:func:`.adapt_inputs.prepare_adaptation`: a problem is shown in the status and nothing
+trains; so are edits made while the labels were read), then runs
+:func:`~.adapt_job.run_job` in a worker, with a progress bar (step, loss, time left) and
+Cancel. At the end it shows the before / after NoC@85/90 table of the held-out objects and
+writes the adapted checkpoint in a third worker (:func:`~.adapt_job.save_adapted`), unless
+the held-out objects got worse and "Keep even if worse" is not ticked. It never overwrites a
+file the user did not confirm in the file dialog, and that file only once
+(:class:`.adapt_inputs.OutputChoice`): an existing name gets ``-2``, ``-3``, ... "Use adapted
+model" / "Use default model" put the checkpoint (or ``default``) into the widget's model
+choice and restart annotating on the same layers; the labels, and the clicks stored with
+them, stay.
 
 The objects are every 4-connected component of each label id on a plane of the slicing axis
 (:func:`~napari_adaptiveclick.learning.adapt_data.collect_objects`); while annotating, the
@@ -42,29 +47,25 @@ from qtpy.QtWidgets import (
 )
 
 from napari_adaptiveclick._napari.adapt_inputs import (
-    adapt_source,
-    default_checkpoint_path,
-    fresh_path,
+    EditWatch,
+    OutputChoice,
+    cannot_text,
+    choose_volumes,
+    prepare_adaptation,
     progress_text,
-    read_user_labels,
+    result_text,
+    saved_text,
+    start_text,
+    worse_text,
 )
 from napari_adaptiveclick._napari.jobs import brief, start_worker
-from napari_adaptiveclick._napari.loading import avoid_triton_llvm_clash
 from napari_adaptiveclick.learning.adapt import (
     AdaptCancelled,
     AdaptProgress,
     AdaptResult,
     AdaptSettings,
-    format_table,
 )
-from napari_adaptiveclick.learning.adapt_job import (
-    AdaptJob,
-    check_output,
-    prepare,
-    run_job,
-    save_adapted,
-)
-from napari_adaptiveclick.models.errors import CheckpointError
+from napari_adaptiveclick.learning.adapt_job import AdaptJob, run_job, save_adapted
 from napari_adaptiveclick.models.registry import DEFAULT_MODEL
 
 BAR_STEPS = 1000  # resolution of the progress bar (share of the time budget)
@@ -96,9 +97,10 @@ class AdaptPanel(QGroupBox):
         self._stop = threading.Event()
         live = self._live = {"stop": self._stop}  # the current run's, for the closure below
         self.destroyed.connect(lambda *_: live["stop"].set())  # widget closed: end the run
-        self._confirmed: Path | None = None  # an existing file the user chose to replace
+        self._output = OutputChoice()  # where the adapted checkpoint goes
         self._pending = False  # a worse result kept in memory, not saved
         self._save_due = False  # save once the adaptation's worker has ended
+        self._ready = None  # (labels read, job, model): train once their worker has ended
         self._relay = _Relay()
         self._relay.progress.connect(self._show_progress)
         self._build()
@@ -115,6 +117,7 @@ class AdaptPanel(QGroupBox):
         self.minutes_spin.setToolTip("Time budget: training stops earlier when it stops helping.")
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("beside the image: <image>_adapted.pt")
+        self.path_edit.textChanged.connect(self._output.text_changed)
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
         self.keep_check = QCheckBox("Keep even if worse")
@@ -194,9 +197,15 @@ class AdaptPanel(QGroupBox):
 
     # ------------------------------------------------------------------ adapt
     def adapt(self) -> None:
-        """Check the layers and the model, then adapt in a worker; a problem is shown in
-        the status (and nothing runs)."""
+        """Check the layers (nothing read), then read them and load the model in a worker,
+        then adapt in another; a problem is shown in the status (and nothing trains)."""
         if self.running:
+            return
+        if self.controller.busy:  # a prediction or propagation may be writing the labels
+            self._fail(
+                "Cannot adapt while a prediction, propagation or model loading runs: wait for "
+                "it to finish (or Cancel it), then adapt."
+            )
             return
         layers = {layer.name: layer for layer in self.widget.viewer.layers}
         image = layers.get(self.widget.image_combo.currentText())
@@ -205,37 +214,56 @@ class AdaptPanel(QGroupBox):
         settings = replace(self.settings, minutes=self.minutes_spin.value(), device=form.device)
         model = self._model()
         try:
-            user = read_user_labels(self.controller, image, labels, form)
-            avoid_triton_llvm_clash()  # prepare loads the model (torch)
-            job = prepare(
-                user.image,
-                user.labels,
-                checkpoint=adapt_source(model),
-                settings=settings,
-                axis=user.axis,
-            )
-            check_output(self._target(), job.source["file"], self._overwrite())
-        except (ValueError, CheckpointError, OSError) as error:  # AdaptInputError included
-            self._fail(f"Cannot adapt: {brief(str(error), limit=300)}")
+            volumes = choose_volumes(self.controller, image, labels, form)
+        except ValueError as error:
+            self._cannot(error)
             return
-        self.job, self.result, self._pending = job, None, False
-        self.updates = []
+        self.job, self.result, self._pending, self.updates = None, None, False, []
         self._stop = self._live["stop"] = threading.Event()
         self.table.setVisible(False)
         self.progress_bar.setValue(0)
-        split, objects = job.split, job.objects
-        self.progress_bar.setFormat(f"measuring the source model on {len(split.measured)} objects")
-        left_out = (
-            f" Object {user.left_out} is being edited, so it is left out: commit it to use it."
-            if user.left_out is not None
-            else ""
+        self.progress_bar.setFormat("reading the layers and loading the model...")
+        self._say(f"Reading the image and labels, loading '{model}'...")
+        watch = EditWatch(self.controller, volumes.labels_layer)  # edits while they are read
+
+        def failed(error: Exception) -> None:
+            watch.stop()
+            self._cannot(error)
+
+        self._worker = start_worker(
+            prepare_adaptation,
+            volumes,
+            model,
+            settings,
+            self._target(),
+            self._overwrite(),
+            on_yield=lambda _read: watch.stop(),
+            on_return=lambda prepared: self._on_prepared(*prepared, watch.edited, model),
+            on_error=failed,
+            on_finish=self._on_finished,
         )
-        self._say(
-            f"Adapting '{model}' for up to {settings.minutes:g} min on {len(objects.objects)} "
-            f"objects: {len(split.train)} to train on, {len(split.held_out)} held out by "
-            f"{split.by} ({objects.too_small} smaller than {settings.min_area} px left out)."
-            f"{left_out}"
+        self._show_state()
+
+    def _cannot(self, error: Exception) -> None:
+        self.progress_bar.setFormat("not started")
+        self._fail(f"Cannot adapt: {brief(cannot_text(error), limit=300)}")
+
+    def _on_prepared(self, user, job: AdaptJob, edited: bool, model: str) -> None:
+        if self._stop.is_set():
+            self._on_error(AdaptCancelled())
+        elif edited:
+            self._cannot(
+                ValueError("the labels were edited while they were read; adapt again once done")
+            )
+        else:
+            self._ready = user, job, model  # trains once this worker has ended
+
+    def _train(self, user, job: AdaptJob, model: str) -> None:
+        self.job = job
+        self.progress_bar.setFormat(
+            f"measuring the source model on {len(job.split.measured)} objects"
         )
+        self._say(start_text(model, job, user.left_out))
         self._worker = start_worker(
             run_job,
             job,
@@ -245,11 +273,11 @@ class AdaptPanel(QGroupBox):
             on_error=self._on_error,
             on_finish=self._on_finished,
         )
-        self._show_state()
 
     def cancel(self) -> None:
-        """Stop the adaptation after the current step (or held-out object); nothing is saved."""
-        if self.running and self.job is not None and self.result is None:
+        """Stop the adaptation after the current step (or held-out object); while the layers
+        are read and the model loads, no training follows. Nothing is saved."""
+        if self.running and self.result is None:
             self._stop.set()
             self.progress_bar.setFormat("cancelling...")
             self._show_state()
@@ -270,30 +298,23 @@ class AdaptPanel(QGroupBox):
 
     def _on_finished(self) -> None:
         self._worker = None
-        if self._save_due:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            self._train(*ready)
+        elif self._save_due:
             self._save_due = False
             self._save()
         self._show_state()
 
     def _on_adapted(self, result: AdaptResult) -> None:
         self.result = result
-        split = self.job.split
         self.progress_bar.setValue(BAR_STEPS)
         self.progress_bar.setFormat(f"done: {result.steps} steps, {result.stopped}")
-        self.table.setPlainText(
-            f"{format_table(result, len(split.measured), split.by)}\n"
-            f"{result.steps} steps in {result.seconds / 60:.1f} min, stopped: {result.stopped}; "
-            f"kept the weights of step {result.best_step}."
-        )
+        self.table.setPlainText(result_text(result, self.job))
         self.table.setVisible(True)
         if result.worse and not self.keep_check.isChecked():
             self._pending = True
-            self._say(
-                "Adaptation made the held-out objects WORSE (mean of NoC@85 and NoC@90 "
-                f"{result.before['score']:.2f} -> {result.after['score']:.2f}): not saved. "
-                "Tick 'Keep even if worse' to save it anyway, or label more objects and adapt "
-                "again."
-            )
+            self._say(worse_text(result))
             return
         self._save_due = True  # when its worker has ended (one worker at a time)
 
@@ -303,17 +324,11 @@ class AdaptPanel(QGroupBox):
 
     # ------------------------------------------------------------------ save
     def _target(self) -> Path:
-        """The file to write: the chosen path, or the default beside the image; an existing
-        file only when the user confirmed replacing it, else the next free name."""
-        text = self.path_edit.text().strip()
-        if not text:
-            return default_checkpoint_path(self._image_layer())
-        path = Path(text).expanduser()
-        return path if path == self._confirmed else fresh_path(path)
+        """The file to write (:class:`.adapt_inputs.OutputChoice`)."""
+        return self._output.target(self.path_edit.text(), self._image_layer())
 
     def _overwrite(self) -> bool:
-        target = self._target()
-        return target == self._confirmed and target.exists()
+        return self._output.overwrite(self.path_edit.text(), self._image_layer())
 
     def _image_layer(self):
         if self.controller.ready:
@@ -329,35 +344,23 @@ class AdaptPanel(QGroupBox):
             "Checkpoints (*.pt);;All files (*)",
         )
         if path:
-            path = Path(path) if Path(path).suffix else Path(f"{path}.pt")
-            self._confirmed = path if path.exists() else None  # the dialog asked to replace
-            self.path_edit.setText(str(path))
+            self.path_edit.setText(str(self._output.chosen(path)))
 
     def _save(self) -> None:
         self._pending = False
-        target, overwrite = self._target(), self._overwrite()
-        worse = self.result.worse  # (a worse result is saved only when kept)
+        target, overwrite, result = self._target(), self._overwrite(), self.result
         self._say(f"Saving the adapted model to {target}...")
-
-        if worse:
-            verdict = "WARNING: the held-out objects got worse; saved as asked. "
-        elif not self.result.improved:
-            verdict = "The held-out objects did not improve (no change in NoC). "
-        else:
-            verdict = ""
 
         def saved(path: Path) -> None:
             self.saved_path = path
-            self._say(
-                f"{verdict}Saved the adapted model to {path} (provenance under "
-                "'adaptation'). 'Use adapted model' annotates with it."
-            )
+            self._output.saved()  # a confirmed replacement serves one save
+            self._say(saved_text(result, path))
 
         self._worker = start_worker(
             save_adapted,
             target,
             self.job,
-            self.result,
+            result,
             overwrite,
             on_return=saved,
             on_error=self._save_failed,

@@ -4,11 +4,14 @@ nothing of the annotator or the model.
 
 :class:`ClickInput`'s interface:
 
-- ``ClickInput(viewer, keys)``: ``keys`` maps napari key names to actions bound on the click
-  layer besides T (polarity).
-- :meth:`~ClickInput.attach` ``(placement)`` / :meth:`~ClickInput.detach`: create (or reuse)
-  the layer over ``placement.image`` and follow it / stop following it (the layer stays).
-  A removed click layer is created again while attached.
+- ``ClickInput(viewer, keys, others_pending)``: ``keys`` maps napari key names to actions
+  bound on the click layer besides T (polarity); ``others_pending()``: how many prompts of
+  other kinds (boxes, strokes, lassos) wait for their prediction: while any do, deleting
+  the last click is refused (its undo would take the newer prompt).
+- :meth:`~ClickInput.attach` ``(placement)`` / :meth:`~ClickInput.detach`
+  (:class:`~.input_layer.InputLayer`): create the layer over ``placement.image`` and follow
+  it / stop following it (the layer stays). A removed click layer is created again while
+  attached.
 - :meth:`~ClickInput.show` ``(clicks, last="click")``: the current object's clicks, ``(plane,
   row, col, positive)`` each, shown as green discs (positive) and red crosses (negative),
   followed by the clicks still waiting for their prediction (*pending*: each emitted click is
@@ -30,36 +33,32 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from napari.layers import Points
 from psygnal import Signal
-from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
-from napari_adaptiveclick._napari.placement import VolumePlacement
+from napari_adaptiveclick._napari.input_layer import InputLayer
 
 
-class ClickInput:
+class ClickInput(InputLayer):
     """The click layer of one annotated image in ``viewer`` (see the module docstring)."""
 
     clicked = Signal(int, float, float, bool)  # plane, row, col (of a slice), positive
     undo_requested = Signal()
     polarity_changed = Signal(bool)
-    status = Signal(str)
+    RESTORED = "The click layer was removed; here it is again with the current object's clicks."
 
-    def __init__(self, viewer, keys: Mapping[str, Callable[[], None]]) -> None:
-        self.viewer = viewer
+    def __init__(
+        self,
+        viewer,
+        keys: Mapping[str, Callable[[], None]],
+        others_pending: Callable[[], int] = lambda: 0,
+    ) -> None:
+        super().__init__(viewer, {"t": self.toggle_polarity, **keys})
         self.positive = True  # the polarity of the next click
-        self._keys = {"t": self.toggle_polarity, **keys}
-        self._layer: Points | None = None
-        self._placement: VolumePlacement | None = None
+        self._others_pending = others_pending
         self._clicks: list[tuple[int, float, float, bool]] = []  # shown, predicted
         self._last = "click"  # the kind of the object's last step
         self._pending: list[tuple[np.ndarray, bool]] = []  # shown, waiting: point, polarity
         self._syncing = False  # set while the layer is edited here
-        viewer.layers.events.removed.connect(self._on_layer_removed)
-
-    @property
-    def layer(self) -> Points | None:
-        """The click layer (None when detached)."""
-        return self._layer
 
     @property
     def pending(self) -> int:
@@ -67,43 +66,19 @@ class ClickInput:
         return len(self._pending)
 
     # ------------------------------------------------------------------ attach / detach
-    def attach(self, placement: VolumePlacement) -> None:
-        """Follow a click layer over ``placement.image`` (made active, in add mode)."""
-        self.detach()
-        self._placement = placement
-        self._create_layer()
-
     def detach(self) -> None:
         """Stop following the click layer (it stays in the viewer); pending clicks are dropped."""
-        if self._layer is not None:
-            self._layer.events.data.disconnect(self._on_points_data)
-        self._layer = self._placement = None
+        super().detach()
         self._clicks, self._pending = [], []
 
-    def _create_layer(self) -> None:
-        image = self._placement.image
-        self._layer = L.unwrap(self.viewer.add_layer(L.new_click_layer(image)))
-        self._layer.events.data.connect(self._on_points_data)
-        for key, action in self._keys.items():
-            self._layer.bind_key(key, lambda _layer, action=action: action(), overwrite=True)
+    def _new_layer(self, image) -> Points:
+        return L.new_click_layer(image)
+
+    def _layer_made(self) -> None:
         L.set_polarity(self._layer, self.positive)
         self.viewer.layers.selection.active = self._layer
         self._layer.mode = "add"
         self._redraw()
-
-    def _on_layer_removed(self, event) -> None:
-        if self._layer is not None and L.unwrap(event.value) is self._layer:
-            self._layer.events.data.disconnect(self._on_points_data)
-            self._layer = None
-            QTimer.singleShot(0, self._restore)  # not now: the viewer may be closing
-
-    def _restore(self) -> None:
-        placement = self._placement
-        if placement is not None and self._layer is None and placement.image in self.viewer.layers:
-            self._create_layer()
-            self.status.emit(
-                "The click layer was removed; here it is again with the current object's clicks."
-            )
 
     # ------------------------------------------------------------------ clicks
     def add_click(self, plane: int, row: float, col: float, positive: bool | None = None) -> None:
@@ -141,7 +116,7 @@ class ClickInput:
         image = self._placement.image
         return L.map_point(self._placement.to_image(plane, row, col), image, self._layer)
 
-    def _on_points_data(self, event) -> None:
+    def _on_data(self, event) -> None:
         if self._syncing or self._placement is None:
             return
         if event.action == "added":  # napari's ActionType is a string enum
@@ -152,7 +127,12 @@ class ClickInput:
         elif event.action in ("removed", "changed"):
             shown = len(self._clicks) + len(self._pending)
             last = event.action == "removed" and tuple(event.data_indices) == (shown - 1,)
-            if last and (self._pending or self._last == "click"):
+            if last and self._others_pending():  # the undo would take the newer prompt
+                self.status.emit(
+                    "A box, stroke or lasso is still being predicted: wait for it before "
+                    "deleting this click (Ctrl-Z then undoes the last step)."
+                )
+            elif last and (self._pending or self._last == "click"):
                 self.undo_requested.emit()
             elif last:
                 self.status.emit(

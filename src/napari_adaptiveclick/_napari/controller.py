@@ -83,7 +83,7 @@ class AnnotationController:
             "Control-Z": self.undo,
             "Shift-P": self.propagate,
         }
-        self.click_input = ClickInput(viewer, keys=keys)
+        self.click_input = ClickInput(viewer, keys, self.actions.others_pending)
         self.prompt_input = PromptInput(viewer, keys={"t": self.toggle_polarity, **keys})
         self._earlier: list[ClickRecord] = []  # records stored with the labels before start
         self._mirror: RecordMirror | None = None  # the records kept with the labels

@@ -28,7 +28,22 @@ def choose_layers(
     time/channel index on screen) and the slicing axis (``settings.axis``, else the coarsest
     spacing; 0 for a 2D image). Raises ValueError, saying what to do, for unusable layers
     (a Labels layer whose dtype has no id left for a new object among them)."""
-    image, labels = L.unwrap(image), L.unwrap(labels)
+    image, selection, axis = choose_volume(viewer, image, settings)
+    labels = L.unwrap(labels)
+    if labels is None:
+        labels = new_labels_layer(image, settings.labels_on_disk)
+    else:
+        L.check_labels(labels, image)
+        check_free_id(labels)
+    return image, labels, selection, axis
+
+
+def choose_volume(
+    viewer, image, settings: AnnotationSettings
+) -> tuple[Image, L.VolumeSelection, int]:
+    """The checks of :func:`choose_layers` on the image alone, which read no data: the image
+    layer, its annotated part and the slicing axis. Raises ValueError without an image."""
+    image = L.unwrap(image)
     if not isinstance(image, Image):
         raise ValueError("Choose an Image layer to annotate.")
     extra_index = 0
@@ -37,18 +52,13 @@ def choose_layers(
         size = image.data.shape[settings.extra_axis]
         extra_index = int(np.clip(round(float(current[settings.extra_axis])), 0, size - 1))
     selection = L.VolumeSelection.of(image, settings.extra_axis, extra_index)
-    if labels is None:
-        labels = new_labels_layer(image, settings.labels_on_disk)
-    else:
-        L.check_labels(labels, image)
-        check_free_id(labels)
     spacing = [float(image.scale[i]) for i in selection.spatial_axes]
     axis = settings.axis
     if len(spacing) == 2:
         axis = 0
     elif axis is None:
         axis = default_slicing_axis(spacing)
-    return image, labels, selection, axis
+    return image, selection, axis
 
 
 def leftover_layers(viewer, inputs: Sequence, made: Labels | None, keep: Labels) -> list:

@@ -18,10 +18,13 @@ ellipse is discarded with a status message, and nothing else happens.
 :class:`PromptInput`'s interface:
 
 - ``PromptInput(viewer, keys)``: ``keys`` maps napari key names to actions bound on the
-  prompts layer (those of the click layer, so that T, C, Ctrl-Z... work on either).
-- :meth:`~PromptInput.attach` ``(placement)`` / :meth:`~PromptInput.detach`: create the layer
-  over ``placement.image`` (not made active: clicks stay the first tool) and follow it / stop
-  following it (the layer stays). A removed prompts layer is created again while attached.
+  prompts layer (those of the click layer, so that C, Ctrl-Z... work on either), except the
+  keys napari's Shapes layer uses (:func:`~.input_layer.bind_free_keys`: T and Shift-P
+  stay its add-path and polygon-lasso modes there).
+- :meth:`~PromptInput.attach` ``(placement)`` / :meth:`~PromptInput.detach`
+  (:class:`~.input_layer.InputLayer`): create the layer over ``placement.image`` (not made
+  active: clicks stay the first tool) and follow it / stop following it (the layer stays).
+  A removed prompts layer is created again while attached.
 - :meth:`~PromptInput.set_polarity`: the polarity of the next strokes (the caller keeps it
   that of the clicks), shown as the colour of the next shapes; :attr:`~PromptInput.layer`.
 - Signals: ``boxed(plane, top, left, bottom, right)``, ``scribbled(plane, points, positive)``
@@ -38,47 +41,24 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
-from napari_adaptiveclick._napari.placement import VolumePlacement
+from napari_adaptiveclick._napari.input_layer import InputLayer
 from napari_adaptiveclick.interactive.prompts import BoxPrompt, Scribble, check_prompt
 
 KINDS = {"rectangle": "box", "line": "stroke", "path": "stroke", "polygon": "lasso"}
 
 
-class PromptInput:
+class PromptInput(InputLayer):
     """The prompts layer of one annotated image in ``viewer`` (see the module docstring)."""
 
     boxed = Signal(int, float, float, float, float)  # plane, top, left, bottom, right
     scribbled = Signal(int, object, bool)  # plane, ((row, col), ...) in drawing order, positive
     lassoed = Signal(int, object)  # plane, ((row, col), ...) the polygon's vertices
-    status = Signal(str)
+    RESTORED = "The prompts layer was removed; here it is again."
 
     def __init__(self, viewer, keys: Mapping[str, Callable[[], None]]) -> None:
-        self.viewer = viewer
-        self._keys = dict(keys)
-        self._layer: Shapes | None = None
-        self._placement: VolumePlacement | None = None
+        super().__init__(viewer, keys)
         self._positive = True
         self._taken = 0  # shapes at the start of the layer already turned into prompts
-        viewer.layers.events.removed.connect(self._on_layer_removed)
-
-    @property
-    def layer(self) -> Shapes | None:
-        """The prompts layer (None when detached)."""
-        return self._layer
-
-    # ------------------------------------------------------------------ attach / detach
-    def attach(self, placement: VolumePlacement) -> None:
-        """Follow a prompts layer over ``placement.image``."""
-        self.detach()
-        self._placement = placement
-        self._create_layer()
-
-    def detach(self) -> None:
-        """Stop following the prompts layer (it stays in the viewer)."""
-        if self._layer is not None:
-            self._layer.events.data.disconnect(self._on_shapes_data)
-        self._layer = self._placement = None
-        self._taken = 0
 
     def set_polarity(self, positive: bool) -> None:
         """The polarity of the next strokes, shown as the colour of the next shapes."""
@@ -86,27 +66,15 @@ class PromptInput:
         if self._layer is not None:
             L.set_shape_polarity(self._layer, positive)
 
-    def _create_layer(self) -> None:
-        self._layer = L.unwrap(self.viewer.add_layer(L.new_prompt_layer(self._placement.image)))
-        self._layer.events.data.connect(self._on_shapes_data)
-        for key, action in self._keys.items():
-            self._layer.bind_key(key, lambda _layer, action=action: action(), overwrite=True)
+    def _new_layer(self, image) -> Shapes:
+        return L.new_prompt_layer(image)
+
+    def _layer_made(self) -> None:
+        self._taken = 0
         L.set_shape_polarity(self._layer, self._positive)
 
-    def _on_layer_removed(self, event) -> None:
-        if self._layer is not None and L.unwrap(event.value) is self._layer:
-            self._layer.events.data.disconnect(self._on_shapes_data)
-            self._layer, self._taken = None, 0
-            QTimer.singleShot(0, self._restore)  # not now: the viewer may be closing
-
-    def _restore(self) -> None:
-        placement = self._placement
-        if placement is not None and self._layer is None and placement.image in self.viewer.layers:
-            self._create_layer()
-            self.status.emit("The prompts layer was removed; here it is again.")
-
     # ------------------------------------------------------------------ shapes
-    def _on_shapes_data(self, event) -> None:
+    def _on_data(self, event) -> None:
         """Finished shapes (napari emits "added" when a drawing ends, or for shapes added by
         code): turn each new one into a prompt, and take them off the layer right after."""
         if self._placement is None or event.action != "added":

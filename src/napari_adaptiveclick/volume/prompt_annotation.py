@@ -127,20 +127,28 @@ class PromptAnnotation:
             raise ValueError(f"Label {label} has no pixels on plane {plane}.")
         return MaskPrompt.of(full, shape, label=int(label))
 
-    def predict_prompt(self, plane: int, prompt: Prompt) -> tuple[Run, Prediction, float]:
+    def predict_prompt(
+        self, plane: int, prompt: Prompt, object_id: int | None = None
+    ) -> tuple[Run, Prediction, float]:
         """Predict ``prompt`` (any kind) on ``plane`` for the current object without writing
         anything, as :meth:`~.annotator.VolumeAnnotator.predict_click` does: a click, stroke
         or box in the object's run there, a mask prompt as the start of a new run whose prior
         is its mask. Returns (run, prediction, seconds); pass them to ``accept_click`` to
-        keep the prompt (one undo step). Raises ValueError for a prompt that does not fit."""
+        keep the prompt (one undo step). Raises ValueError for a prompt that does not fit.
+        ``object_id``: the object a mask prompt starts, when not the current one (make it
+        current with ``select_object`` before ``accept_click``; a click, stroke or box is
+        always the current object's)."""
         self._check_plane(plane)
         check_prompt(prompt, self.geometry.slice_shape)
+        object_id = self.object_id if object_id is None else int(object_id)
         if not isinstance(prompt, MaskPrompt):
+            if object_id != self.object_id:
+                raise ValueError("Only a mask prompt can start an object that is not current.")
             return self.predict_click(plane, prompt)
         start = time.perf_counter()
         full = paste(prompt.values, prompt.box, Box(0, 0, *prompt.shape), fill=False)
-        run = Run.starting_from(self.object_id, plane, full)
-        run.extent = bounding_box(self.mask(plane))  # the object's pixels there now
+        run = Run.starting_from(object_id, plane, full)
+        run.extent = bounding_box(self.mask(plane, object_id))  # its pixels there now
         prediction = self._predictor.predict(run, prompt)
         return run, prediction, time.perf_counter() - start
 

@@ -262,6 +262,9 @@ def test_protocols_reach_the_session_and_the_record(folder, tmp_path, tiny_check
         )
     )
     assert fixed.first_click_window == 96 and not fixed.first_click_grow and fixed.flip_tta
+    assert plugin.square_crops and not release.square_crops  # the release stretches
+    stretched, _ = build_predictor(settings_from_args(parse_args([*base, "--stretch-crops"])))
+    assert not stretched.square_crops
     with pytest.raises(EvaluationError, match="whole image"):
         build_predictor(
             settings_from_args(
@@ -273,7 +276,7 @@ def test_protocols_reach_the_session_and_the_record(folder, tmp_path, tiny_check
     protocol = _without_timing(tmp_path / "plugin")["protocol"]
     assert protocol["name"] == "plugin" and protocol["flip_tta"] is False
     assert protocol["first_click_window"] == plugin.config.input_size
-    assert protocol["first_click_grow"] is True
+    assert protocol["first_click_grow"] is True and protocol["square_crops"] is True
     assert _evaluate(folder, tmp_path / "release", *run, "--protocol", "release") == 0
     protocol = _without_timing(tmp_path / "release")["protocol"]
     assert protocol["name"] == "release" and protocol["flip_tta"] is True
@@ -285,7 +288,9 @@ def test_the_table_prints_the_protocol(folder, tmp_path, tiny_checkpoint, capsys
     assert _evaluate(folder, tmp_path / "r", *run, "--protocol", "release", "--objects", "1") == 0
     assert "release 1st whole zoom flip" in capsys.readouterr().out
     assert _evaluate(folder, tmp_path / "p", *run, "--objects", "1") == 0
-    assert "plugin 1st 256px+grow zoom no flip" in capsys.readouterr().out
+    assert "plugin 1st 256px+grow zoom no flip\n" in capsys.readouterr().out.replace("  ", "")
+    assert _evaluate(folder, tmp_path / "s", *run, "--objects", "1", "--stretch-crops") == 0
+    assert "plugin 1st 256px+grow zoom no flip stretched" in capsys.readouterr().out
 
 
 def test_wrong_architecture_checkpoint(folder, tmp_path, tiny_checkpoint, capsys):

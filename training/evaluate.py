@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         "window around it",
     )
     p.add_argument(
+        "--stretch-crops",
+        action="store_true",
+        help="stretch each crop to the square input (the release's way) instead of squaring it",
+    )
+    p.add_argument(
         "--no-first-click-grow",
         action="store_true",
         help="keep the first-click window even when the first mask touches its edge",
@@ -187,6 +192,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluationSettings:
         flip_tta=args.flip,
         first_click_window=args.first_click_window,
         first_click_grow=not args.no_first_click_grow,
+        stretch_crops=args.stretch_crops,
         zoom_min_size=args.zoom_min_size,
         device=args.device,
         object_crop=args.object_crop,

@@ -115,6 +115,8 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     parts = [protocol.get("name") or "?", first]
     parts.append("zoom" if protocol.get("zoom_in") else "no zoom")
     parts.append("flip" if protocol.get("flip_tta") else "no flip")
+    if protocol.get("square_crops") is False and protocol.get("name") == "plugin":
+        parts.append("stretched")
     if protocol.get("first_prompt", "click") != "click":
         parts.append(f"from a {protocol['first_prompt']}")
     return " ".join(parts)

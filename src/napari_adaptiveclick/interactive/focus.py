@@ -81,6 +81,15 @@ def window_around(anchor: Click | Box, shape: tuple[int, int], size: int | None)
     return None
 
 
+def square_box(box: Box) -> Box:
+    """``box`` grown about its centre to a square of its longer side. It may reach past the
+    image (the crop is then padded with zeros, as training pads its crops): the model sees
+    the image at one scale on both axes, as in training, instead of a stretched crop."""
+    side = max(box.height, box.width)
+    top, left = box.top - (side - box.height) // 2, box.left - (side - box.width) // 2
+    return Box(top, left, top + side, left + side)
+
+
 def box_focus(box: BoxPrompt, shape: tuple[int, int], expand: float, min_size: int) -> Box:
     """The focus crop of a box prompt on an image of ``shape``: its pixels grown ``expand``
     times about their centre, at least ``min_size`` a side, clamped (the zoom-in's rule for a

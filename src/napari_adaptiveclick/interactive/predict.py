@@ -16,6 +16,7 @@ import numpy as np
 from napari_adaptiveclick.interactive.boxed import box_slices
 from napari_adaptiveclick.interactive.prompts import Stroke, disk_maps
 from napari_adaptiveclick.interactive.transforms import (
+    Box,
     CropResize,
     IntensityStats,
     normalize_intensity,
@@ -50,19 +51,40 @@ def network_image(
     read and normalised."""
     import torch
 
-    crop = normalize_intensity(image[box_slices(transform.box)], stats)
+    box, inside = transform.box, image_part(transform)
+    crop = normalize_intensity(image[box_slices(inside)], stats)
+    if inside != box:  # a square crop past the image's edge: zeros there, as in training
+        crop = paste_into(crop, inside, box)
     chw = np.repeat(crop[None], 3, axis=0) if crop.ndim == 2 else crop.transpose(2, 0, 1)
     crop = torch.from_numpy(np.ascontiguousarray(chw))[None]
     return transform.forward_crop(crop).to(device)
 
 
 def upsample(net: np.ndarray, transform: CropResize) -> np.ndarray:
-    """The model's output ``net`` (S, S) resized back to the crop of ``transform``:
-    ``(box.height, box.width)`` float32."""
+    """The model's output ``net`` (S, S) resized back to the crop of ``transform`` and cut
+    to the image: ``(box.height, box.width)`` float32 of :func:`image_part` of its box."""
     import torch
 
-    values = transform.inverse_crop(torch.from_numpy(net)[None, None])
-    return values[0, 0].numpy().astype(np.float32, copy=False)
+    values = transform.inverse_crop(torch.from_numpy(net)[None, None])[0, 0].numpy()
+    box, inside = transform.box, image_part(transform)
+    values = values[inside.top - box.top : inside.bottom - box.top,
+                    inside.left - box.left : inside.right - box.left]  # fmt: skip
+    return values.astype(np.float32, copy=False)
+
+
+def image_part(transform: CropResize) -> Box:
+    """The part of ``transform``'s crop inside its image (all of it unless it is padded)."""
+    box, (h, w) = transform.box, transform.src_shape
+    return Box(max(box.top, 0), max(box.left, 0), min(box.bottom, h), min(box.right, w))
+
+
+def paste_into(crop: np.ndarray, inside: Box, box: Box) -> np.ndarray:
+    """``crop`` (the pixels of ``inside``; grey or with channels last) placed in a zero array
+    of ``box``, which holds ``inside``."""
+    out = np.zeros((box.height, box.width, *crop.shape[2:]), dtype=crop.dtype)
+    out[inside.top - box.top : inside.bottom - box.top,
+        inside.left - box.left : inside.right - box.left] = crop  # fmt: skip
+    return out
 
 
 def warm_up(model: nn.Module, size: int, device: str, *, half_precision: bool = False) -> None:

@@ -3,8 +3,9 @@ mask out.
 
 A thin, explicit object (like segment-anything's ``SamPredictor``): the napari widget, the
 command line and the evaluation all drive it. It owns inference-time policy: intensity
-normalisation, the zoom-in focus crop and flip test-time augmentation (SPEC.md section 4),
-feeding the previous probability back, thresholds and undo.
+normalisation, the zoom-in focus crop (made square, padded past the image's edge, as the
+model was trained: ``square_crops``; the release stretches it), flip test-time augmentation
+(SPEC.md section 4), feeding the previous probability back, thresholds and undo.
 
 What a click costs does not grow with the image: the session keeps the image as given (no
 copy) and normalises only the crop the model sees; a prediction is zero outside that crop, so
@@ -25,12 +26,14 @@ from napari_adaptiveclick.interactive.focus import (
     box_focus,
     points_box,
     release_zoom_box,
+    square_box,
     touches_inner_edge,
     window_around,
     zoom_box,
 )
 from napari_adaptiveclick.interactive.predict import (
     PREDICTION_THRESHOLD,
+    image_part,
     network_image,
     predict_probability,
     prompt_maps,
@@ -111,11 +114,9 @@ class ClickSession:
         release = self.protocol == "release"
         flip_tta = release if flip_tta is None else bool(flip_tta)
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
-        self.zoom_expand, self.zoom_min_size, self.zoom_recompute_iou = (
-            zoom_expand,
-            zoom_min_size,
-            zoom_recompute_iou,
-        )
+        self.zoom_expand, self.zoom_min_size = zoom_expand, zoom_min_size
+        self.zoom_recompute_iou = zoom_recompute_iou
+        self.square_crops = not release  # the release stretches crops to the square input
         if release:
             first_click_window = None
         if first_click_window == "auto":
@@ -363,11 +364,10 @@ class ClickSession:
         return zoom_box(prior.values, points, previous.roi, earlier, **arguments)
 
     def _transform(self, roi: Box | None) -> CropResize:
-        size = self.config.input_size
+        size, box = self.config.input_size, Box(0, 0, *self.image_shape) if roi is None else roi
         convention = "release" if self.protocol == "release" else "centers"
-        if roi is None:
-            return CropResize.whole(self.image_shape, (size, size), convention)
-        return CropResize(self.image_shape, roi, (size, size), convention)
+        box = square_box(box) if self.square_crops else box
+        return CropResize(self.image_shape, box, (size, size), convention)
 
     def _predict(
         self, prompts: tuple[Prompt, ...], prior: BoxedArray, roi: Box | None
@@ -392,8 +392,8 @@ class ClickSession:
         )
         net = prob[0, 0].cpu().numpy().astype(np.float32, copy=False)
         values = upsample(net, transform)  # kept as ``net`` when that is smaller
-        return ClickState(
-            prompts, roi, transform.box, values, net if net.nbytes < values.nbytes else None
+        return ClickState(  # the box of ``values``: the crop's part inside the image
+            prompts, roi, image_part(transform), values, net if net.nbytes < values.nbytes else None
         )
 
 

@@ -64,7 +64,8 @@ class EvaluationSettings:
     ``ClickSession(protocol="release")``: whole-image first click, flips on), and the
     session options that may override it: ``zoom_in``, ``flip_tta`` (None: the protocol's),
     ``first_click_window`` (None: the protocol's; pixels or "auto"; plugin only),
-    ``first_click_grow``, ``zoom_min_size`` and ``device``. ``object_crop`` F crops every
+    ``first_click_grow``, ``zoom_min_size``, ``stretch_crops`` (stretch each crop to the
+    square input instead of squaring it, as the release does) and ``device``. ``object_crop`` F crops every
     image to its object's bounding box grown F times about its centre (at least
     :data:`MIN_CROP` pixels a side): small images, as users crop them, instead of whole
     slices. ``first_prompt``: how each object starts (:data:`FIRST_PROMPTS`: a click, the
@@ -88,6 +89,7 @@ class EvaluationSettings:
     flip_tta: bool | None = None
     first_click_window: int | str | None = None
     first_click_grow: bool = True
+    stretch_crops: bool = False  # stretch crops to the square input (the release's way)
     zoom_min_size: int = 200
     device: str = "auto"
     object_crop: float | None = None
@@ -200,6 +202,7 @@ def make_session(model: Any, settings: EvaluationSettings) -> Any:
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
+    session.square_crops = session.square_crops and not settings.stretch_crops
     return session
 
 
@@ -255,6 +258,7 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
             # the window in pixels ("auto" resolved), and whether it may grow
             "first_click_window": window,
             "first_click_grow": window is not None and predictor.first_click_grow,
+            "square_crops": learned and predictor.square_crops,
             "first_prompt": settings.first_prompt,  # a box: jittered with the seed
             "box_jitter": BOX_JITTER if settings.first_prompt == "box" else None,
             "seed": settings.seed if settings.first_prompt == "box" else None,

@@ -65,3 +65,17 @@ def write_n5(path, data: np.ndarray, block=(2, 16, 16)):
                 header = struct.pack(">HH", 0, 3) + struct.pack(">III", *part.shape[::-1])
                 (folder / str(z0 // block[0])).write_bytes(header + part.tobytes())
     return path
+
+
+def start_on_disk(viewer, qtbot, path):
+    """Open ``path`` with the plugin's reader in ``viewer`` and Start the widget on it with
+    every new Labels layer on disk; returns ``(image layer, widget)`` once ready."""
+    (image,) = viewer.open(str(path), plugin="napari-adaptiveclick")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-adaptiveclick", "AdaptiveClick")
+    widget.device_combo.setCurrentText("cpu")
+    widget.image_combo.setCurrentText(image.name)
+    widget.disk_spin.setValue(0.0)  # every new Labels layer on disk
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.controller.busy, timeout=60_000)
+    assert widget.controller.ready, viewer.status
+    return image, widget

@@ -13,7 +13,7 @@ pytest.importorskip("ome_zarr")
 
 from napari.layers import Image, Labels  # noqa: E402
 
-from lazy_stores import write_ome_zarr  # noqa: E402
+from lazy_stores import start_on_disk, write_ome_zarr  # noqa: E402
 from napari_adaptiveclick._napari import lazy_layers  # noqa: E402
 from napari_adaptiveclick._napari.files import get_reader, write_labels_layer  # noqa: E402
 from napari_adaptiveclick.io import stores  # noqa: E402
@@ -134,16 +134,9 @@ def test_widget_on_a_multiscale_ome_zarr_with_labels_on_disk(make_napari_viewer,
     full-resolution data point labels that voxel in a store in the image's labels group,
     which survives closing the viewer and reopening the image."""
     viewer = make_napari_viewer()
-    (image,) = viewer.open(str(ome), plugin="napari-adaptiveclick")
+    image, widget = start_on_disk(viewer, qtbot, ome)
     assert image.multiscale
-    _, widget = viewer.window.add_plugin_dock_widget("napari-adaptiveclick", "AdaptiveClick")
-    widget.device_combo.setCurrentText("cpu")
-    widget.image_combo.setCurrentText(image.name)
-    widget.disk_spin.setValue(0.0)  # every new Labels layer on disk
-    widget.start()
     controller = widget.controller
-    qtbot.waitUntil(lambda: not controller.busy, timeout=60_000)
-    assert controller.ready, viewer.status
     labels = controller.labels
     store = labels.metadata["adaptiveclick_store"]
     assert store == str(ome / "labels" / "adaptiveclick") and labels.data.shape == SHAPE

@@ -7,9 +7,6 @@ store reopens with all its levels consistent."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -19,10 +16,11 @@ pytest.importorskip("ome_zarr")
 
 from napari.layers import Image, Labels  # noqa: E402
 
-from lazy_stores import write_ome_zarr  # noqa: E402
+from lazy_stores import start_on_disk, write_ome_zarr  # noqa: E402
 from napari_adaptiveclick._napari.files import get_reader  # noqa: E402
 from napari_adaptiveclick.io import stores  # noqa: E402
 from napari_adaptiveclick.io.pyramid import LabelsPyramid  # noqa: E402
+from synthetic import needs_display  # noqa: E402
 
 SHAPE = (4, 64, 80)
 SCALE = (4.0, 0.5, 0.5)
@@ -121,13 +119,6 @@ def test_napari_edits_keep_each_coarser_level_in_step_in_their_box_only(tmp_path
     assert (np.asarray(group["1"][1:]) == MARK).all()  # planes never edited: untouched
 
 
-needs_display = pytest.mark.skipif(
-    sys.platform.startswith("linux")
-    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")),
-    reason="napari's canvas needs a display: run under xvfb-run -a",
-)
-
-
 @needs_display
 @pytest.mark.gui
 def test_brush_fill_eraser_undo_and_clicks_on_a_multiscale_ome_zarr(
@@ -141,15 +132,8 @@ def test_brush_fill_eraser_undo_and_clicks_on_a_multiscale_ome_zarr(
 
     image_path = _image(tmp_path)
     viewer = make_napari_viewer()
-    (image,) = viewer.open(str(image_path), plugin="napari-adaptiveclick")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-adaptiveclick", "AdaptiveClick")
-    widget.device_combo.setCurrentText("cpu")
-    widget.image_combo.setCurrentText(image.name)
-    widget.disk_spin.setValue(0.0)  # every new Labels layer on disk
-    widget.start()
+    image, widget = start_on_disk(viewer, qtbot, image_path)
     controller = widget.controller
-    qtbot.waitUntil(lambda: not controller.busy, timeout=60_000)
-    assert controller.ready, viewer.status
     labels = controller.labels
     pyramid = labels.data
     assert labels.editable and not labels.multiscale and isinstance(pyramid, LabelsPyramid)

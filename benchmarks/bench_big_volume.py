@@ -47,6 +47,12 @@ RADIUS = 40
 ORIGIN = 1024  # the big plane's clicks fall in its tile at (1024, 1024)
 
 
+def origin(size: int) -> int:
+    """Where the clicks' tile starts: (1024, 1024) on the big plane, (0, 0) on a plane of
+    one tile (``--size 1024``: the widget's reference run on a 1024 x 1024 store)."""
+    return min(ORIGIN, size - TILE)
+
+
 def tile() -> np.ndarray:
     """The synthetic EM-like tile: dark discs with a bright rim on noise, uint8."""
     rng = np.random.default_rng(0)
@@ -239,7 +245,7 @@ def run_widget(args) -> dict:
         app.processEvents()
 
     times = []
-    for i, (row, col, positive) in enumerate(clicks(args.plane, ORIGIN)):
+    for i, (row, col, positive) in enumerate(clicks(args.plane, origin(args.size))):
         if i and i % 3 == 0:
             controller.commit()
             settle()
@@ -353,6 +359,8 @@ def main(argv=None) -> int:
             str(args.store),
             "--plane",
             str(args.plane),
+            "--size",
+            str(args.size),
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:

@@ -187,13 +187,19 @@ def test_worse_is_not_saved_until_kept(make_napari_viewer, qtbot, tmp_path, monk
     assert read_checkpoint(out)["adaptation"]["after"]["NoC@85"] == 3.0
 
 
-def test_cancel_stops_the_run_promptly_and_writes_nothing(make_napari_viewer, qtbot, tmp_path):
+def _training(make_napari_viewer, qtbot, tmp_path):
+    """A 5-minute adaptation that has reached its training steps: (viewer, widget, panel)."""
     viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
     widget, panel = _panel(viewer, qtbot)
     panel.settings = AdaptSettings(batch_size=1, max_clicks=3, threads=1)  # 5 minutes
     panel.path_edit.setText(str(tmp_path / "never.pt"))
     panel.adapt()
     qtbot.waitUntil(lambda: any(u.phase == "train" for u in panel.updates), timeout=TIMEOUT_MS)
+    return viewer, widget, panel
+
+
+def test_cancel_stops_the_run_promptly_and_writes_nothing(make_napari_viewer, qtbot, tmp_path):
+    _, _, panel = _training(make_napari_viewer, qtbot, tmp_path)
     assert "loss" in panel.progress_bar.format() and "left" in panel.progress_bar.format()
     panel.cancel()
     cancelled_at = time.monotonic()
@@ -279,12 +285,7 @@ def test_default_path_beside_the_image_or_at_home(tmp_path, monkeypatch):
 
 
 def test_closing_the_widget_ends_the_run(make_napari_viewer, qtbot, tmp_path):
-    viewer, *_ = _viewer_with_objects(make_napari_viewer, tmp_path)
-    widget, panel = _panel(viewer, qtbot)
-    panel.settings = AdaptSettings(batch_size=1, max_clicks=3, threads=1)  # 5 minutes
-    panel.path_edit.setText(str(tmp_path / "never.pt"))
-    panel.adapt()
-    qtbot.waitUntil(lambda: any(u.phase == "train" for u in panel.updates), timeout=TIMEOUT_MS)
+    viewer, widget, panel = _training(make_napari_viewer, qtbot, tmp_path)
     stop, worker = panel._stop, panel._worker
     viewer.window.remove_dock_widget("all")
     widget.deleteLater()

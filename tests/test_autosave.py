@@ -197,6 +197,11 @@ def test_where_stores_live(image_file, tmp_path, monkeypatch):
     assert chosen.parent == tmp_path / "mine"
     time_point = ImageKey.of(image, path, selection="axis0-1")
     assert store_folders(time_point)[0].name == "autosave-axis0-1"
+    from napari_adaptiveclick.volume.image_key import PACKAGE
+
+    sample = ImageKey.of(image, PACKAGE / "sample_data" / "em_stack.tif")
+    (only,) = store_folders(sample)  # never into the installed package: the per-user cache
+    assert only.parent == tmp_path / "cache" / "napari-adaptiveclick" / "autosave"
 
 
 def test_set_aside_keeps_everything_and_clear_removes(image_file):

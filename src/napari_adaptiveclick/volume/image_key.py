@@ -74,6 +74,9 @@ class ImageKey:
         return cls(**{**item, "shape": tuple(item["shape"])})
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # the installed package: never written into
+
+
 def user_cache_dir() -> Path:
     """The per-user folder for stores of images without a (writable) folder of their own
     (``$ADAPTIVECLICK_AUTOSAVE_DIR`` when set, e.g. to keep test runs apart)."""
@@ -90,9 +93,11 @@ def user_cache_dir() -> Path:
 
 def store_folders(key: ImageKey, root: str | os.PathLike | None = None) -> list[Path]:
     """Where the store of ``key`` may be, in order: in ``root`` (a folder the user chose), or
-    beside the image file and then in the per-user cache (:func:`user_cache_dir`)."""
+    beside the image file (not for the package's own sample data) and then in the per-user
+    cache (:func:`user_cache_dir`)."""
     if root is not None:
         return [Path(root) / key.folder_name]
     name = "autosave" + (f"-{key.selection}" if key.selection else "")
-    beside = [Path(key.path + SIDECAR_SUFFIX) / name] if key.path else []
+    own = key.path and not Path(key.path).resolve().is_relative_to(PACKAGE)  # not sample data
+    beside = [Path(key.path + SIDECAR_SUFFIX) / name] if own else []
     return [*beside, user_cache_dir() / key.folder_name]

@@ -60,7 +60,30 @@ def contains(array: Any, value: int) -> bool:
     return any(bool((s == value).any()) for s in _slabs(array))
 
 
-class LazyArray:
+class ArrayShape:
+    """What an array-like derives from its ``shape`` and ``dtype``: ``ndim``, ``size``,
+    ``nbytes`` and ``len`` (shared by :class:`LazyArray` and the labels pyramid)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class LazyArray(ArrayShape):
     """A view of ``source`` (zarr, h5py, dask or numpy array) that reads nothing until
     ``np.asarray``.
 
@@ -95,18 +118,6 @@ class LazyArray:
         return np.dtype(self.source.dtype)
 
     @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    @property
     def chunks(self) -> tuple[int, ...]:
         """The source's chunk shape along the view's axes (the whole axis when unchunked)."""
         chunks = _chunk_shape(self.source)
@@ -117,9 +128,6 @@ class LazyArray:
             for c, e in zip(chunks, self._key, strict=True)
             if isinstance(e, tuple)
         )
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"LazyArray(shape={self.shape}, dtype={self.dtype}, source={type(self.source).__name__})"

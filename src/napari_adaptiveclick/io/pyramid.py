@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.io.lazy import LazyArray
+from napari_adaptiveclick.io.lazy import ArrayShape, LazyArray
 from napari_adaptiveclick.io.volume import ImageIOError
 
 
@@ -64,7 +64,7 @@ def level_voxels(shapes: Sequence[Sequence[int]]) -> list[list[np.ndarray]]:
     return voxels
 
 
-class LabelsPyramid:
+class LabelsPyramid(ArrayShape):
     """The levels of a labels pyramid (``levels``: writable views, full resolution first,
     same axes) as one full-resolution array: reads come from level 0; ``pyramid[key] =
     values`` (integers and unit-step slices) writes level 0 and the same box of each coarser
@@ -84,14 +84,6 @@ class LabelsPyramid:
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.levels[0].dtype)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
 
     @property
     def chunks(self) -> tuple[int, ...]:

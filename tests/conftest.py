@@ -24,3 +24,31 @@ def _autosave_in_tmp(tmp_path_factory, monkeypatch):
     """Autosave stores of images without a file go to a per-test folder, never to the user's
     cache (``~/.cache/napari-adaptiveclick``)."""
     monkeypatch.setenv("ADAPTIVECLICK_AUTOSAVE_DIR", str(tmp_path_factory.mktemp("autosave")))
+
+
+@pytest.fixture
+def mri_weights(tmp_path, monkeypatch):
+    """A weights folder of its own holding the installed default weights and, exported by
+    ``training.export --shipped default-mri``, a freshly initialised ``tiny`` as the MRI
+    weights; returns that model (its weights as stored, float16)."""
+    import shutil
+
+    import torch
+
+    from napari_adaptiveclick.models import checkpoint
+    from napari_adaptiveclick.models.registry import build_model
+    from training import export
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    installed = checkpoint.default_checkpoint()
+    if installed is not None:
+        for path in (checkpoint.shipped_manifest("default"), installed):
+            shutil.copy(path, folder / path.name)
+    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(export, "WEIGHTS_DIR", folder)
+    torch.manual_seed(3)
+    checkpoint.atomic_torch_save(checkpoint.checkpoint_dict(build_model("tiny")), tmp_path / "m.pt")
+    args = ["--checkpoint", str(tmp_path / "m.pt"), "--out", str(folder / "tiny_mri.pt"), "--half"]
+    assert export.main([*args, "--shipped", "default-mri"]) == 0
+    return build_model(None, folder / "tiny_mri.pt")

@@ -38,7 +38,7 @@ def no_model_loading(monkeypatch):
 
 @pytest.fixture
 def no_shipped_weights(monkeypatch):
-    monkeypatch.setattr(registry, "default_checkpoint", lambda: None)
+    monkeypatch.setattr(registry, "default_checkpoint", lambda name="default": None)
 
 
 def _clicks(tmp_path, *records: ClickRecord, name="clicks.csv"):
@@ -240,5 +240,22 @@ def test_a_checkpoint_overrides_the_models_of_the_clicks(tmp_path, image, capsys
     clicks = _clicks(tmp_path, _click(1, model="vit_b"))
     out = tmp_path / "o.tif"
     assert _segment(image, clicks, out, "--checkpoint", "default") == 0
-    assert "model tiny" in capsys.readouterr().out
+    assert "model default," in capsys.readouterr().out
     assert (tifffile.imread(out)[OBJECT] == 1).any()
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha", ".tif"])
+def test_scanner_files_are_replayed_with_the_mri_weights(
+    tmp_path, image, capsys, mri_weights, suffix
+):
+    """No model named anywhere: the shipped weights for the image's kind."""
+    import SimpleITK as sitk
+
+    source = image
+    if suffix != ".tif":  # the same pixels as a one-plane scanner volume
+        source = tmp_path / f"scan{suffix}"
+        sitk.WriteImage(sitk.GetImageFromArray(tifffile.imread(image)[None]), str(source))
+    clicks = _clicks(tmp_path, ClickRecord(0, 45, 35, True, object_id=1))
+    assert _segment(source, clicks, tmp_path / f"o{suffix}") == 0
+    expected = "default" if suffix == ".tif" else "default-mri"
+    assert f"model {expected}," in capsys.readouterr().out

@@ -104,6 +104,24 @@ def test_folder_2d_instances_binary_and_rgb(folder_2d):
     np.testing.assert_array_equal(grey, expected)
 
 
+def test_only_and_exclude_hold_out_a_fold_by_object_name(folder_2d):
+    """A validation fold of the training split: exclude it in training, only it in evaluation."""
+    fold = "folder/rgb.png*"
+    kept = build_dataset("folder", folder_2d, "all", exclude=fold)
+    held = build_dataset("folder", folder_2d, "all", only=fold)
+    assert kept.names == [f"folder/cells.png#obj-00{i}" for i in (3, 7, 9)]
+    assert held.names == [f"folder/rgb.png#obj-00{i}" for i in (1, 2, 3)]
+    both = build_dataset("folder", folder_2d, "all", only="*obj-003|*obj-002", exclude="*rgb*")
+    assert both.names == ["folder/cells.png#obj-003"]
+    assert sorted(kept.names + held.names) == sorted(
+        build_dataset("folder", folder_2d, "all").names
+    )
+    with pytest.raises(DatasetError, match="leave no object.*folder/cells.png#obj-003"):
+        build_dataset("folder", folder_2d, "all", only="nothing*")
+    with pytest.raises(DatasetError, match="do not apply to synthetic"):
+        build_dataset("synthetic", None, "train", exclude="*")
+
+
 def test_folder_min_area_drops_small_objects(folder_2d):
     ds = build_dataset("folder", folder_2d, "all", min_area=8)
     assert [int(s.mask.sum()) for s in ds] == [30, 8, 16, 64]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
-from napari_adaptiveclick.models.checkpoint import atomic_torch_save, checkpoint_dict
+from napari_adaptiveclick.models import checkpoint, registry
+from napari_adaptiveclick.models.checkpoint import atomic_torch_save, checkpoint_dict, sha256sum
 from napari_adaptiveclick.models.registry import build_model
+from training import export
 from training.export import main
 
 
@@ -46,3 +51,59 @@ def test_export_half_precision_weights(tmp_path, capsys):
         main(["--checkpoint", str(tmp_path / "last.pt"), "--out", str(out)]) == 2
     )  # never overwrites
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    """An empty weights folder of its own, so that exporting never touches the installed one."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(export, "WEIGHTS_DIR", folder)
+    torch.manual_seed(1)
+    atomic_torch_save(checkpoint_dict(build_model("tiny")), tmp_path / "final.pt")
+    return folder
+
+
+def test_export_as_shipped_mri_weights_writes_their_manifest(weights_dir, tmp_path):
+    out = weights_dir / "tiny_mri.pt"
+    args = ["--checkpoint", str(tmp_path / "final.pt"), "--out", str(out), "--half"]
+    assert main([*args, "--shipped", "default-mri"]) == 0
+    manifest = json.loads((weights_dir / "default-mri.json").read_text())
+    assert manifest == {"file": "tiny_mri.pt", "sha256": sha256sum(out), "model": "tiny"}
+    assert not (weights_dir / "default.json").exists()  # the default weights are untouched
+    assert checkpoint.default_checkpoint("default-mri") == out
+    assert checkpoint.default_checkpoint() is None
+    assert registry.shipped_weights_installed("default-mri")
+    mri = registry.resolve_model("default-mri")  # what ClickSession("default-mri") loads
+    assert registry.default_for_image("case/flair.nii.gz") == "default-mri"
+    for path in ("stack/em.tif", "scan.zarr", None, "case/flair.NII"):
+        expected = "default-mri" if path == "case/flair.NII" else "default"
+        assert registry.default_for_image(path) == expected
+    torch.testing.assert_close(
+        mri.state_dict()["backbone.pos_embed"],
+        build_model(None, tmp_path / "final.pt").state_dict()["backbone.pos_embed"],
+        atol=1e-3,
+        rtol=1e-3,
+    )
+
+
+def test_shipped_export_refuses_a_file_outside_the_weights_folder(weights_dir, tmp_path, capsys):
+    out = tmp_path / "elsewhere.pt"
+    args = [
+        "--checkpoint",
+        str(tmp_path / "final.pt"),
+        "--out",
+        str(out),
+        "--shipped",
+        "default-mri",
+    ]
+    assert main(args) == 2
+    assert "inside" in capsys.readouterr().err and not out.exists()
+    assert not (weights_dir / "default-mri.json").exists()
+
+
+def test_missing_mri_weights_give_the_default_and_a_clear_error(weights_dir):
+    assert registry.default_for_image("case/flair.nii.gz") == "default"  # nothing installed
+    with pytest.raises(checkpoint.CheckpointError, match="No 'default-mri' weights are shipped"):
+        registry.resolve_model("default-mri")

@@ -42,7 +42,7 @@ def test_a_model_without_weights_needs_the_opt_in(make_napari_viewer, qtbot, mon
     """Without shipped weights even 'default' would be a random tiny model."""
     import napari_adaptiveclick.models.registry as registry
 
-    monkeypatch.setattr(registry, "default_checkpoint", lambda: None)
+    monkeypatch.setattr(registry, "default_checkpoint", lambda name="default": None)
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(3, 32), name="vol")
     widget = dock_widget(viewer, qtbot, image, model="", start=False)
@@ -201,3 +201,37 @@ def test_new_labels_have_colours_visible_on_grey(make_napari_viewer, qtbot):
     hue_steps = np.abs(np.diff(hsv[:, 0]))
     assert chroma.min() >= 0.6 and hsv[:, 2].min() >= 0.9
     assert np.minimum(hue_steps, 1 - hue_steps).min() >= 0.15
+
+
+def test_scanner_files_get_the_mri_weights_until_the_user_picks(
+    make_napari_viewer, qtbot, tmp_path, mri_weights
+):
+    """A NIfTI image gets 'default-mri', a TIFF 'default'; a model the user picked stays."""
+    import nibabel as nib
+    import tifffile
+    import torch
+
+    volume = disk_volume(3, 32).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume.T, np.eye(4)), tmp_path / "t2.nii.gz")
+    tifffile.imwrite(
+        tmp_path / "em.tif", (disk_volume(3, 32) * 200).astype(np.uint8), photometric="minisblack"
+    )
+    viewer = make_napari_viewer()
+    [em] = viewer.open(tmp_path / "em.tif", plugin="napari")
+    [scan] = viewer.open(tmp_path / "t2.nii.gz", plugin="napari-adaptiveclick")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-adaptiveclick", "AdaptiveClick")
+    offered = [widget.model_combo.itemText(i) for i in range(widget.model_combo.count())]
+    assert offered[:3] == ["default", "default-mri", "tiny"]
+    widget.device_combo.setCurrentText("cpu")
+    widget.image_combo.setCurrentText(scan.name)
+    assert widget.model_combo.currentText() == "default-mri"
+    widget.start()
+    idle(qtbot, widget.controller)
+    loaded = widget.controller.annotator.session.model.state_dict()["backbone.pos_embed"]
+    expected = mri_weights.state_dict()["backbone.pos_embed"]
+    torch.testing.assert_close(loaded, expected, atol=1e-3, rtol=1e-3)  # stored as float16
+    widget.image_combo.setCurrentText(em.name)
+    assert widget.model_combo.currentText() == "default"
+    widget.model_combo.setCurrentText("tiny")  # the user's choice is kept
+    widget.image_combo.setCurrentText(scan.name)
+    assert widget.model_combo.currentText() == "tiny"

@@ -42,6 +42,8 @@ DATASET_FLAGS = {
     "test_fraction": "test_fraction",
     "axis": "axis",
     "min_area": "min_area",
+    "only": "only",
+    "exclude": "exclude",
 }
 
 
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-fraction", type=float, help="oaizib/folder: test share of files")
     data.add_argument("--axis", type=int, help="slicing axis of 3D volumes (napari order)")
     data.add_argument("--min-area", type=int, help="drop objects with fewer pixels")
+    data.add_argument("--only", help="keep objects whose names match these patterns (a|b)")
+    data.add_argument("--exclude", help="drop objects whose names match these patterns (a|b)")
     p.add_argument("--checkpoint", help="checkpoint path, or 'default' for the shipped weights")
     p.add_argument(
         "--model",

@@ -5,7 +5,8 @@
 
 Writes the model weights only (no optimiser), optionally in half precision, atomically, and
 with ``--default`` records the file and its SHA-256 in ``weights/default.json`` so the plugin,
-``ClickSession()`` and ``--checkpoint default`` use it (the hash is verified at load time).
+``ClickSession()`` and ``--checkpoint default`` use it (the hash is verified at load time);
+``--shipped default-mri`` does the same for the MRI weights (``weights/default-mri.json``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import json
 import sys
 from pathlib import Path
 
-from napari_adaptiveclick.models.checkpoint import DEFAULT_MANIFEST, save_checkpoint, sha256sum
+from napari_adaptiveclick.models.checkpoint import (
+    SHIPPED_MODELS,
+    WEIGHTS_DIR,
+    save_checkpoint,
+    sha256sum,
+    shipped_manifest,
+)
 from napari_adaptiveclick.models.registry import build_model
 
 
@@ -29,10 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--default", action="store_true", help="make it the shipped default (weights/default.json)"
     )
+    p.add_argument(
+        "--shipped",
+        choices=SHIPPED_MODELS,
+        help="make it these shipped weights (weights/NAME.json); --default = --shipped default",
+    )
     p.add_argument("--note", default="", help="free text stored in the file (data, steps, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
+    shipped = args.shipped or ("default" if args.default else None)
     out = Path(args.out)
+    if shipped and out.resolve().parent != WEIGHTS_DIR.resolve():
+        print(f"error: shipped weights need --out inside {WEIGHTS_DIR}", file=sys.stderr)
+        return 2
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
@@ -41,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         out, model, half=args.half, extra={"note": args.note, "source": Path(args.checkpoint).name}
     )
     digest = sha256sum(out)
-    if args.default:
-        if out.resolve().parent != DEFAULT_MANIFEST.parent.resolve():
-            print(f"error: --default needs --out inside {DEFAULT_MANIFEST.parent}", file=sys.stderr)
-            return 2
+    if shipped:
+        manifest_path = shipped_manifest(shipped)
+        old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         manifest = {"file": out.name, "sha256": digest, "model": model.config.name}
-        DEFAULT_MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+        if old.get("sha256") == digest and "regression" in old:
+            manifest["regression"] = old["regression"]  # the same file keeps its figures
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     size = out.stat().st_size / 2**20
     print(f"wrote {out} ({size:.1f} MiB, {model.config.name}, sha256 {digest})")
     return 0

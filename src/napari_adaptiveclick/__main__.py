@@ -120,7 +120,7 @@ def segment(args: argparse.Namespace) -> int:
         _check_output(out, volume.spatial_shape, max(max_id, known))
     elif not out.parent.is_dir() and out.parent.name != "labels":
         raise FileNotFoundError(f"Cannot write {out}: folder {out.parent} does not exist.")
-    load_model = _replay_model(args, records)
+    load_model, model_label = _replay_model(args, records)
     session = ClickSession(
         load_model(),
         device=args.device,
@@ -153,7 +153,7 @@ def segment(args: argparse.Namespace) -> int:
         write_labels(out, labels, like=volume, overwrite=args.overwrite)
     objects = sorted({r.object_id for r in records})
     print(
-        f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {session.model_name}, shape {labels.shape}"
+        f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {model_label}, shape {labels.shape}"
     )
     return 0
 
@@ -234,19 +234,23 @@ def _start_labels(data: np.ndarray, shape: tuple[int, ...], max_id: int) -> np.n
     return data.astype(dtype)
 
 
-def _replay_model(args: argparse.Namespace, records: Sequence[ClickRecord]) -> Callable[[], Any]:
+def _replay_model(
+    args: argparse.Namespace, records: Sequence[ClickRecord]
+) -> tuple[Callable[[], Any], str]:
     """How to load the model of the replay, decided before any work: ``--checkpoint`` (with
     ``--model`` as its expected architecture), else ``--model``, else the one model the clicks
-    name (a registry name or a checkpoint path), else the shipped default weights. A model
-    without trained weights is refused, unless ``--allow-random-weights``, which warns."""
+    name (a registry name or a checkpoint path), else the shipped weights for the image's kind
+    (``default-mri`` for NIfTI, MetaImage and NRRD files, else ``default``). A model without
+    trained weights is refused, unless ``--allow-random-weights``, which warns. Returns the
+    loader and the model's name for the report."""
     from napari_adaptiveclick.models import registry
 
     named = sorted({r.model for r in records if r.model})
-    if args.checkpoint and args.checkpoint != registry.DEFAULT_MODEL:
+    if args.checkpoint and args.checkpoint not in registry.SHIPPED_MODELS:
         if not Path(args.checkpoint).is_file():
             raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file.")
         expected = None if args.model in (None, registry.DEFAULT_MODEL) else args.model
-        return functools.partial(registry.load_model, args.checkpoint, expected)
+        return functools.partial(registry.load_model, args.checkpoint, expected), args.checkpoint
     if args.checkpoint or args.model:
         name = args.checkpoint or args.model
         source = "named by --checkpoint" if args.checkpoint else "named by --model"
@@ -262,18 +266,23 @@ def _replay_model(args: argparse.Namespace, records: Sequence[ClickRecord]) -> C
     elif named:
         name, source = named[0], f"named by the model column of {args.clicks}"
     else:
-        name, source = registry.DEFAULT_MODEL, "used when no --checkpoint or --model is given"
+        name = registry.default_for_image(args.image)
+        source = "used for this image when no --checkpoint or --model is given"
     proceed = "pass --checkpoint FILE (the trained weights the clicks were made with)"
     if name not in registry.MODEL_CHOICES:
         if Path(name).is_file():
-            return functools.partial(registry.load_model, name)
+            return functools.partial(registry.load_model, name), name
         raise ValueError(
             f"model {name!r} ({source}) is neither a registered model "
             f"({', '.join(registry.MODEL_CHOICES)}) nor an existing checkpoint file; {proceed}."
         )
+    if name in registry.SHIPPED_MODELS and name != registry.DEFAULT_MODEL:
+        if not registry.shipped_weights_installed(name):
+            raise ValueError(f"model {name!r} ({source}) is not installed; {proceed}.")
+        return functools.partial(registry.resolve_model, name), name
     architecture = registry.DEFAULT_ARCHITECTURE if name == registry.DEFAULT_MODEL else name
     if registry.MODELS[architecture].weights_installed:
-        return functools.partial(registry.resolve_model, name)
+        return functools.partial(registry.resolve_model, name), name
     if not args.allow_random_weights:
         raise ValueError(
             f"model {name!r} has no trained weights installed ({source}): its random weights "
@@ -284,7 +293,7 @@ def _replay_model(args: argparse.Namespace, records: Sequence[ClickRecord]) -> C
         "(--allow-random-weights): the labels are meaningless.",
         file=sys.stderr,
     )
-    return functools.partial(registry.build_model, architecture)
+    return functools.partial(registry.build_model, architecture), f"{architecture} (random)"
 
 
 def main(argv: list[str] | None = None) -> int:

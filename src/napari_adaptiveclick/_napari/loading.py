@@ -17,13 +17,19 @@ from napari_adaptiveclick._napari.jobs import brief
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.io.stores import ON_DISK_BYTES
 from napari_adaptiveclick.models.errors import CheckpointError
-from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, DEFAULT_MODEL, MODELS
+from napari_adaptiveclick.models.registry import (
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_MODEL,
+    MODELS,
+    SHIPPED_MODELS,
+    shipped_weights_installed,
+)
 from napari_adaptiveclick.volume import VolumeAnnotator
 
 
 @dataclass(frozen=True)
 class AnnotationSettings:
-    """What the widget chose. ``model``: "default" (the shipped ``tiny`` weights), a registry
+    """What the widget chose. ``model``: "default" or "default-mri" (shipped weights), a registry
     name or a checkpoint path; a name without trained weights (a random model) only with
     ``allow_untrained``. ``axis``: slicing axis of the volume (None: the coarsest spacing).
     ``extra_axis``: the time/channel axis of 4D data. ``labels_on_disk``: new Labels larger
@@ -56,6 +62,8 @@ def load_error_text(error: Exception, model: str) -> str:
 def untrained(model: str) -> bool:
     """True when ``model`` (a widget choice) names an architecture without installed trained
     weights, which would run randomly initialised; False for checkpoint paths."""
+    if model in SHIPPED_MODELS and model != DEFAULT_MODEL:
+        return False  # another shipped file: loading it says so when it is not installed
     name = DEFAULT_ARCHITECTURE if model == DEFAULT_MODEL else model
     if name not in MODELS:
         return False
@@ -70,6 +78,9 @@ def offered_models(with_untrained: bool = False) -> list[str]:
     the architectures without, which run random weights."""
     without = {name: untrained(name) for name in (DEFAULT_MODEL, *MODELS)}
     trained = [name for name, random in without.items() if not random]
+    shipped = [n for n in SHIPPED_MODELS[1:] if shipped_weights_installed(n)]
+    at = 1 if trained[:1] == [DEFAULT_MODEL] else 0  # right after the default weights
+    trained[at:at] = shipped
     return trained + (
         [name for name, random in without.items() if random] if with_untrained else []
     )

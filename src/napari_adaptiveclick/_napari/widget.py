@@ -34,6 +34,7 @@ from napari_adaptiveclick._napari.adapt_panel import AdaptPanel
 from napari_adaptiveclick._napari.controller import AnnotationController
 from napari_adaptiveclick._napari.loading import AnnotationSettings, offered_models
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.models.registry import SHIPPED_MODELS, default_for_image
 
 NEW_LABELS = "<new>"
 AUTO_AXIS = "auto (coarsest spacing)"
@@ -67,9 +68,11 @@ class AdaptiveClickWidget(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
         self.model_combo.setToolTip(
-            "Models with trained weights (default: the shipped tiny weights), or a checkpoint "
-            "path (Browse...)."
+            "Models with trained weights, or a checkpoint path (Browse...). Shipped: 'default' "
+            "(EM and general use) and 'default-mri' (MRI), chosen for you by the image's file "
+            "type (NIfTI, MetaImage, NRRD: MRI) until you pick another."
         )
+        self._suggested_for: object = None  # the image layer the model was suggested for
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse_checkpoint)
         self.untrained_check = QCheckBox("Allow models without weights")
@@ -96,6 +99,7 @@ class AdaptiveClickWidget(QWidget):
 
         setup = QFormLayout()
         setup.addRow("Image", self.image_combo)
+        self.image_combo.currentTextChanged.connect(self._suggest_model)
         setup.addRow("Labels", self.labels_combo)
         setup.addRow("Model", self.model_combo)
         setup.addRow("", browse)
@@ -212,6 +216,23 @@ class AdaptiveClickWidget(QWidget):
             if current in names:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
+        self._suggest_model()
+
+    def _suggest_model(self, *_) -> None:
+        """When the chosen image changes and the model is one of the shipped weights, choose
+        the shipped weights for the image's kind (:func:`default_for_image`: MRI for the file
+        types of scanners); a checkpoint or architecture the user chose is kept."""
+        layer = next(
+            (la for la in self.viewer.layers if la.name == self.image_combo.currentText()), None
+        )
+        if layer is None or layer is self._suggested_for:
+            return
+        self._suggested_for = layer
+        if self.model_combo.currentText() not in SHIPPED_MODELS:
+            return
+        suggested = default_for_image(getattr(layer.source, "path", None))
+        if self.model_combo.findText(suggested) >= 0:
+            self.model_combo.setCurrentText(suggested)
 
     def settings(self) -> AnnotationSettings:
         """The settings the form shows."""

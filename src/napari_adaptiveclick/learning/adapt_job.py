@@ -58,18 +58,18 @@ class AdaptJob:
 
 
 def load_source(checkpoint: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """The model to adapt and its provenance: ``"default"`` (the shipped weights) or a
-    checkpoint file. A bare architecture name is refused: adaptation starts from trained
+    """The model to adapt and its provenance: ``"default"`` or ``"default-mri"`` (the shipped
+    weights) or a checkpoint file. A bare architecture name is refused: adaptation starts from trained
     weights."""
     from napari_adaptiveclick.models import registry
     from napari_adaptiveclick.models.checkpoint import default_checkpoint, sha256sum
 
     name = str(checkpoint)
-    if name == registry.DEFAULT_MODEL:
-        path = default_checkpoint()
+    if name in registry.SHIPPED_MODELS:
+        path = default_checkpoint(name)
         if path is None:
             raise AdaptInputError(
-                "No default weights are installed: pass --checkpoint FILE with trained weights."
+                f"No {name!r} weights are installed: pass --checkpoint FILE with trained weights."
             )
     elif name in registry.MODELS and not Path(name).is_file():
         raise AdaptInputError(

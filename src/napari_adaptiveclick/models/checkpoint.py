@@ -33,6 +33,9 @@ FORMAT = "napari-adaptiveclick"
 VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MANIFEST = WEIGHTS_DIR / "default.json"
+# The shipped trained weights, by name: the default (EM and general use) and the MRI
+# specialist; each has a manifest ``weights/<name>.json`` naming its file and SHA-256.
+SHIPPED_MODELS: tuple[str, ...] = ("default", "default-mri")
 
 # Released-checkpoint entries that our model does not have: unused heads and saved buffers,
 # and Mask2Former's duplicate registrations of the FPN step (SPEC.md 1, "Traps").
@@ -64,11 +67,20 @@ def verify_sha256(path: str | Path, expected: str) -> None:
         )
 
 
-def default_checkpoint() -> Path | None:
-    """Path of the shipped default weights (``tiny``), verified, or None if not shipped."""
-    if not DEFAULT_MANIFEST.is_file():
+def shipped_manifest(name: str = "default") -> Path:
+    """The manifest file of the shipped weights ``name`` (one of :data:`SHIPPED_MODELS`)."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"Unknown shipped weights {name!r}; choose one of {SHIPPED_MODELS}.")
+    return WEIGHTS_DIR / f"{name}.json"
+
+
+def default_checkpoint(name: str = "default") -> Path | None:
+    """Path of the shipped weights ``name`` (default: the ``tiny`` default weights), verified
+    by SHA-256, or None if they are not shipped."""
+    manifest_path = shipped_manifest(name)
+    if not manifest_path.is_file():
         return None
-    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    manifest = json.loads(manifest_path.read_text())
     path = WEIGHTS_DIR / manifest["file"]
     if not path.is_file():
         return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_adaptiveclick.models.checkpoint import (
+    SHIPPED_MODELS,
     default_checkpoint,
     read_model_weights,
     release_width,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.models.network.adaptiveclick import AdaptiveClick
 
 DEFAULT_MODEL = "default"  # the shipped trained weights (of DEFAULT_ARCHITECTURE)
+DEFAULT_MRI_MODEL = "default-mri"  # the shipped MRI specialist (same architecture)
+# Image formats of medical scanners: their images get the MRI weights by default.
+MEDICAL_FORMATS = frozenset({".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".dcm"})
 DEFAULT_ARCHITECTURE = "tiny"
 
 CONFIGS: dict[str, ModelConfig] = {
@@ -97,7 +101,26 @@ MODELS: dict[str, ModelEntry] = {
     for name, config in CONFIGS.items()
 }
 # What a user may pick: the shipped weights first, then every registered architecture.
-MODEL_CHOICES: tuple[str, ...] = (DEFAULT_MODEL, *MODELS)
+MODEL_CHOICES: tuple[str, ...] = (*SHIPPED_MODELS, *MODELS)
+
+
+def shipped_weights_installed(name: str) -> bool:
+    """True when the shipped weights ``name`` (:data:`SHIPPED_MODELS`) are installed."""
+    try:
+        return default_checkpoint(name) is not None
+    except CheckpointError:  # installed but damaged: loading it says so
+        return True
+
+
+def default_for_image(path: str | Path | None) -> str:
+    """The shipped weights for an image read from ``path``: the MRI specialist for the
+    formats of medical scanners (NIfTI, MetaImage, NRRD, DICOM) when it is installed, else
+    the default weights (EM, and anything the file type does not tell)."""
+    name = Path(path).name.lower() if path else ""
+    medical = any(name.endswith(ext) for ext in MEDICAL_FORMATS)
+    if medical and shipped_weights_installed(DEFAULT_MRI_MODEL):
+        return DEFAULT_MRI_MODEL
+    return DEFAULT_MODEL
 
 
 RELEASE_WEIGHTS = "release_weights"  # attribute set on models loaded from a released .pth
@@ -155,10 +178,10 @@ def load_model(path: str | Path, expected_name: str | None = None) -> AdaptiveCl
     """
     from napari_adaptiveclick.models.checkpoint import load_state_into
 
-    if str(path) == DEFAULT_MODEL:
-        found = default_checkpoint()
+    if str(path) in SHIPPED_MODELS:
+        found = default_checkpoint(str(path))
         if found is None:
-            raise CheckpointError("No default weights are shipped with this installation.")
+            raise CheckpointError(f"No '{path}' weights are shipped with this installation.")
         path = found
     config, state = read_model_weights(path, expected_name)
     released = config is None
@@ -217,6 +240,8 @@ def resolve_model(model: Any) -> nn.Module:
                 stacklevel=3,
             )
         return build_model(DEFAULT_ARCHITECTURE)
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        return load_model(model)  # the other shipped weights; raises when not installed
     if isinstance(model, str) and model in MODELS:
         return build_model(model)
     if isinstance(model, str | Path):

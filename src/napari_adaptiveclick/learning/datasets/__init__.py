@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +135,20 @@ def build_dataset(
     - synthetic: ``kind`` "mix" (default) or one scene family; ``size``; ``length``;
       ``seed`` (see :class:`SyntheticDataset`; axis and min_area do not apply).
 
+    Every dataset but synthetic also takes ``only`` and ``exclude``: shell patterns (several
+    joined by ``|``) matched against the object names (``SOURCE#TAG-NNN``, e.g.
+    ``sstem/stack1/14.tif#mito-003``), which keep or drop objects: a validation fold held out of
+    the training split, e.g. ``exclude=brats2015/*pat0006*`` in training and
+    ``only=brats2015/*pat0006*`` in the evaluation.
+
     ``split_file`` is a JSON file ``{"train": [names], "test": [names]}`` naming images by
     file name without extension; without it the last ``test_fraction`` of the sorted names
     are the test split. Raises :class:`DatasetError` for any layout, data or option problem.
     """
+    only, exclude = options.pop("only", None), options.pop("exclude", None)
     if name == "synthetic":
-        if axis is not None or min_area is not None:
-            raise DatasetError("axis and min_area do not apply to synthetic data.")
+        if axis is not None or min_area is not None or only or exclude:
+            raise DatasetError("axis, min_area, only and exclude do not apply to synthetic data.")
         return SyntheticDataset(split, **options)
     check_choice("dataset name", name, DATASET_NAMES)
     check_choice("split", split, SPLITS)
@@ -153,4 +161,27 @@ def build_dataset(
         )
     if min_area is not None and min_area < 0:
         raise DatasetError(f"min_area must be >= 0, got {min_area}.")
-    return builder(dataset_root(name, root), split, axis, min_area, **options)
+    dataset = builder(dataset_root(name, root), split, axis, min_area, **options)
+    return select_names(dataset, only, exclude)
+
+
+def select_names(dataset: ObjectDataset, only: str | None, exclude: str | None) -> ObjectDataset:
+    """The objects of ``dataset`` whose names match a pattern of ``only`` (all if None) and no
+    pattern of ``exclude``; patterns are joined by ``|``. A filter that keeps nothing raises."""
+    if only is None and exclude is None:
+        return dataset
+    keep_any = [p for p in str(only).split("|") if p] if only is not None else ["*"]
+    drop_any = [p for p in str(exclude).split("|") if p] if exclude is not None else []
+    kept = [
+        i
+        for i, obj_name in enumerate(dataset.names)
+        if any(fnmatchcase(obj_name, p) for p in keep_any)
+        and not any(fnmatchcase(obj_name, p) for p in drop_any)
+    ]
+    if not kept:
+        example = dataset.names[0] if len(dataset) else "none"
+        raise DatasetError(
+            f"only={only!r} / exclude={exclude!r} leave no object of {dataset.title}; the "
+            f"patterns match object names such as {example!r}."
+        )
+    return dataset.subset(kept)

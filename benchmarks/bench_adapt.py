@@ -171,6 +171,7 @@ def main() -> int:
     p.add_argument("--no-forgetting", action="store_true", help="skip the cross-case rows")
     args = p.parse_args()
     from napari_adaptiveclick.evaluation.baseline import RandomWalkerPredictor
+    from napari_adaptiveclick.models.registry import default_for_image
 
     figures, samples, models = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="bench_adapt_") as tmp:
@@ -179,7 +180,9 @@ def main() -> int:
             inputs, samples[name] = CASES[name](args.data, work)
             model = work / f"{name}_adapted.pt"
             run = run_adapt(inputs, model, args.minutes, args.adapt_args.split())
-            rows = {"default weights": evaluate(session("default"), samples[name])}
+            shipped = default_for_image(inputs[inputs.index("--image") + 1])  # as adapt picks
+            print(f"{name}: shipped weights {shipped}", file=sys.stderr)
+            rows = {"default weights": evaluate(session(shipped), samples[name])}
             if model.is_file():
                 models[name] = model
                 rows["adapted"] = evaluate(session(str(model)), samples[name])

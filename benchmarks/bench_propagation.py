@@ -49,7 +49,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--split", choices=("train", "test"), default="test")
-    p.add_argument("--checkpoint", default="default")
+    p.add_argument(
+        "--checkpoint",
+        default="auto",
+        help="'auto': the shipped weights for each object's kind, as the plugin picks them "
+        "(default-mri for BraTS when installed, default for ssTEM); a shipped name or a file",
+    )
     p.add_argument("--sstem-objects", type=int, default=20, help="largest mitochondria used")
     p.add_argument("--sstem-stack", choices=("split", "whole"), default="split")
     p.add_argument("--no-brats", action="store_true", help="only the ssTEM objects")
@@ -60,12 +65,21 @@ def main() -> int:
     from napari_adaptiveclick.learning.datasets import default_data_root
     from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
     from napari_adaptiveclick.learning.propagation_calibration import run_object
-    from napari_adaptiveclick.models.registry import load_model
+    from napari_adaptiveclick.models.registry import default_for_image
     from napari_adaptiveclick.volume.propagation import PropagationSettings
 
     root = args.data or default_data_root()
-    model = None if args.checkpoint == "default" else load_model(args.checkpoint)
-    session = ClickSession(model, "cpu")
+    sessions: dict[str, ClickSession] = {}
+
+    def session_for(name: str) -> ClickSession:
+        model = args.checkpoint
+        if model == "auto":
+            model = default_for_image("scan.nii.gz" if "brats" in name else "stack.tif")
+        if model not in sessions:
+            sessions[model] = ClickSession(model, "cpu")
+            print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
+        return sessions[model]
+
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)
     objects += sstem_objects(
@@ -85,7 +99,7 @@ def main() -> int:
             "/" + obj.name.rsplit("/", 1)[1] if "brats" in obj.name else ""
         )
         for label, settings in arms:
-            r = run_object(obj, session, settings)
+            r = run_object(obj, session_for(obj.name), settings)
             results.setdefault((label, group), []).append(r)
             print(_row(label, r), flush=True)
     print()

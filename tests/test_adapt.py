@@ -257,3 +257,21 @@ def test_settings_are_checked():
         AdaptSettings(lr=0).check()
     with pytest.raises(AdaptInputError, match="held-out fraction"):
         hold_out(_objects(2), fraction=1.0)
+
+
+def test_cli_adapts_a_scanner_volume_from_the_mri_weights(volume, tmp_path, mri_weights):
+    """No --checkpoint: a NIfTI volume starts from the shipped MRI weights, as in the plugin."""
+    import SimpleITK as sitk
+
+    from napari_adaptiveclick.models.checkpoint import default_checkpoint as shipped
+
+    paths = []
+    for source in volume:
+        path = tmp_path / f"{source.stem}.nii.gz"
+        sitk.WriteImage(sitk.GetImageFromArray(tifffile.imread(source)), str(path))
+        paths.append(path)
+    out = tmp_path / "adapted.pt"
+    assert _cli(*paths, out, "--max-steps", "1", "--keep-worse", *FAST) == 0
+    prov = read_checkpoint(out)["adaptation"]["source"]
+    assert prov["checkpoint"] == "default-mri"
+    assert prov["sha256"] == sha256sum(shipped("default-mri"))

@@ -35,8 +35,10 @@ def add_adapt_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="adapted checkpoint to write (e.g. model.pt)")
     p.add_argument(
         "--checkpoint",
-        default="default",
-        help="model to start from: 'default' (shipped weights) or a checkpoint file",
+        default=None,
+        help="model to start from: 'default' or 'default-mri' (shipped weights) or a checkpoint "
+        "file (default: the shipped weights for the image's kind, default-mri for NIfTI, "
+        "MetaImage and NRRD files, as the plugin picks them)",
     )
     p.add_argument(
         "--minutes", type=float, default=d.minutes, help="wall-time budget (default %(default)s)"
@@ -123,7 +125,10 @@ def run_adapt(args: argparse.Namespace) -> int:
     settings.check()
     image = read_grey(args.image, "--image")
     labels = read_grey(args.labels, "--labels")
-    job = prepare(image, labels, checkpoint=args.checkpoint, settings=settings, axis=args.axis)
+    from napari_adaptiveclick.models.registry import default_for_image
+
+    checkpoint = args.checkpoint or default_for_image(args.image)
+    job = prepare(image, labels, checkpoint=checkpoint, settings=settings, axis=args.axis)
     check_output(args.out, job.source["file"], args.overwrite)
     split = job.split
     print(

@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = "napari-adaptiveclick"
 VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_MANIFEST = WEIGHTS_DIR / "default.json"
 # The shipped trained weights, by name: the default (EM and general use) and the MRI
 # specialist; each has a manifest ``weights/<name>.json`` naming its file and SHA-256.
 SHIPPED_MODELS: tuple[str, ...] = ("default", "default-mri")
@@ -74,18 +73,39 @@ def shipped_manifest(name: str = "default") -> Path:
     return WEIGHTS_DIR / f"{name}.json"
 
 
-def default_checkpoint(name: str = "default") -> Path | None:
-    """Path of the shipped weights ``name`` (default: the ``tiny`` default weights), verified
-    by SHA-256, or None if they are not shipped."""
+def _read_manifest(name: str) -> tuple[Path, str] | None:
+    """The weights file and SHA-256 the manifest of ``name`` names, or None when the manifest
+    or the file is missing (not verified)."""
     manifest_path = shipped_manifest(name)
     if not manifest_path.is_file():
         return None
-    manifest = json.loads(manifest_path.read_text())
-    path = WEIGHTS_DIR / manifest["file"]
-    if not path.is_file():
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        path, digest = WEIGHTS_DIR / manifest["file"], str(manifest["sha256"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{manifest_path} is damaged ({err}): reinstall the package."
+        ) from None
+    return (path, digest) if path.is_file() else None
+
+
+def shipped_weights_installed(name: str) -> bool:
+    """True when the shipped weights ``name`` are installed (without hashing them; loading
+    them verifies the SHA-256, and a damaged manifest counts as present so loading says so)."""
+    try:
+        return _read_manifest(name) is not None
+    except CheckpointError:
+        return True
+
+
+def default_checkpoint(name: str = "default") -> Path | None:
+    """Path of the shipped weights ``name`` (default: the ``tiny`` default weights), verified
+    by SHA-256, or None if they are not shipped."""
+    found = _read_manifest(name)
+    if found is None:
         return None
-    verify_sha256(path, manifest["sha256"])
-    return path
+    verify_sha256(*found)
+    return found[0]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

@@ -19,6 +19,7 @@ from napari_adaptiveclick.models.checkpoint import (
     default_checkpoint,
     read_model_weights,
     release_width,
+    shipped_weights_installed,
 )
 from napari_adaptiveclick.models.config import (
     DecoderConfig,
@@ -102,14 +103,6 @@ MODELS: dict[str, ModelEntry] = {
 }
 # What a user may pick: the shipped weights first, then every registered architecture.
 MODEL_CHOICES: tuple[str, ...] = (*SHIPPED_MODELS, *MODELS)
-
-
-def shipped_weights_installed(name: str) -> bool:
-    """True when the shipped weights ``name`` (:data:`SHIPPED_MODELS`) are installed."""
-    try:
-        return default_checkpoint(name) is not None
-    except CheckpointError:  # installed but damaged: loading it says so
-        return True
 
 
 def default_for_image(path: str | Path | None) -> str:

@@ -32,7 +32,11 @@ from napari_adaptiveclick.learning.adapt import (
 )
 from napari_adaptiveclick.learning.adapt_job import AdaptJob, check_output, prepare
 from napari_adaptiveclick.models.errors import CheckpointError
-from napari_adaptiveclick.models.registry import DEFAULT_ARCHITECTURE, DEFAULT_MODEL
+from napari_adaptiveclick.models.registry import (
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_MODEL,
+    default_for_image,
+)
 
 LAZY_LIMIT = 2 * 1024**3  # bytes: a lazy (on-disk) volume larger than this is not read to adapt
 
@@ -241,6 +245,12 @@ def default_checkpoint_path(image) -> Path:
     stem = split_image_name(source)[0] if source else getattr(image, "name", "") or "image"
     stem = re.sub(r"[^\w.-]+", "_", stem)  # a layer name may hold any character
     return fresh_path(folder / f"{stem}_adapted.pt")
+
+
+def shipped_default(controller) -> str:
+    """The shipped weights for the image being annotated (``default-mri`` for scanner files)."""
+    image = getattr(controller.image if controller.ready else None, "source", None)
+    return default_for_image(getattr(image, "path", None))
 
 
 def adapt_source(model: str) -> str:

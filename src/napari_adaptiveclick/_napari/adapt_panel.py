@@ -55,6 +55,7 @@ from napari_adaptiveclick._napari.adapt_inputs import (
     progress_text,
     result_text,
     saved_text,
+    shipped_default,
     start_text,
     worse_text,
 )
@@ -66,7 +67,6 @@ from napari_adaptiveclick.learning.adapt import (
     AdaptSettings,
 )
 from napari_adaptiveclick.learning.adapt_job import AdaptJob, run_job, save_adapted
-from napari_adaptiveclick.models.registry import default_for_image
 
 BAR_STEPS = 1000  # resolution of the progress bar (share of the time budget)
 
@@ -186,7 +186,7 @@ class AdaptPanel(QGroupBox):
         adapting = self.running and self.result is None
         self.cancel_button.setEnabled(adapting and not self._stop.is_set())
         self.use_adapted_button.setEnabled(self.saved_path is not None and not self.running)
-        self.use_default_button.setEnabled(self._model() != self._shipped_default())
+        self.use_default_button.setEnabled(self._model() != shipped_default(self.controller))
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
@@ -379,11 +379,7 @@ class AdaptPanel(QGroupBox):
 
     def use_default(self) -> None:
         """Annotate with the shipped weights for the image (``default-mri`` for scanner files)."""
-        self._switch(self._shipped_default())
-
-    def _shipped_default(self) -> str:
-        image = self.controller.image if self.controller.ready else None
-        return default_for_image(getattr(getattr(image, "source", None), "path", None))
+        self._switch(shipped_default(self.controller))
 
     def _switch(self, model: str) -> None:
         """Choose ``model`` in the widget and, while annotating, restart on the same layers

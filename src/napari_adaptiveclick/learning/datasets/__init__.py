@@ -138,8 +138,8 @@ def build_dataset(
     Every dataset but synthetic also takes ``only`` and ``exclude``: shell patterns (several
     joined by ``|``) matched against the object names (``SOURCE#TAG-NNN``, e.g.
     ``sstem/stack1/14.tif#mito-003``), which keep or drop objects: a validation fold held out of
-    the training split, e.g. ``exclude=brats2015/*pat0006*`` in training and
-    ``only=brats2015/*pat0006*`` in the evaluation.
+    the training split, e.g. ``exclude=brats2015/*pat0005*`` in training and
+    ``only=brats2015/*pat0005*`` in the evaluation.
 
     ``split_file`` is a JSON file ``{"train": [names], "test": [names]}`` naming images by
     file name without extension; without it the last ``test_fraction`` of the sorted names

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _qt import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TILE = 1024
@@ -233,15 +234,11 @@ def run_widget(args) -> dict:
     widget = AdaptiveClickWidget(viewer)
     controller = widget.controller
     controller.start(image, None, AnnotationSettings(device="cpu"))
-    while not controller.ready:
-        app.processEvents()
-        time.sleep(0.01)
+    wait_until(lambda: controller.ready, what="Start")
     startup = time.perf_counter() - start
 
     def settle():
-        while controller.busy:
-            app.processEvents()
-            time.sleep(0.002)
+        wait_until(lambda: not controller.busy)
         app.processEvents()
 
     times = []

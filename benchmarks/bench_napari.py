@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _qt import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,12 +62,7 @@ class LoopProbe:
         self.ticks = [time.perf_counter()]
         self.timer.start()
         action()
-        deadline = time.monotonic() + timeout
-        while not done():
-            if time.monotonic() > deadline:
-                raise TimeoutError("benchmark step did not finish")
-            app.processEvents()
-            time.sleep(0.0005)
+        wait_until(done, timeout)
         app.processEvents()
         self.timer.stop()
         return np.maximum(np.diff(self.ticks) - self.interval, 0.0)

@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _qt import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {
@@ -88,12 +89,7 @@ def click_points(count: int) -> list[tuple[float, float, bool]]:
 
 
 def _wait(app, done, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step did not finish")
-        app.processEvents()
-        time.sleep(0.0005)
+    wait_until(done, timeout)
 
 
 def _folder_bytes(folder: Path | None) -> int:

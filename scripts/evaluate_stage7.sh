@@ -7,6 +7,7 @@
 # of its domain when it is no worse than stage 3 on NoC@85 of every row of its fold (and better
 # on one). Every row stops an object at IoU 0.90 (NoC@85/90 are the same as without it).
 #   bash scripts/evaluate_stage7.sh fold      # the fold rows (skips finished ones)
+#   bash scripts/evaluate_stage7.sh stage8    # the stage-8 EM arm's fold rows
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights)
@@ -46,6 +47,14 @@ case ${1:-fold} in
     export_arm mri
     (em_rows s3 runs/stage3.pt; em_rows s7em runs/stage7_em.pt) &
     (ev fold_s3_mri_plugin runs/stage3.pt "${mri[@]}"; ev fold_s7mri_mri_plugin runs/stage7_mri.pt "${mri[@]}") &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_*/
+    ;;
+  stage8)  # the stage-8 EM arm (scripts/train_stage8.sh) on the same fold, 2 lanes
+    [ -f runs/stage8_em.pt ] || "$py" -m training.export --checkpoint runs/stage8_em/final.pt \
+      --out runs/stage8_em.pt --half
+    (ev fold_s8em_mito_plugin runs/stage8_em.pt "${mito[@]}"; ev fold_s8em_cells_plugin runs/stage8_em.pt "${cells[@]}") &
+    ev fold_s8em_mito_release runs/stage8_em.pt "${mito[@]}" --protocol release &
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_*/
     ;;

@@ -36,4 +36,4 @@ def wait_until(done: Callable[[], bool], timeout: float = 600.0, what: str = "st
     finally:
         timer.stop()
     if not done():
-        raise TimeoutError(f"benchmark {what} did not finish within {timeout:.0f} s")
+        raise TimeoutError(f"benchmark {what} did not finish within {timeout:g} s")

@@ -40,9 +40,11 @@ def test_only_models_with_weights_are_offered(make_napari_viewer, qtbot):
 
 def test_a_model_without_weights_needs_the_opt_in(make_napari_viewer, qtbot, monkeypatch):
     """Without shipped weights even 'default' would be a random tiny model."""
+    import napari_adaptiveclick._napari.loading as loading
     import napari_adaptiveclick.models.registry as registry
 
     monkeypatch.setattr(registry, "default_checkpoint", lambda name="default": None)
+    monkeypatch.setattr(loading, "shipped_weights_installed", lambda name: False)  # nor MRI
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(3, 32), name="vol")
     widget = dock_widget(viewer, qtbot, image, model="", start=False)

@@ -3,7 +3,7 @@
 A benchmark that polls (``processEvents()`` then a short sleep, in a Python loop) keeps the
 main thread taking the GIL thousands of times a second while the prediction runs in a
 worker thread, whose model forward needs the GIL between its kernels: on 2 cores that polling
-alone added about 12 ms to a click (and 10 % to the prediction) in ``bench_scaling.py``.
+alone added about 14 ms to a click (12 ms, 10 %, to the prediction) in ``bench_scaling.py``.
 napari itself sits in ``QApplication.exec()`` between events, so :func:`wait_until` runs a
 nested ``QEventLoop`` and checks the condition from a 2 ms timer instead.
 """
@@ -22,9 +22,15 @@ def wait_until(done: Callable[[], bool], timeout: float = 600.0, what: str = "st
         return
     deadline = time.monotonic() + timeout
     loop = QEventLoop()
+    errors: list[BaseException] = []
 
     def check() -> None:
-        if done() or time.monotonic() > deadline:
+        try:
+            finished = done()
+        except BaseException as error:  # raised here after the loop, not inside Qt's slot
+            errors.append(error)
+            finished = True
+        if finished or time.monotonic() > deadline:
             loop.quit()
 
     timer = QTimer()
@@ -35,5 +41,7 @@ def wait_until(done: Callable[[], bool], timeout: float = 600.0, what: str = "st
         loop.exec()
     finally:
         timer.stop()
+    if errors:
+        raise errors[0]
     if not done():
         raise TimeoutError(f"benchmark {what} did not finish within {timeout:g} s")

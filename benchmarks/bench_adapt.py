@@ -3,7 +3,7 @@ test split, then NoC on the other slices, beside the unadapted model and the ran
 
     python benchmarks/bench_adapt.py --data ../shared/data --minutes 5 [--case sstem brats]
 
-Cases (SPEC.md section 5: the default weights never saw them):
+Cases (SPEC.md section 5: the shipped weights never saw the first two):
 
 - ``sstem``: the test slices 16-19 of stack 1 as one 4-plane stack; the labels of slices 16
   and 17 are the 4-connected components of the mitochondria ground truth (one id each);
@@ -20,7 +20,8 @@ plugin's session, the standard click simulator, 20 clicks, stopping an object at
 (NoC@85/90 exact). Each adapted model is also evaluated on the other cases' objects (how
 much it forgot; ``--no-forgetting`` skips that). Prints Markdown tables; ``--json FILE`` also
 writes the figures. ``--case brats2015`` is the case the settings were chosen on (a training
-case the shipped weights never saw), never the test split.
+case the ``default`` weights never saw; ``default-mri``, which adapt picks for it, was
+trained on it), never the test split.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def brats_case(data: Path, work: Path) -> tuple[list[str], object]:
 
 def brats2015_case(data: Path, work: Path) -> tuple[list[str], object]:
     """For choosing settings (never the test split): FLAIR of the training case
-    brats_2013_pat0001_1, which the shipped default weights did not see."""
+    brats_2013_pat0001_1, which the ``default`` weights did not see (``default-mri`` did)."""
     case = data / "brats2015-deepmedic" / "brats_2013_pat0001_1"
     return mri_case(case / "Flair_subtrMeanDivStd.nii.gz", case / "OTMultiClass.nii.gz", work)
 

@@ -50,11 +50,15 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_*/
     ;;
-  stage8)  # the stage-8 EM arm (scripts/train_stage8.sh) on the same fold, 2 lanes
+  stage8)  # the stage-8 EM arm (scripts/train_stage8.sh) beside stage 3 on the same fold, 2 lanes
     [ -f runs/stage8_em.pt ] || "$py" -m training.export --checkpoint runs/stage8_em/final.pt \
       --out runs/stage8_em.pt --half
-    (ev fold_s8em_mito_plugin runs/stage8_em.pt "${mito[@]}"; ev fold_s8em_cells_plugin runs/stage8_em.pt "${cells[@]}") &
-    ev fold_s8em_mito_release runs/stage8_em.pt "${mito[@]}" --protocol release &
+    [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
+    (ev fold_s8em_mito_plugin runs/stage8_em.pt "${mito[@]}"; ev fold_s8em_cells_plugin runs/stage8_em.pt "${cells[@]}"
+     ev fold_s3_mito_plugin runs/stage3.pt "${mito[@]}") &
+    (ev fold_s8em_mito_release runs/stage8_em.pt "${mito[@]}" --protocol release
+     ev fold_s3_mito_release runs/stage3.pt "${mito[@]}" --protocol release
+     ev fold_s3_cells_plugin runs/stage3.pt "${cells[@]}") &
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_*/
     ;;
@@ -76,5 +80,9 @@ case ${1:-fold} in
     ) &
     wait
     "$py" -m training.evaluate --compare runs/ev/s7_*/
+    ;;
+  *)
+    echo "usage: $0 baseline|fold|stage8|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    exit 2
     ;;
 esac

@@ -35,3 +35,18 @@ def test_wait_until_gives_up_after_its_timeout(qapp):
 
 def test_wait_until_returns_at_once_when_already_true(qapp):
     wait_until(lambda: True, timeout=0)
+
+
+def test_an_error_in_the_condition_reaches_the_caller(qapp):
+    calls = []
+
+    def breaks_in_the_loop() -> bool:  # the first call is before the loop starts
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("condition broke")
+        return False
+
+    begin = time.monotonic()
+    with pytest.raises(RuntimeError, match="condition broke"):
+        wait_until(breaks_in_the_loop, timeout=30)
+    assert time.monotonic() - begin < 5 and len(calls) == 2  # at once, not at the timeout

@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--min-area", type=int, help="drop objects with fewer pixels")
     data.add_argument("--only", help="keep objects whose names match these patterns (a|b)")
     data.add_argument("--exclude", help="drop objects whose names match these patterns (a|b)")
-    p.add_argument("--checkpoint", help="checkpoint path, or 'default' for the shipped weights")
+    p.add_argument(
+        "--checkpoint", help="checkpoint path, or 'default' / 'default-mri' for the shipped weights"
+    )
     p.add_argument(
         "--model",
         help=f"architecture the checkpoint must hold ({', '.join(model_names())}; default: read from "

@@ -88,10 +88,6 @@ def click_points(count: int) -> list[tuple[float, float, bool]]:
     return [(*(centre + rng.uniform(-40, 40, 2)), i % 3 != 2) for i in range(count)]
 
 
-def _wait(app, done, timeout: float = 600.0) -> None:
-    wait_until(done, timeout)
-
-
 def _folder_bytes(folder: Path | None) -> int:
     if folder is None or not folder.is_dir():
         return 0
@@ -126,13 +122,13 @@ def _run_one(name: str, clicks: int, show: bool) -> dict:
     rss_before = _status_mib("VmRSS")
     start = time.perf_counter()
     widget.start()
-    _wait(app, lambda: controller.ready and not controller.busy)
+    wait_until(lambda: controller.ready and not controller.busy)
     app.processEvents()
     start_s = time.perf_counter() - start
     peak_start = _status_mib("VmHWM")
     plane = len(image_data) // 2 if planes else 0
     controller.go_to_plane(plane)
-    _wait(app, lambda: not controller.busy)
+    wait_until(lambda: not controller.busy)
     offset = 0.0 if planes else float(TILE_ORIGIN)
     rss_clicks = _status_mib("VmRSS")
     _reset_peak()
@@ -151,17 +147,17 @@ def _run_one(name: str, clicks: int, show: bool) -> dict:
         edits.clear()
         begin = time.perf_counter()
         controller.add_click(plane, row + offset, col + offset, positive=positive)
-        _wait(app, lambda: not controller.busy and edits)
+        wait_until(lambda: not controller.busy and edits)
         shown = edits[-1]  # the labels were refreshed (the controller's slot ran first)
         if show:
-            _wait(app, lambda: any(t >= edits[-1] for t in drawn), timeout=30)
+            wait_until(lambda: any(t >= edits[-1] for t in drawn), timeout=30)
             shown = next(t for t in drawn if t >= edits[-1])
         latencies.append(shown - begin)
         predicted.append(controller.last_outcome.seconds)
         if len(latencies) == 1:
-            _wait(app, lambda: not controller.recovery.pending)
+            wait_until(lambda: not controller.recovery.pending)
             store_bytes.append(_folder_bytes(controller.recovery.folder))
-    _wait(app, lambda: not controller.recovery.pending)
+    wait_until(lambda: not controller.recovery.pending)
     store_bytes.append(_folder_bytes(controller.recovery.folder))
     area = controller.last_outcome.area
     result = {

@@ -3,9 +3,9 @@
 # (lr 5e-5, cells weight 1.5) failed its fold rule on plugin mitochondria (+0.06) and cells
 # (+0.30) while gaining 0.55 clicks under the release protocol. This arm changes two settings
 # against forgetting, chosen before any figure of it: a lower learning rate (3e-5, 0.6x stage
-# 7's 5e-5; lr / 10 from step 800) and cells weighted 2.5 instead of 1.5; everything else as stage 7 (boxes and
-# strokes, domain randomisation 0.5, 15 % zoomed crops), 1,200 steps of 8 (the session's time),
-# seed 8, one thread under nice. Validation fold and shipping rule as in stage 7
+# 7's 5e-5; lr / 10 from step 800) and cells weighted 2.5 instead of 1.5; everything else as
+# stage 7 (boxes and strokes, domain randomisation 0.5, 15 % zoomed crops), 1,200 steps of 8
+# (the session's time), seed 8, one thread under nice. Validation fold and shipping rule as in stage 7
 # (bash scripts/evaluate_stage7.sh stage8; the fold is held out of training).
 #   bash scripts/train_stage8.sh [STAGE3_FILE]      # resumes when runs/stage8_em exists
 set -euo pipefail

@@ -119,7 +119,7 @@ def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_pr
     monkeypatch.setattr(
         session,
         "_predict",
-        lambda p, prior, roi: priors.append(prior.window(roi)) or real(p, prior, roi),
+        lambda p, prior, roi, limit: priors.append(prior.window(roi)) or real(p, prior, roi, limit),
     )
     boxed = session.add_box(100, 80, 160, 150).probability
     box = BoxPrompt(100, 80, 160, 150).pixel_box()

@@ -64,6 +64,22 @@ def paste(values: np.ndarray, box: Box, window: Box, fill=0) -> np.ndarray:
     return out
 
 
+def zero_outside(values: np.ndarray, box: Box, limit: Box | None) -> np.ndarray:
+    """``values`` (held in ``box``) with every pixel outside ``limit`` set to zero: a copy,
+    or ``values`` itself when ``limit`` is None or holds the whole box."""
+    if limit is None:
+        return values
+    top, left = max(limit.top, box.top), max(limit.left, box.left)
+    bottom, right = min(limit.bottom, box.bottom), min(limit.right, box.right)
+    if (top, left, bottom, right) == (box.top, box.left, box.bottom, box.right):
+        return values
+    out = np.zeros_like(values)
+    if bottom > top and right > left:
+        inner = slice(top - box.top, bottom - box.top), slice(left - box.left, right - box.left)
+        out[inner] = values[inner]
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class BoxedArray:
     """An ``shape = (H, W)`` array that is zero outside ``box``; ``values`` holds it inside,
@@ -125,4 +141,5 @@ __all__ = [
     "box_union",
     "is_empty",
     "paste",
+    "zero_outside",
 ]

@@ -98,6 +98,41 @@ def box_focus(box: BoxPrompt, shape: tuple[int, int], expand: float, min_size: i
     return expand_box(box.pixel_box(shape), shape, expand, min_size)
 
 
+BOX_MARGIN = 0.2
+
+
+def box_limit(box: BoxPrompt, shape: tuple[int, int], margin: float) -> Box:
+    """Where the mask may be after a box prompt (the object is inside the box): its pixels
+    grown by ``margin`` of each side plus 2 px on every edge, so that a box drawn a little
+    tight still holds its object, clamped to an image of ``shape``."""
+    b = box.pixel_box(shape)
+    grow_rows, grow_cols = int(margin * b.height) + 2, int(margin * b.width) + 2
+    return Box(
+        max(b.top - grow_rows, 0),
+        max(b.left - grow_cols, 0),
+        min(b.bottom + grow_rows, shape[0]),
+        min(b.right + grow_cols, shape[1]),
+    )
+
+
+def next_limit(
+    limit: Box | None, prompt: object, shape: tuple[int, int], margin: float | None
+) -> Box | None:
+    """The limit on the mask after ``prompt`` (None: none): a box prompt sets it
+    (:func:`box_limit`, unless ``margin`` is None), a mask prompt clears it, and so does a
+    positive click or stroke with a point outside it (the object goes on there); anything
+    else keeps ``limit``."""
+    if isinstance(prompt, BoxPrompt):
+        return None if margin is None else box_limit(prompt, shape, margin)
+    if limit is None or not hasattr(prompt, "positive"):
+        return None
+    outside = any(
+        not (limit.top <= round(r) < limit.bottom and limit.left <= round(c) < limit.right)
+        for r, c in prompt.points
+    )
+    return None if prompt.positive and outside else limit
+
+
 def points_box(points: Sequence[tuple[float, float]]) -> Box:
     """The box of the pixels (nearest to) the (row, col) ``points``."""
     rows = [int(round(r)) for r, _ in points]

@@ -66,13 +66,15 @@ class ClickState:
     (``roi``, None = the whole image resized) and the probability, zero outside ``box``: its
     ``values`` (box.height, box.width), or, for a box larger than the model's input, the
     model's output ``net`` (S, S), from which the session remakes the values when needed
-    (``values`` is then a cache that :meth:`compact` drops)."""
+    (``values`` is then a cache that :meth:`compact` drops). ``limit``: where a box prompt
+    lets the mask be (zero outside it; None: anywhere)."""
 
     prompts: tuple[Prompt, ...]
     roi: Box | None
     box: Box
     values: np.ndarray | None
     net: np.ndarray | None = None
+    limit: Box | None = None
 
     def compact(self) -> None:
         """Keep only the model's output, when there is one (the values are remade from it)."""

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.boxed import BoxedArray
+from napari_adaptiveclick.interactive.boxed import BoxedArray, zero_outside
 from napari_adaptiveclick.interactive.focus import (
+    BOX_MARGIN,
     box_focus,
+    next_limit,
     points_box,
     release_zoom_box,
     square_box,
@@ -84,7 +86,9 @@ class ClickSession:
     and ``align_corners=True`` resizing, see :mod:`.focus`; ``first_click_window`` is then
     ignored; after :meth:`set_previous_mask` the first click zooms onto that mask) or "auto"
     (release for weights loaded from a released ``.pth``, project for everything else).
-    ``flip_tta`` None means on for the release protocol and off otherwise.
+    ``flip_tta`` None means on for the release protocol and off otherwise. ``box_margin``:
+    a box prompt keeps the mask inside the box grown by this fraction of its sides (+2 px)
+    until a positive prompt outside that (:func:`~.focus.box_limit`); None: no limit.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class ClickSession:
         first_click_grow: bool = True,
         half_precision: bool | str = "auto",
         protocol: str = "auto",
+        box_margin: float | None = BOX_MARGIN,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
@@ -115,7 +120,7 @@ class ClickSession:
         flip_tta = release if flip_tta is None else bool(flip_tta)
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
         self.zoom_expand, self.zoom_min_size = zoom_expand, zoom_min_size
-        self.zoom_recompute_iou = zoom_recompute_iou
+        self.zoom_recompute_iou, self.box_margin = zoom_recompute_iou, box_margin
         self.square_crops = not release  # the release stretches crops to the square input
         if release:
             first_click_window = None
@@ -292,6 +297,7 @@ class ClickSession:
         prompts = (*previous.prompts, prompt)
         prior = self._probability(previous)
         given = strokes(prompts, self.image_shape)
+        limit = next_limit(previous.limit, prompt, self.image_shape, self.box_margin)
         if isinstance(prompt, MaskPrompt):
             state = ClickState(prompts, None, prompt.box, prompt.values.astype(np.float32))
         elif isinstance(prompt, BoxPrompt):
@@ -299,11 +305,11 @@ class ClickSession:
             weak = self.config.box_prior  # > 0: trained with boxes
             if weak > 0 and not (prior.values > 0.5).any():
                 prior = BoxedArray.filled(self.image_shape, prompt.pixel_box(), weak)
-            state = self._predict(prompts, prior, roi)
+            state = self._predict(prompts, prior, roi, limit)
         elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
-            state = self._predict_first_click(prompts, prior)
+            state = self._predict_first_click(prompts, prior, limit)
         else:
-            state = self._predict(prompts, prior, self._focus_roi(given, previous, prior))
+            state = self._predict(prompts, prior, self._focus_roi(given, previous, prior), limit)
         previous.compact()
         self._history.append(state)
         return self._prediction(state, time.perf_counter() - start)
@@ -315,7 +321,8 @@ class ClickSession:
         """The probability of ``state`` in its box (remade from the model's output if only
         that is kept: the same resize as when it was predicted, so the same values)."""
         if state.values is None:
-            state.values = upsample(state.net, self._transform(state.roi))
+            values = upsample(state.net, self._transform(state.roi))
+            state.values = zero_outside(values, state.box, state.limit)
         return state.values
 
     def _prediction(self, state: ClickState, seconds: float = 0.0) -> Prediction:
@@ -324,7 +331,9 @@ class ClickSession:
             values, values > self.threshold, seconds, box=state.box, shape=self.image_shape
         )
 
-    def _predict_first_click(self, prompts: tuple[Prompt, ...], prior: BoxedArray) -> ClickState:
+    def _predict_first_click(
+        self, prompts: tuple[Prompt, ...], prior: BoxedArray, limit: Box | None
+    ) -> ClickState:
         """The first click or stroke of an object (no mask yet): with zoom-in and
         ``first_click_window`` it sees a window around it (small objects keep their pixels),
         else the whole image (the release). With ``first_click_grow``, while the mask touches
@@ -332,7 +341,7 @@ class ClickSession:
         size = self.first_click_window if self.zoom_in else None
         anchor = points_box(strokes(prompts, self.image_shape)[0].points)
         roi = window_around(anchor, self.image_shape, size)
-        state = self._predict(prompts, prior, roi)
+        state = self._predict(prompts, prior, roi, limit)
         while (
             self.first_click_grow
             and roi is not None
@@ -342,7 +351,7 @@ class ClickSession:
         ):
             size = 2 * max(roi.height, roi.width)
             roi = window_around(anchor, self.image_shape, size)
-            state = self._predict(prompts, prior, roi)
+            state = self._predict(prompts, prior, roi, limit)
         return state
 
     def _focus_roi(self, given: tuple, previous: ClickState, prior: BoxedArray) -> Box | None:
@@ -370,10 +379,11 @@ class ClickSession:
         return CropResize(self.image_shape, box, (size, size), convention)
 
     def _predict(
-        self, prompts: tuple[Prompt, ...], prior: BoxedArray, roi: Box | None
+        self, prompts: tuple[Prompt, ...], prior: BoxedArray, roi: Box | None, limit: Box | None
     ) -> ClickState:
         """One forward on the crop ``roi`` (None: the whole image) with the strokes of
-        ``prompts`` mapped into network pixels and ``prior`` as the previous mask."""
+        ``prompts`` mapped into network pixels and ``prior`` as the previous mask; the
+        probability is zero outside ``limit`` (a Box, or None)."""
         import torch
 
         transform = self._transform(roi)
@@ -391,10 +401,10 @@ class ClickSession:
             half_precision=self.half_precision,
         )
         net = prob[0, 0].cpu().numpy().astype(np.float32, copy=False)
-        values = upsample(net, transform)  # kept as ``net`` when that is smaller
-        return ClickState(  # the box of ``values``: the crop's part inside the image
-            prompts, roi, image_part(transform), values, net if net.nbytes < values.nbytes else None
-        )
+        box = image_part(transform)  # the box of ``values``: the crop's part inside the image
+        values = zero_outside(upsample(net, transform), box, limit)
+        kept = net if net.nbytes < values.nbytes else None  # the values are remade from it
+        return ClickState(prompts, roi, box, values, kept, limit)
 
 
 __all__ = ["ClickSession", "Prediction"]

@@ -98,3 +98,18 @@ def test_no_margin_no_limit(session):
     finally:
         session.box_margin = 0.2
     assert _outside(free, box_limit(BoxPrompt(100, 80, 160, 150), (300, 300), 0.2)).any()
+
+
+def test_the_evaluation_takes_the_margin_and_shows_it():
+    from napari_adaptiveclick.evaluation.report import describe_protocol
+    from training.evaluate import parse_args, settings_from_args
+
+    argv = ["--dataset", "sstem", "--out", "x", "--checkpoint", "default", "--first-prompt", "box"]
+    assert settings_from_args(parse_args(argv)).box_margin == 0.2
+    assert settings_from_args(parse_args([*argv, "--box-margin", "none"])).box_margin is None
+    assert settings_from_args(parse_args([*argv, "--box-margin", "0.5"])).box_margin == 0.5
+    with pytest.raises(SystemExit):
+        parse_args([*argv, "--box-margin", "-1"])
+    protocol = {"name": "plugin", "zoom_in": True, "first_prompt": "box", "box_margin": 0.2}
+    assert describe_protocol(protocol).endswith("from a box limit +0.2")
+    assert describe_protocol({**protocol, "box_margin": None}).endswith("from a box unlimited")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from napari_adaptiveclick.evaluation.noc import FIRST_PROMPTS
 from napari_adaptiveclick.evaluation.report import EvaluationError, format_comparison, load_run
+from napari_adaptiveclick.interactive.focus import BOX_MARGIN
 from napari_adaptiveclick.learning.datasets import DATASET_NAMES
 from napari_adaptiveclick.learning.evaluation_run import (
     RANDOM_WALKER,
@@ -145,10 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
         "edges (seeded by --seed), or a scribble along its skeleton; clicks follow, and the "
         "first prompt counts as one",
     )
+    p.add_argument(
+        "--box-margin",
+        type=_box_margin,
+        default=BOX_MARGIN,
+        help=f"a box keeps the mask inside it grown by this fraction of its sides + 2 px until "
+        f"a positive click outside (default {BOX_MARGIN}); 'none': no limit",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print runs side by side and exit")
     return p
+
+
+def _box_margin(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not 0.0 <= value <= 10.0:
+        raise argparse.ArgumentTypeError(f"a margin in [0, 10] or 'none', got {text}")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -203,6 +220,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluationSettings:
         device=args.device,
         object_crop=args.object_crop,
         first_prompt=args.first_prompt,
+        box_margin=args.box_margin,
     )
 
 

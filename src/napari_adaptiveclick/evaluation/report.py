@@ -119,6 +119,9 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
         parts.append("stretched")
     if protocol.get("first_prompt", "click") != "click":
         parts.append(f"from a {protocol['first_prompt']}")
+    if protocol.get("first_prompt") == "box":  # runs before the box limit had none
+        margin = protocol.get("box_margin")
+        parts.append("unlimited" if margin is None else f"limit +{margin:g}")
     return " ".join(parts)
 
 

@@ -34,6 +34,7 @@ from napari_adaptiveclick.evaluation.report import (
     plot_miou_curve,
     write_per_object,
 )
+from napari_adaptiveclick.interactive.focus import BOX_MARGIN
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.learning.datasets import (
     DatasetError,
@@ -69,8 +70,8 @@ class EvaluationSettings:
     image to its object's bounding box grown F times about its centre (at least
     :data:`MIN_CROP` pixels a side): small images, as users crop them, instead of whole
     slices. ``first_prompt``: how each object starts (:data:`FIRST_PROMPTS`: a click, the
-    object's box jittered with ``seed``, or a stroke along it); clicks follow. Outputs go to
-    ``out``.
+    object's box jittered with ``seed``, or a stroke along it); clicks follow; ``box_margin``
+    is the session's (a box keeps the mask near it; None: no limit). Outputs go to ``out``.
     """
 
     dataset: str
@@ -94,6 +95,7 @@ class EvaluationSettings:
     device: str = "auto"
     object_crop: float | None = None
     first_prompt: str = "click"
+    box_margin: float | None = BOX_MARGIN
 
 
 def load_samples(settings: EvaluationSettings) -> ObjectDataset:
@@ -199,6 +201,7 @@ def make_session(model: Any, settings: EvaluationSettings) -> Any:
             first_click_grow=settings.first_click_grow,
             zoom_min_size=settings.zoom_min_size,
             protocol=PROTOCOLS[settings.protocol],
+            box_margin=settings.box_margin,
         )
     except ValueError as err:  # an unusable device
         raise EvaluationError(str(err)) from err
@@ -262,6 +265,7 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
             "first_prompt": settings.first_prompt,  # a box: jittered with the seed
             "box_jitter": BOX_JITTER if settings.first_prompt == "box" else None,
             "seed": settings.seed if settings.first_prompt == "box" else None,
+            "box_margin": settings.box_margin if settings.first_prompt == "box" else None,
         },
         "metrics": summary,
         "timing": timing,

@@ -11,7 +11,8 @@
 #   bash scripts/evaluate_stage7.sh stage9    # the stage-9 EM arm's fold rows, with box starts
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
-#       # (default: the shipped default and default-mri weights)
+#       # (default: the shipped default and default-mri weights); the box rows are s9_* since
+#       # session 9 (the box limit), the others s7_*
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=. OMP_NUM_THREADS=1
@@ -79,17 +80,17 @@ case ${1:-fold} in
     (
       ev s7_mito_release "$em_ck" "${test_mito[@]}" --protocol release
       ev s7_mito_plugin "$em_ck" "${test_mito[@]}"
-      ev s7_mito_box "$em_ck" "${test_mito[@]}" --first-prompt box
+      ev s9_mito_box "$em_ck" "${test_mito[@]}" --first-prompt box
       ev s7_mito_scribble "$em_ck" "${test_mito[@]}" --first-prompt scribble
       ev s7_cells_plugin "$em_ck" --dataset sstem --kind cells --split test --objects 100 --seed 0
     ) &
     (
       ev s7_brats_plugin "$mri_ck" --dataset brats --split test
-      ev s7_brats_box "$mri_ck" --dataset brats --split test --first-prompt box
+      ev s9_brats_box "$mri_ck" --dataset brats --split test --first-prompt box
       ev s7_brats_scribble "$mri_ck" --dataset brats --split test --first-prompt scribble
     ) &
     wait
-    "$py" -m training.evaluate --compare runs/ev/s7_*/
+    "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
     echo "usage: $0 baseline|fold|stage8|stage9|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from napari_adaptiveclick.interactive.boxed import bounding_box, box_union, is_empty
+from napari_adaptiveclick.interactive.boxed import BoxedArray, bounding_box, box_union, is_empty
 from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click
 from napari_adaptiveclick.interactive.transforms import Box
 
@@ -96,6 +96,23 @@ def box_focus(box: BoxPrompt, shape: tuple[int, int], expand: float, min_size: i
     mask's box, so the object fills the model's input as it does after a click). A
     :class:`~.transforms.CropResize` of this crop maps the box to network pixels and back."""
     return expand_box(box.pixel_box(shape), shape, expand, min_size)
+
+
+def box_start(
+    box: BoxPrompt,
+    shape: tuple[int, int],
+    prior: BoxedArray,
+    expand: float,
+    min_size: int,
+    box_prior: float,
+) -> tuple[Box, BoxedArray]:
+    """The focus crop of a box prompt (:func:`box_focus`) and the previous mask it starts from:
+    ``prior``, or, for weights trained with boxes (``box_prior`` > 0) and no mask yet,
+    ``box_prior`` inside the box (the seed is the box's centre click, see ``strokes``)."""
+    roi = box_focus(box, shape, expand, min_size)
+    if box_prior > 0 and not (prior.values > 0.5).any():
+        prior = BoxedArray.filled(shape, box.pixel_box(), box_prior)
+    return roi, prior
 
 
 BOX_MARGIN = 0.2

@@ -1,17 +1,16 @@
 """ClickSession: prompts (clicks, strokes, boxes, masks) on one 2D image in, probability and
 mask out.
 
-A thin, explicit object (like segment-anything's ``SamPredictor``): the napari widget, the
-command line and the evaluation all drive it. It owns inference-time policy: intensity
-normalisation, the zoom-in focus crop (made square, padded past the image's edge, as the
-model was trained: ``square_crops``; the release stretches it), flip test-time augmentation
-(SPEC.md section 4), feeding the previous probability back, thresholds and undo.
+A thin, explicit object (like segment-anything's ``SamPredictor``) that the napari widget,
+the command line and the evaluation drive. It owns inference-time policy: intensity
+normalisation, the zoom-in focus crop (square, padded past the image's edge, as the model was
+trained: ``square_crops``; the release stretches it), flip test-time augmentation (SPEC.md
+section 4), feeding the previous probability back, the box limit, thresholds and undo.
 
-What a click costs does not grow with the image: the session keeps the image as given (no
-copy) and normalises only the crop the model sees; a prediction is zero outside that crop, so
-each undo level keeps only the crop (:class:`~.boxed.BoxedArray`), and, when the crop is
-larger than the model's input, only the model's output, from which the crop is resized again
-exactly when undo needs it.
+What a click costs does not grow with the image: the image is kept as given (no copy) and
+only the crop the model sees is normalised; a prediction is zero outside that crop, so each
+undo level keeps the crop (:class:`~.boxed.BoxedArray`) or, for crops larger than the model's
+input, the model's output, from which the crop is resized again exactly when undo needs it.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import numpy as np
 from napari_adaptiveclick.interactive.boxed import BoxedArray, zero_outside
 from napari_adaptiveclick.interactive.focus import (
     BOX_MARGIN,
-    box_focus,
+    box_start,
     next_limit,
     points_box,
     release_zoom_box,
@@ -87,8 +86,7 @@ class ClickSession:
     ignored; after :meth:`set_previous_mask` the first click zooms onto that mask) or "auto"
     (release for weights loaded from a released ``.pth``, project for everything else).
     ``flip_tta`` None means on for the release protocol and off otherwise. ``box_margin``:
-    a box prompt keeps the mask inside the box grown by this fraction of its sides (+2 px)
-    until a positive prompt outside that (:func:`~.focus.box_limit`); None: no limit.
+    a box keeps the mask near it (:func:`~.focus.next_limit`); None: no limit.
     """
 
     def __init__(
@@ -274,10 +272,9 @@ class ClickSession:
 
     def add_box(self, top: float, left: float, bottom: float, right: float) -> Prediction:
         """Add a box around the object (pixel centres in [top, bottom) x [left, right), see
-        :class:`~.prompts.BoxPrompt`) and predict: one undo step. It chooses the focus crop
-        (:func:`~.focus.box_focus`), seeds the object with a positive click at its centre and,
-        for weights trained with boxes, ``config.box_prior`` inside it as the previous mask;
-        later prompts refine. ValueError for an empty box or one outside the image."""
+        :class:`~.prompts.BoxPrompt`) and predict: one undo step. It chooses the focus crop and
+        seeds the object (:func:`~.focus.box_start`), the mask stays near it (``box_margin``)
+        and later prompts refine. ValueError for an empty box or one outside the image."""
         return self.add_prompt(BoxPrompt(top, left, bottom, right))
 
     def set_mask(self, mask: np.ndarray, box: Box | None = None) -> Prediction:
@@ -292,19 +289,15 @@ class ClickSession:
         ValueError, saying why, for a prompt that does not fit the image."""
         self._require_image()
         check_prompt(prompt, self.image_shape)
-        start = time.perf_counter()
-        previous = self._history[-1]
-        prompts = (*previous.prompts, prompt)
-        prior = self._probability(previous)
+        start, previous = time.perf_counter(), self._history[-1]
+        prompts, prior = (*previous.prompts, prompt), self._probability(previous)
         given = strokes(prompts, self.image_shape)
         limit = next_limit(previous.limit, prompt, self.image_shape, self.box_margin)
         if isinstance(prompt, MaskPrompt):
             state = ClickState(prompts, None, prompt.box, prompt.values.astype(np.float32))
         elif isinstance(prompt, BoxPrompt):
-            roi = box_focus(prompt, self.image_shape, self.zoom_expand, self.zoom_min_size)
-            weak = self.config.box_prior  # > 0: trained with boxes
-            if weak > 0 and not (prior.values > 0.5).any():
-                prior = BoxedArray.filled(self.image_shape, prompt.pixel_box(), weak)
+            sizes = (self.zoom_expand, self.zoom_min_size, self.config.box_prior)
+            roi, prior = box_start(prompt, self.image_shape, prior, *sizes)
             state = self._predict(prompts, prior, roi, limit)
         elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
             state = self._predict_first_click(prompts, prior, limit)
@@ -320,9 +313,9 @@ class ClickSession:
     def _values(self, state: ClickState) -> np.ndarray:
         """The probability of ``state`` in its box (remade from the model's output if only
         that is kept: the same resize as when it was predicted, so the same values)."""
-        if state.values is None:
-            values = upsample(state.net, self._transform(state.roi))
-            state.values = zero_outside(values, state.box, state.limit)
+        if state.values is None:  # the limit applies again to the remade values
+            net = upsample(state.net, self._transform(state.roi))
+            state.values = zero_outside(net, state.box, state.limit)
         return state.values
 
     def _prediction(self, state: ClickState, seconds: float = 0.0) -> Prediction:
@@ -331,9 +324,7 @@ class ClickSession:
             values, values > self.threshold, seconds, box=state.box, shape=self.image_shape
         )
 
-    def _predict_first_click(
-        self, prompts: tuple[Prompt, ...], prior: BoxedArray, limit: Box | None
-    ) -> ClickState:
+    def _predict_first_click(self, prompts: tuple, prior: BoxedArray, limit: Box | None):
         """The first click or stroke of an object (no mask yet): with zoom-in and
         ``first_click_window`` it sees a window around it (small objects keep their pixels),
         else the whole image (the release). With ``first_click_grow``, while the mask touches
@@ -402,9 +393,8 @@ class ClickSession:
         )
         net = prob[0, 0].cpu().numpy().astype(np.float32, copy=False)
         box = image_part(transform)  # the box of ``values``: the crop's part inside the image
-        values = zero_outside(upsample(net, transform), box, limit)
-        kept = net if net.nbytes < values.nbytes else None  # the values are remade from it
-        return ClickState(prompts, roi, box, values, kept, limit)
+        values = zero_outside(upsample(net, transform), box, limit)  # kept as ``net`` if smaller
+        return ClickState(prompts, roi, box, values, net if net.size < values.size else None, limit)
 
 
 __all__ = ["ClickSession", "Prediction"]

@@ -10,23 +10,4 @@
 # stage 7 (bash scripts/evaluate_stage7.sh stage9; the fold is held out of training).
 #   bash scripts/train_stage9.sh [STAGE3_FILE]      # resumes when runs/stage9_em exists
 set -euo pipefail
-cd "$(dirname "$0")/.."
-init=${1:-src/napari_adaptiveclick/weights/tiny_default.pt}
-python=${PYTHON:-.venv/bin/python}
-data=${ADAPTIVECLICK_DATA:-../shared/data}
-em_fold='sstem/stack1/14.tif*|sstem/stack1/15.tif*'
-em="sstem:kind=mitochondria:exclude=$em_fold:weight=6,sstem:kind=cells:exclude=$em_fold:weight=2.5,sstem:kind=synapses:exclude=$em_fold:weight=0.5"
-out=runs/stage9_em
-mkdir -p runs
-export OMP_NUM_THREADS=1
-steps=${STEPS:-1200}
-if [ -f $out/last.pt ]; then
-  nice -n 10 "$python" -m training.finetune --resume $out --max-steps "$steps" --no-eval
-else
-  nice -n 10 "$python" -m training.finetune --init "$init" --data "$data" \
-    --model tiny --loss afl --lr 1.5e-5 --warmup-steps 50 --clip-grad 1.0 --batch-size 8 \
-    --max-steps "$steps" --scale-min 0.25 --scale-max 1.6 --fused-weight 1.0 \
-    --domain-randomization 0.5 --zoom-prob 0.15 --zoom-max 4 --box-prob 0.3 --stroke-prob 0.15 \
-    --box-prior 0.4 --save-every 10 --seed 9 --num-threads 1 --no-eval --dataset "$em" \
-    --out $out
-fi >> $out.log 2>&1
+ARM=stage9_em LR=1.5e-5 BOX_PROB=0.3 SEED=9 exec bash "$(dirname "$0")/train_stage8.sh" "$@"

@@ -52,3 +52,19 @@ def mri_weights(tmp_path, monkeypatch):
     args = ["--checkpoint", str(tmp_path / "m.pt"), "--out", str(folder / "tiny_mri.pt"), "--half"]
     assert export.main([*args, "--shipped", "default-mri"]) == 0
     return build_model(None, folder / "tiny_mri.pt")
+
+
+@pytest.fixture(scope="module")
+def random_tiny_session():
+    """A ``ClickSession`` on a randomly initialised ``tiny`` (seed 0) on the CPU: its masks are
+    meaningless, so tests with it assert encodings, geometry, undo and replay."""
+    import warnings
+
+    import torch
+
+    from napari_adaptiveclick.interactive.session import ClickSession
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random tiny weights are fine here
+        return ClickSession("tiny", device="cpu")

@@ -8,8 +8,6 @@ so a zero outside the limit is the limit's doing.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -53,15 +51,8 @@ def test_zero_outside_against_hand_values():
 
 
 @pytest.fixture(scope="module")
-def session():
-    import torch
-
-    from napari_adaptiveclick.interactive.session import ClickSession
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random tiny weights are fine here
-        return ClickSession("tiny", device="cpu")
+def session(random_tiny_session):
+    return random_tiny_session
 
 
 def _outside(probability: np.ndarray, limit: Box) -> np.ndarray:

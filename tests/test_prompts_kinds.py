@@ -8,7 +8,6 @@ about encodings, geometry, what undo restores and what replay reproduces.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,8 @@ from synthetic import disk_volume
 
 
 @pytest.fixture(scope="module")
-def session():
-    import torch
-
-    from napari_adaptiveclick.interactive.session import ClickSession
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random tiny weights are fine here
-        return ClickSession("tiny", device="cpu")
+def session(random_tiny_session):
+    return random_tiny_session
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@
 #   bash scripts/evaluate_stage7.sh fold      # the fold rows (skips finished ones)
 #   bash scripts/evaluate_stage7.sh stage8    # the stage-8 EM arm's fold rows
 #   bash scripts/evaluate_stage7.sh stage9    # the stage-9 EM arm's fold rows, with box starts
+#   bash scripts/evaluate_stage7.sh stage10   # the same for the stage-10 arm
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights); the box rows are s9_* since
@@ -64,14 +65,15 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_*/
     ;;
-  stage9)  # the stage-9 EM arm (scripts/train_stage9.sh) beside stage 3, box starts too
-    [ -f runs/stage9_em.pt ] || "$py" -m training.export --checkpoint runs/stage9_em/final.pt \
-      --out runs/stage9_em.pt --half
+  stage9|stage10)  # a later EM arm (scripts/train_STAGE.sh) beside stage 3, box starts too
+    arm=$1_em tag=s${1#stage}em
+    [ -f runs/$arm.pt ] || "$py" -m training.export --checkpoint runs/$arm/final.pt \
+      --out runs/$arm.pt --half
     [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
-    (em_rows s9em runs/stage9_em.pt; ev fold_s9em_mito_box runs/stage9_em.pt "${mito[@]}" --first-prompt box) &
+    (em_rows $tag runs/$arm.pt; ev fold_${tag}_mito_box runs/$arm.pt "${mito[@]}" --first-prompt box) &
     (em_rows s3 runs/stage3.pt; ev fold_s3_mito_box runs/stage3.pt "${mito[@]}" --first-prompt box) &
     wait
-    "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_s9em_*/
+    "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_${tag}_*/
     ;;
   test)
     em_ck=${2:-default}
@@ -93,7 +95,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -8,14 +8,15 @@
 # (the session's time), seed 8, one thread under nice. Validation fold and shipping rule as in stage 7
 # (bash scripts/evaluate_stage7.sh stage8; the fold is held out of training).
 #   bash scripts/train_stage8.sh [STAGE3_FILE]      # resumes when runs/stage8_em exists
-# Later arms change settings through ARM (the run's name), LR, BOX_PROB and SEED (train_stage9.sh).
+# Later arms change settings through ARM (the run's name), LR, BOX_PROB, CELLS (the cells'
+# weight) and SEED (train_stage9.sh, train_stage10.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 init=${1:-src/napari_adaptiveclick/weights/tiny_default.pt}
 python=${PYTHON:-.venv/bin/python}
 data=${ADAPTIVECLICK_DATA:-../shared/data}
 em_fold='sstem/stack1/14.tif*|sstem/stack1/15.tif*'
-em="sstem:kind=mitochondria:exclude=$em_fold:weight=6,sstem:kind=cells:exclude=$em_fold:weight=2.5,sstem:kind=synapses:exclude=$em_fold:weight=0.5"
+em="sstem:kind=mitochondria:exclude=$em_fold:weight=6,sstem:kind=cells:exclude=$em_fold:weight=${CELLS:-2.5},sstem:kind=synapses:exclude=$em_fold:weight=0.5"
 out=runs/${ARM:-stage8_em}
 mkdir -p runs
 export OMP_NUM_THREADS=1

@@ -10,6 +10,7 @@
 #   bash scripts/evaluate_stage7.sh stage8    # the stage-8 EM arm's fold rows
 #   bash scripts/evaluate_stage7.sh stage9    # the stage-9 EM arm's fold rows, with box starts
 #   bash scripts/evaluate_stage7.sh stage10   # the same for the stage-10 arm
+#   bash scripts/evaluate_stage7.sh stage11   # and for the stage-11 arm
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights); the box rows are s9_* since
@@ -65,7 +66,7 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_*/
     ;;
-  stage9|stage10)  # a later EM arm (scripts/train_STAGE.sh) beside stage 3, box starts too
+  stage9|stage10|stage11)  # a later EM arm (scripts/train_STAGE.sh) beside stage 3, box starts too
     arm=$1_em tag=s${1#stage}em
     [ -f runs/$arm.pt ] || "$py" -m training.export --checkpoint runs/$arm/final.pt \
       --out runs/$arm.pt --half
@@ -95,7 +96,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -107,3 +108,34 @@ def test_missing_mri_weights_give_the_default_and_a_clear_error(weights_dir):
     assert registry.default_for_image("case/flair.nii.gz") == "default"  # nothing installed
     with pytest.raises(checkpoint.CheckpointError, match="No 'default-mri' weights are shipped"):
         registry.resolve_model("default-mri")
+
+
+def test_export_average_is_the_mean_of_the_weights(tmp_path, capsys):
+    """``--average``: a uniform weight soup, every float weight the mean of the inputs."""
+    paths, models = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model("tiny"))
+        paths.append(tmp_path / f"run{seed}.pt")
+        atomic_torch_save(checkpoint_dict(models[-1]), paths[-1])
+    out = tmp_path / "soup.pt"
+    args = ["--checkpoint", str(paths[0]), "--average", str(paths[1]), str(paths[2])]
+    assert main([*args, "--out", str(out)]) == 0
+    soup = build_model(None, out).state_dict()
+    for key in ("backbone.pos_embed", "backbone.blocks.0.attn.qkv.weight"):
+        expected = sum(m.state_dict()[key] for m in models) / 3
+        torch.testing.assert_close(soup[key], expected)
+        assert not torch.equal(soup[key], models[0].state_dict()[key])
+    raw = torch.load(out, weights_only=True)
+    assert raw["averaged"] == [str(p) for p in paths]
+    # another architecture is refused with a clear error, and nothing is written
+    tiny = registry.get_config("tiny")
+    shallow = dataclasses.replace(
+        tiny, vit=dataclasses.replace(tiny.vit, depth=4, global_blocks=(3,))
+    )
+    other = registry.build_from_config(shallow)
+    atomic_torch_save(checkpoint_dict(other), tmp_path / "other.pt")
+    bad = tmp_path / "bad.pt"
+    args = ["--checkpoint", str(paths[0]), "--average", str(tmp_path / "other.pt")]
+    assert main([*args, "--out", str(bad)]) == 2
+    assert "architectures differ" in capsys.readouterr().err and not bad.exists()

@@ -7,6 +7,8 @@ Writes the model weights only (no optimiser), optionally in half precision, atom
 with ``--default`` records the file and its SHA-256 in ``weights/default.json`` so the plugin,
 ``ClickSession()`` and ``--checkpoint default`` use it (the hash is verified at load time);
 ``--shipped default-mri`` does the same for the MRI weights (``weights/default-mri.json``).
+``--average A B ...`` writes the mean of the weights of ``--checkpoint`` and of A, B, ... (a
+uniform weight soup of runs fine-tuned from the same weights; the architectures must match).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from napari_adaptiveclick.models.checkpoint import (
     SHIPPED_MODELS,
     WEIGHTS_DIR,
+    CheckpointError,
+    average_models,
     save_checkpoint,
     sha256sum,
     shipped_manifest,
@@ -41,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=SHIPPED_MODELS,
         help="make it these shipped weights (weights/NAME.json); --default = --shipped default",
     )
+    p.add_argument(
+        "--average",
+        nargs="+",
+        default=[],
+        metavar="CHECKPOINT",
+        help="average the weights of --checkpoint with these checkpoints (same architecture)",
+    )
     p.add_argument("--note", default="", help="free text stored in the file (data, steps, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
@@ -52,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
-    model = build_model(None, args.checkpoint)
-    save_checkpoint(
-        out, model, half=args.half, extra={"note": args.note, "source": Path(args.checkpoint).name}
-    )
+    sources = [args.checkpoint, *args.average]
+    try:
+        model = average_models([build_model(None, path) for path in sources])
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    source = ", ".join(Path(path).name for path in sources)
+    extra = {"note": args.note, "source": source if args.average else Path(args.checkpoint).name}
+    if args.average:
+        extra["averaged"] = [str(path) for path in sources]
+    save_checkpoint(out, model, half=args.half, extra=extra)
     digest = sha256sum(out)
     if shipped:
         manifest_path = shipped_manifest(shipped)

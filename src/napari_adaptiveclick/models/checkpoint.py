@@ -319,3 +319,30 @@ def read_model_weights(
             raise CheckpointError(f"{path} holds a '{config.name}' model, not '{expected_name}'.")
         return config, ckpt["state_dict"]
     return None, map_release_state_dict(ckpt["state_dict"])
+
+
+def average_models(models: list[nn.Module]) -> nn.Module:
+    """A uniform weight soup: the first of ``models`` with every floating-point weight
+    replaced by the mean over all of them (computed in float64). The models must share one
+    architecture (the same config); averaging makes sense for runs fine-tuned from the same
+    weights. Integer buffers are the first model's."""
+    import torch
+
+    if not models:
+        raise ValueError("average_models needs at least one model.")
+    first = models[0]
+    for other in models[1:]:
+        if other.config != first.config:
+            raise CheckpointError(
+                f"Cannot average a '{other.config.name}' model {other.config.to_dict()} with a "
+                f"'{first.config.name}' model {first.config.to_dict()}: the architectures differ."
+            )
+    states = [m.state_dict() for m in models]
+    mean = {
+        k: torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype)
+        if v.is_floating_point()
+        else v
+        for k, v in states[0].items()
+    }
+    first.load_state_dict(mean, strict=True)
+    return first

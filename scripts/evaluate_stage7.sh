@@ -11,6 +11,7 @@
 #   bash scripts/evaluate_stage7.sh stage9    # the stage-9 EM arm's fold rows, with box starts
 #   bash scripts/evaluate_stage7.sh stage10   # the same for the stage-10 arm
 #   bash scripts/evaluate_stage7.sh stage11   # and for the stage-11 arm
+#   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights); the box rows are s9_* since
@@ -76,6 +77,14 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_${tag}_*/
     ;;
+  stage12)  # the stage-12 MRI arm (scripts/train_stage12.sh) beside default-mri, 2 lanes
+    [ -f runs/stage12_mri.pt ] || "$py" -m training.export --checkpoint runs/stage12_mri/final.pt \
+      --out runs/stage12_mri.pt --half
+    ev fold_dmri_mri_plugin default-mri "${mri[@]}" &
+    ev fold_s12mri_mri_plugin runs/stage12_mri.pt "${mri[@]}" &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_dmri_mri_plugin/ runs/ev/fold_s12mri_mri_plugin/
+    ;;
   test)
     em_ck=${2:-default}
     mri_ck=${3:-default-mri}
@@ -96,7 +105,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|stage12|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

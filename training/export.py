@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    source = ", ".join(Path(path).name for path in sources)
-    extra = {"note": args.note, "source": source if args.average else Path(args.checkpoint).name}
+    extra = {"note": args.note, "source": ", ".join(Path(path).name for path in sources)}
     if args.average:
         extra["averaged"] = [str(path) for path in sources]
     save_checkpoint(out, model, half=args.half, extra=extra)

@@ -11,6 +11,7 @@
 #   bash scripts/evaluate_stage7.sh stage9    # the stage-9 EM arm's fold rows, with box starts
 #   bash scripts/evaluate_stage7.sh stage10   # the same for the stage-10 arm
 #   bash scripts/evaluate_stage7.sh stage11   # and for the stage-11 arm
+#   bash scripts/evaluate_stage7.sh soup      # the weight soup of stages 8-11 (model card)
 #   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
@@ -77,6 +78,15 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_${tag}_*/
     ;;
+  soup)  # the uniform weight soup of the EM arms of stages 8-11, same fold rows
+    [ -f runs/soup_em.pt ] || "$py" -m training.export --checkpoint runs/stage8_em/final.pt \
+      --average runs/stage9_em/final.pt runs/stage10_em/final.pt runs/stage11_em/final.pt \
+      --half --out runs/soup_em.pt
+    em_rows soup runs/soup_em.pt &
+    ev fold_soup_mito_box runs/soup_em.pt "${mito[@]}" --first-prompt box &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_soup_*/
+    ;;
   stage12)  # the stage-12 MRI arm (scripts/train_stage12.sh) beside default-mri, 2 lanes
     [ -f runs/stage12_mri.pt ] || "$py" -m training.export --checkpoint runs/stage12_mri/final.pt \
       --out runs/stage12_mri.pt --half
@@ -105,7 +115,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|stage12|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

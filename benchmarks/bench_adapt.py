@@ -19,9 +19,10 @@ adapted checkpoint (when the command wrote one) and the random-walker baseline, 
 plugin's session, the standard click simulator, 20 clicks, stopping an object at IoU 0.90
 (NoC@85/90 exact). Each adapted model is also evaluated on the other cases' objects (how
 much it forgot; ``--no-forgetting`` skips that). Prints Markdown tables; ``--json FILE`` also
-writes the figures. ``--case brats2015`` is the case the settings were chosen on (a training
-case the ``default`` weights never saw; ``default-mri``, which adapt picks for it, was
-trained on it), never the test split.
+writes the figures. ``--case brats2015`` is the case the settings were first chosen on (a
+training case the ``default`` weights never saw; ``default-mri``, which adapt picks for it,
+was trained on it); ``--case brats2015-fold`` is the training case held out of
+``default-mri``'s training, where they are chosen since session 11; never the test split.
 """
 
 from __future__ import annotations
@@ -159,7 +160,20 @@ def _held_out(model: Path) -> dict:
     }
 
 
-CASES = {"sstem": sstem_case, "brats": brats_case, "brats2015": brats2015_case}
+def brats2015_fold_case(data: Path, work: Path) -> tuple[list[str], object]:
+    """For choosing settings (never the test split): FLAIR of the training case
+    brats_2013_pat0005_1, the validation fold held out of the training of ``default-mri``
+    (scripts/train_stage7.sh, scripts/train_stage12.sh), so unseen by the weights it adapts."""
+    case = data / "brats2015-deepmedic" / "brats_2013_pat0005_1"
+    return mri_case(case / "Flair_subtrMeanDivStd.nii.gz", case / "OTMultiClass.nii.gz", work)
+
+
+CASES = {
+    "sstem": sstem_case,
+    "brats": brats_case,
+    "brats2015": brats2015_case,
+    "brats2015-fold": brats2015_fold_case,
+}
 
 
 def main() -> int:

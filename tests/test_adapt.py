@@ -252,9 +252,33 @@ def test_prepare_takes_arrays_as_a_widget_passes_them():
     assert job.source["model"] == "tiny" and job.source["sha256"] == sha256sum(default_checkpoint())
 
 
+def test_frozen_blocks_keep_their_weights_and_the_rest_trains(monkeypatch):
+    objects = _objects()
+    split = hold_out(objects)
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 2.0]))
+    model = _default_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = AdaptSettings(
+        batch_size=1, max_extra_clicks=0, check_every=1, patience=1, threads=1, freeze_blocks=2
+    )
+    result = adapt(
+        model, objects.dataset.subset(split.train), objects.dataset.subset(split.measured), settings
+    )
+    assert result.best_step == 1
+    after = result.model.state_dict()
+    frozen = ("patch_embed_coords.", "backbone.patch_embed.", "backbone.pos_embed",
+              "backbone.blocks.0.", "backbone.blocks.1.")  # fmt: skip
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and not {k for k in moved if k.startswith(frozen)}
+    assert any(k.startswith("backbone.blocks.2.") for k in moved)  # the third block trains
+    assert any(k.startswith("click_aware_decoder.") for k in moved)
+
+
 def test_settings_are_checked():
     with pytest.raises(AdaptInputError, match="lr must be > 0"):
         AdaptSettings(lr=0).check()
+    with pytest.raises(AdaptInputError, match="freeze blocks must be >= 0"):
+        AdaptSettings(freeze_blocks=-1).check()
     with pytest.raises(AdaptInputError, match="held-out fraction"):
         hold_out(_objects(2), fraction=1.0)
 

@@ -95,6 +95,13 @@ def add_adapt_parser(sub: Any) -> None:
         default=d.min_area,
         help="smaller components are not objects (default %(default)s px)",
     )
+    p.add_argument(
+        "--freeze-blocks",
+        type=int,
+        default=d.freeze_blocks,
+        help="do not train the patch embeddings and the first N ViT blocks (default "
+        "%(default)s: train every weight)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")  # fmt: skip
 
@@ -119,6 +126,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         max_clicks=args.max_clicks,
         min_area=args.min_area,
         seed=args.seed,
+        freeze_blocks=args.freeze_blocks,
         device=args.device,
         threads=args.threads,
     )

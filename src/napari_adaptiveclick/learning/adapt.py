@@ -52,7 +52,9 @@ class AdaptSettings:
     many steps instead). ``patience``: checks without improvement before stopping.
     ``max_steps``: a step limit besides the budget. ``max_clicks``: clicks per held-out object.
     ``min_area``: smaller components are not objects. ``threads``: torch CPU threads (None:
-    torch's default).
+    torch's default). ``freeze_blocks``: the patch embeddings and the first so many blocks of
+    the ViT backbone are not trained (0: every weight trains; the backbone's depth or more:
+    the whole backbone is frozen and only the decoders train).
     """
 
     minutes: float = 5.0
@@ -73,6 +75,7 @@ class AdaptSettings:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    freeze_blocks: int = 0
 
     def check(self) -> None:
         """Raise :class:`AdaptInputError` for a value no adaptation can run with."""
@@ -88,6 +91,9 @@ class AdaptSettings:
             if self.check_every is not None and self.check_every < 1
             else "",
             f"threads must be >= 1 (got {self.threads})" if (self.threads or 1) < 1 else "",
+            f"freeze blocks must be >= 0 (got {self.freeze_blocks})"
+            if self.freeze_blocks < 0
+            else "",
             "scale must be 0 < min <= max" if not 0 < self.scale[0] <= self.scale[1] else "",
             "first click prob must be in [0, 1]" if not 0 <= self.first_click_prob <= 1 else "",
         ]
@@ -217,6 +223,20 @@ def _train_config(settings: AdaptSettings, model_name: str) -> Any:
     )
 
 
+def freeze(model: Any, blocks: int) -> int:
+    """Stop training the patch embeddings (image and click maps) and the first ``blocks`` ViT
+    blocks of ``model`` (``blocks`` <= 0: nothing is frozen); returns the parameters left to
+    train. The frozen ones keep ``requires_grad`` False, so the optimiser never moves them."""
+    if blocks <= 0:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    backbone = model.backbone
+    frozen = [model.patch_embed_coords, backbone.patch_embed, *backbone.blocks[:blocks]]
+    for module in frozen:
+        module.requires_grad_(False)
+    backbone.pos_embed.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def adapt(
     model: Any,
     train: Any,
@@ -243,6 +263,7 @@ def adapt(
     def left() -> float:
         return max(0.0, deadline - clock())
 
+    freeze(model, settings.freeze_blocks)
     trainer = Trainer.for_objects(_train_config(settings, model.config.name), [train], model)
     device = str(trainer.device)
 

@@ -61,24 +61,13 @@ def main() -> int:
     p.add_argument("--compare", action="store_true", help="also run without the stop rule")
     args = p.parse_args()
 
-    from napari_adaptiveclick.interactive.session import ClickSession
     from napari_adaptiveclick.learning.datasets import default_data_root
     from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
-    from napari_adaptiveclick.learning.propagation_calibration import run_object
-    from napari_adaptiveclick.models.registry import default_for_image
+    from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind, run_object
     from napari_adaptiveclick.volume.propagation import PropagationSettings
 
     root = args.data or default_data_root()
-    sessions: dict[str, ClickSession] = {}
-
-    def session_for(name: str) -> ClickSession:
-        model = args.checkpoint
-        if model == "auto":
-            model = default_for_image("scan.nii.gz" if "brats" in name else "stack.tif")
-        if model not in sessions:
-            sessions[model] = ClickSession(model, "cpu")
-            print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
-        return sessions[model]
+    session_for = SessionsByKind(args.checkpoint)
 
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)

@@ -170,3 +170,14 @@ def test_stop_rule_files_are_checked(tmp_path):
         path.write_text(broken)
         with pytest.raises(ValueError, match=match):
             read_stop_rule(path)
+
+
+def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
+    from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind
+
+    auto = SessionsByKind()
+    assert auto.model_for("brats/Brats18_2013_2_1/wt") == "default-mri"
+    assert auto.model_for("brats2015/brats_2013_pat0001_1/tc") == "default-mri"
+    assert auto.model_for("sstem/stack1/mito3@4") == "default"
+    fixed = SessionsByKind("runs/some.pt")
+    assert {fixed.model_for(n) for n in ("brats/x/wt", "sstem/stack1/m")} == {"runs/some.pt"}

@@ -24,6 +24,7 @@ import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch st
 from napari_adaptiveclick.learning.datasets import default_data_root
 from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
 from napari_adaptiveclick.learning.propagation_calibration import (
+    SessionsByKind,
     fit_stop_rule,
     logging_settings,
     run_object,
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.calibrate_propagation", description=__doc__.split("\n")[0]
     )
     p.add_argument("--data", type=Path, default=None, help="data root (default ../shared/data)")
-    p.add_argument("--checkpoint", default="default", help="model: 'default' or a checkpoint file")
+    p.add_argument(
+        "--checkpoint",
+        default="auto",
+        help="'auto' (default): the shipped weights the plugin picks for each object's kind "
+        "(default-mri for BraTS, default for EM); or a shipped name or checkpoint file for all",
+    )
     p.add_argument("--out", type=Path, required=True, help="the stop rule JSON to write")
     p.add_argument("--log", type=Path, help="also save every object's slice log (JSON)")
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
@@ -44,18 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.out.exists() and args.out.resolve() == Path(args.log or "").resolve():
         p.error("--out and --log must be different files")
-    from napari_adaptiveclick.interactive.session import ClickSession
-    from napari_adaptiveclick.models.registry import load_model
-
     root = args.data or default_data_root()
-    model = None if args.checkpoint == "default" else load_model(args.checkpoint)
-    session = ClickSession(model, args.device)
+    session_for = SessionsByKind(args.checkpoint, args.device)
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
     )
     results = []
     for i, obj in enumerate(objects, 1):
-        result = run_object(obj, session, logging_settings(obj, args.margin))
+        result = run_object(obj, session_for(obj.name), logging_settings(obj, args.margin))
         results.append(result)
         print(
             f"[{i}/{len(objects)}] {obj.name}: {len(result.slices)} slices logged, "

@@ -24,6 +24,33 @@ from napari_adaptiveclick.volume.propagation import PropagationSettings
 from napari_adaptiveclick.volume.stopping import FEATURES, StopRule
 
 
+class SessionsByKind:
+    """One :class:`ClickSession` per model for the 3D objects of ``learning.objects3d``:
+    ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
+    (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
+    name, a registry name or a checkpoint file) is used for every object."""
+
+    def __init__(self, checkpoint: str = "auto", device: str = "cpu") -> None:
+        self.checkpoint, self.device = checkpoint, device
+        self.sessions: dict[str, object] = {}
+
+    def model_for(self, name: str) -> str:
+        from napari_adaptiveclick.models.registry import default_for_image
+
+        if self.checkpoint != "auto":
+            return self.checkpoint
+        return default_for_image("scan.nii.gz" if name.startswith("brats") else "stack.tif")
+
+    def __call__(self, name: str):
+        from napari_adaptiveclick.interactive.session import ClickSession
+
+        model = self.model_for(name)
+        if model not in self.sessions:
+            self.sessions[model] = ClickSession(model, self.device)
+            print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
+        return self.sessions[model]
+
+
 @dataclass
 class SliceLog:
     """One propagated slice: direction, distance from the source, the rule's evidence, and

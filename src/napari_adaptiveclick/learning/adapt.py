@@ -223,18 +223,16 @@ def _train_config(settings: AdaptSettings, model_name: str) -> Any:
     )
 
 
-def freeze(model: Any, blocks: int) -> int:
+def freeze(model: Any, blocks: int) -> None:
     """Stop training the patch embeddings (image and click maps) and the first ``blocks`` ViT
-    blocks of ``model`` (``blocks`` <= 0: nothing is frozen); returns the parameters left to
-    train. The frozen ones keep ``requires_grad`` False, so the optimiser never moves them."""
+    blocks of ``model`` (``blocks`` <= 0: nothing is frozen). The frozen weights keep
+    ``requires_grad`` False, so the optimiser never moves them."""
     if blocks <= 0:
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return
     backbone = model.backbone
-    frozen = [model.patch_embed_coords, backbone.patch_embed, *backbone.blocks[:blocks]]
-    for module in frozen:
+    for module in (model.patch_embed_coords, backbone.patch_embed, *backbone.blocks[:blocks]):
         module.requires_grad_(False)
     backbone.pos_embed.requires_grad_(False)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def adapt(

@@ -59,22 +59,33 @@ def main() -> int:
     p.add_argument("--sstem-stack", choices=("split", "whole"), default="split")
     p.add_argument("--no-brats", action="store_true", help="only the ssTEM objects")
     p.add_argument("--compare", action="store_true", help="also run without the stop rule")
+    p.add_argument(
+        "--prompt",
+        choices=("click", "box"),
+        default="click",
+        help="what each next slice is prompted with (PropagationSettings.prompt)",
+    )
+    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
+    p.add_argument("--stop-rule", type=Path, help="a stop rule JSON in place of the shipped one")
     args = p.parse_args()
 
     from napari_adaptiveclick.learning.datasets import default_data_root
     from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
     from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind, run_object
     from napari_adaptiveclick.volume.propagation import PropagationSettings
+    from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint)
+    session_for = SessionsByKind(args.checkpoint, flip_tta=args.flip or None)
 
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)
     objects += sstem_objects(
         root, "all" if whole else args.split, min_planes=3 if whole else 2, limit=args.sstem_objects
     )
-    default = PropagationSettings()
+    default = PropagationSettings(prompt=args.prompt)
+    if args.stop_rule:
+        default = replace(default, stop_rule=read_stop_rule(args.stop_rule))
     arms = [("rule", default)]
     if default.stop_rule is None:
         print("note: no calibrated stop rule is installed; running without it")

@@ -13,6 +13,8 @@
 #   bash scripts/evaluate_stage7.sh stage11   # and for the stage-11 arm
 #   bash scripts/evaluate_stage7.sh soup      # the weight soup of stages 8-11 (model card)
 #   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
+#   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
+#   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights); the box rows are s9_* since
@@ -87,13 +89,27 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_soup_*/
     ;;
-  stage12)  # the stage-12 MRI arm (scripts/train_stage12.sh) beside default-mri, 2 lanes
-    [ -f runs/stage12_mri.pt ] || "$py" -m training.export --checkpoint runs/stage12_mri/final.pt \
-      --out runs/stage12_mri.pt --half
-    ev fold_dmri_mri_plugin default-mri "${mri[@]}" &
-    ev fold_s12mri_mri_plugin runs/stage12_mri.pt "${mri[@]}" &
+  stage12|stage13)  # a later MRI arm (scripts/train_STAGE.sh) beside the default-mri it starts from
+    arm=$1_mri tag=s${1#stage}mri base=dmri  # stage 12 started from the session-8 default-mri
+    [ "$1" = stage13 ] && base=mri12  # stage 13 from the stage-12 file, default-mri since session 11
+    [ -f runs/$arm.pt ] || "$py" -m training.export --checkpoint runs/$arm/final.pt \
+      --out runs/$arm.pt --half
+    ev fold_${base}_mri_plugin default-mri "${mri[@]}" &
+    ev fold_${tag}_mri_plugin runs/$arm.pt "${mri[@]}" &
     wait
-    "$py" -m training.evaluate --compare runs/ev/fold_dmri_mri_plugin/ runs/ev/fold_s12mri_mri_plugin/
+    "$py" -m training.evaluate --compare runs/ev/fold_${base}_mri_plugin/ runs/ev/fold_${tag}_mri_plugin/
+    ;;
+  flip)  # flip test-time augmentation in the plugin protocol, shipped weights, on the folds
+    [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
+    (ev fold_mri12_mri_plugin default-mri "${mri[@]}"
+     ev fold_mri12flip_mri_plugin default-mri "${mri[@]}" --flip) &
+    (em_rows s3 runs/stage3.pt; ev fold_s3_mito_box runs/stage3.pt "${mito[@]}" --first-prompt box
+     ev fold_s3flip_mito_plugin runs/stage3.pt "${mito[@]}" --flip
+     ev fold_s3flip_cells_plugin runs/stage3.pt "${cells[@]}" --flip
+     ev fold_s3flip_mito_box runs/stage3.pt "${mito[@]}" --first-prompt box --flip) &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_mri12*_mri_plugin/ runs/ev/fold_s3*_mito_plugin/ \
+      runs/ev/fold_s3*_cells_plugin/ runs/ev/fold_s3*_mito_box/
     ;;
   test)
     em_ck=${2:-default}
@@ -115,7 +131,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -30,7 +30,7 @@ def test_a_box_first_sample_is_the_seed_click_and_the_prior_inside_the_box():
     trainer = _trainer(box_prob=1.0, max_extra_clicks=0, box_prior=0.3)
     assert trainer.model.config.box_prior == 0.3  # the weights will say how to feed a box
     rng = np.random.default_rng(1)
-    images, masks, prompts, boxes = trainer.make_batch(rng)
+    images, masks, prompts, boxes, _ = trainer.make_batch(rng)
     prev = trainer.add_error_clicks(images, masks, prompts, rng, boxes)
     for mask, given, box, prior in zip(masks, prompts, boxes, prev[:, 0], strict=True):
         assert box is not None and len(given) == 1
@@ -48,7 +48,7 @@ def test_a_box_first_sample_is_the_seed_click_and_the_prior_inside_the_box():
 def test_a_stroke_first_sample_runs_inside_the_object_and_corrections_can_be_strokes():
     trainer = _trainer(stroke_prob=1.0, max_extra_clicks=2)
     rng = np.random.default_rng(2)
-    images, masks, prompts, boxes = trainer.make_batch(rng)
+    images, masks, prompts, boxes, _ = trainer.make_batch(rng)
     assert boxes == [None] * 3
     for mask, given in zip(masks, prompts, strict=True):
         assert len(given) == 1 and isinstance(given[0], Scribble) and given[0].positive
@@ -67,8 +67,9 @@ def test_a_stroke_first_sample_runs_inside_the_object_and_corrections_can_be_str
 def test_plain_training_draws_no_box_and_keeps_the_weights_box_free():
     trainer = _trainer()
     assert trainer.model.config.box_prior == 0.0
-    _, _, prompts, boxes = trainer.make_batch(np.random.default_rng(0))
+    _, _, prompts, boxes, priors = trainer.make_batch(np.random.default_rng(0))
     assert boxes == [None] * 3 and all(isinstance(p, Click) for g in prompts for p in g)
+    assert priors == [None] * 3
 
 
 def test_the_box_prior_is_part_of_the_model_config():
@@ -135,3 +136,97 @@ def test_the_session_feeds_a_box_as_the_weights_were_trained(monkeypatch, box_pr
     np.testing.assert_array_equal(
         priors[1], boxed[second.top : second.bottom, second.left : second.right]
     )
+
+
+def _disc_volume(planes: int = 5, size: int = 64):
+    """A disc drifting 3 px per plane (radius 12 + plane) on noise, labelled 1 on every plane."""
+    from napari_adaptiveclick.io.volume import ImageVolume
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.3, 0.05, (planes, size, size)).astype(np.float32)
+    labels = np.zeros(image.shape, np.uint8)
+    rows, cols = np.mgrid[:size, :size]
+    for z in range(planes):
+        labels[z][(rows - 32) ** 2 + (cols - 20 - 3 * z) ** 2 < (12 + z) ** 2] = 1
+    image[labels > 0] += 0.5
+    return ImageVolume(image, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), labels
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_objects_followed_across_planes_keep_their_neighbours(follow):
+    from napari_adaptiveclick.learning.datasets.base import Collector
+
+    volume, labels = _disc_volume()
+    collector = Collector()
+    collector.add_volume(
+        volume,
+        labels,
+        lambda plane: plane.astype(np.uint8),
+        axis=0,
+        source="v",
+        group="v",
+        tag="wt",
+        min_area=1,
+        stats=(0.0, 1.0),
+        follow=follow,
+    )
+    dataset = collector.build("discs")
+    assert len(dataset) == 5
+    for z, sample in enumerate(dataset):
+        np.testing.assert_array_equal(sample.mask, labels[z] > 0)
+        expected = [labels[j] > 0 for j in (z - 1, z + 1) if follow and 0 <= j < 5]
+        assert len(sample.neighbours) == len(expected)
+        for got, want in zip(sample.neighbours, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert len(dataset[1:3]) == 2 and len(dataset[1:3][0].neighbours) == (2 if follow else 0)
+
+
+def test_a_propagation_sample_is_prompted_from_the_neighbour_mask():
+    from scipy.ndimage import distance_transform_edt
+
+    from napari_adaptiveclick.learning.datasets.base import Collector
+
+    volume, labels = _disc_volume()
+    collector = Collector()
+    collector.add_volume(
+        volume,
+        labels,
+        lambda plane: plane.astype(np.uint8),
+        axis=0,
+        source="v",
+        group="v",
+        tag="wt",
+        min_area=1,
+        stats=(0.0, 1.0),
+        follow=True,
+    )
+    cfg = TrainConfig(
+        datasets=[],
+        data="",
+        out="",
+        batch_size=4,
+        num_threads=1,
+        neighbour_prob=1.0,
+        max_extra_clicks=0,
+        scale_min=1.0,
+        scale_max=1.0,
+    )
+    torch.manual_seed(0)
+    trainer = Trainer.for_objects(
+        cfg, [collector.build("discs")], build_from_config(get_config("tiny"))
+    )
+    rng = np.random.default_rng(3)
+    images, masks, prompts, boxes, priors = trainer.make_batch(rng)
+    prev = trainer.add_error_clicks(images, masks, prompts, rng, boxes, priors)
+    for mask, given, prior, fed in zip(masks, prompts, priors, prev[:, 0], strict=True):
+        assert prior is not None and prior.shape == mask.shape
+        iou = (prior & mask).sum() / (prior | mask).sum()
+        assert 0.4 < iou < 0.95  # the disc one plane away: near, not the same
+        np.testing.assert_array_equal(fed.numpy(), prior.astype(np.float32))
+        (click,) = given  # propagation's click: positive at the neighbour's deepest point
+        depth = distance_transform_edt(np.pad(prior, 1))[1:-1, 1:-1]
+        assert click.positive and depth[int(click.row), int(click.col)] == depth.max()
+    plain = _trainer()  # without the option nothing changes: no priors, no extra draws
+    assert plain.make_batch(np.random.default_rng(0))[4] == [None] * 3
+    with pytest.raises(ValueError, match="neighbour_prob"):
+        TrainConfig(datasets=[], data="", out="", neighbour_prob=1.5).check()

@@ -186,3 +186,21 @@ def test_augment_rejects_bad_input():
         augment_pair(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), bool), rng, 4)
     with pytest.raises(ValueError, match="crop_size"):
         augment_pair(np.zeros((8, 8), np.float32), np.zeros((8, 8), bool), rng, 0)
+
+
+def test_a_companion_mask_is_warped_with_the_pair_and_changes_nothing_else():
+    rng_image = np.random.default_rng(0)
+    image = rng_image.random((90, 70)).astype(np.float32)
+    mask = np.zeros((90, 70), bool)
+    mask[30:60, 20:45] = True
+    shifted = np.roll(mask, 4, axis=1)
+    alone = augment_pair(image, mask, np.random.default_rng(5), 64)
+    with_it = augment_pair(image, mask, np.random.default_rng(5), 64, companion=shifted)
+    same = augment_pair(image, mask, np.random.default_rng(5), 64, companion=mask)
+    assert len(alone) == 2 and len(with_it) == 3
+    np.testing.assert_array_equal(alone[0], with_it[0])  # same crop and intensity draws
+    np.testing.assert_array_equal(alone[1], with_it[1])
+    np.testing.assert_array_equal(same[2], same[1])  # the same transform as the mask's
+    assert with_it[2].any() and not np.array_equal(with_it[2], with_it[1])
+    with pytest.raises(ValueError, match="companion"):
+        augment_pair(image, mask, np.random.default_rng(5), 64, companion=mask[:10])

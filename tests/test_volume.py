@@ -201,6 +201,42 @@ def test_propagation_ends_with_the_object_and_can_be_cancelled(session):
         VolumeAnnotator(disk_volume(4, 32), np.zeros((4, 32, 32), np.int32), session).propagation(0)
 
 
+def test_box_propagation_prompts_each_slice_with_the_previous_mask_box(session):
+    from dataclasses import replace
+
+    from napari_adaptiveclick.interactive.boxed import bounding_box
+    from napari_adaptiveclick.volume.propagation import grown_box
+
+    image = disk_volume(5, 32)
+    labels = np.zeros((5, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
+    annotator.add_click(2, 16, 16, True)
+    report = annotator.propagate(2, replace(LENIENT, prompt="box", directions=(1,)))
+    written = list(report.written)
+    assert written, report.stops
+    boxes = [r for r in annotator.records if r.plane != 2]
+    assert [r.plane for r in boxes] == written and {r.kind for r in boxes} == {"box"}
+    for record in boxes:  # the box grown around the neighbour's mask, which stayed near it
+        previous = labels[record.plane - 1] == annotator.object_id
+        expected = grown_box(bounding_box(previous), 0.1, (32, 32))
+        assert record.prompt == expected
+    replayed = replay_records(image, annotator.records, session)
+    np.testing.assert_array_equal(replayed, labels)
+    with pytest.raises(ValueError, match="'click' or 'box'"):
+        PropagationSettings(prompt="points")
+    with pytest.raises(ValueError, match="box_grow"):
+        PropagationSettings(box_grow=-1.0)
+
+
+def test_grown_box_moves_each_side_out_and_stays_on_the_plane():
+    from napari_adaptiveclick.interactive.transforms import Box
+    from napari_adaptiveclick.volume.propagation import grown_box
+
+    box = grown_box(Box(10, 20, 30, 60), 0.1, (100, 100))
+    assert box.points == ((6.0, 14.0), (34.0, 66.0))
+    assert grown_box(Box(0, 0, 10, 100), 0.5, (50, 100)).points == ((0.0, 0.0), (17.0, 100.0))
+
+
 def test_replay_of_the_records_gives_the_same_labels(session):
     image = disk_volume(5, 32)
     initial = np.zeros((5, 32, 32), np.int32)

@@ -46,19 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the stop rule JSON to write")
     p.add_argument("--log", type=Path, help="also save every object's slice log (JSON)")
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
+    p.add_argument(
+        "--prompt",
+        choices=("click", "box"),
+        default="click",
+        help="what each next slice is prompted with (the propagation setting the rule is for)",
+    )
     p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
     args = p.parse_args(argv)
     if args.out.exists() and args.out.resolve() == Path(args.log or "").resolve():
         p.error("--out and --log must be different files")
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint, args.device)
+    session_for = SessionsByKind(args.checkpoint, args.device, flip_tta=args.flip or None)
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
     )
     results = []
     for i, obj in enumerate(objects, 1):
-        result = run_object(obj, session_for(obj.name), logging_settings(obj, args.margin))
+        result = run_object(
+            obj, session_for(obj.name), logging_settings(obj, args.margin, args.prompt)
+        )
         results.append(result)
         print(
             f"[{i}/{len(objects)}] {obj.name}: {len(result.slices)} slices logged, "
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     source = (
         f"training.calibrate_propagation on the training split ({len(objects)} objects, "
-        f"margin {args.margin}, checkpoint {args.checkpoint})"
+        f"margin {args.margin}, checkpoint {args.checkpoint}, prompt {args.prompt}"
+        f"{', flip' if args.flip else ''})"
     )
     rule = fit_stop_rule(results, source=source)
     tmp = args.out.with_name(args.out.name + ".tmp")

@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         ("box-prob", float),
         ("stroke-prob", float),
         ("box-prior", float),
+        ("neighbour-prob", float),
         ("seed", int),
         ("save-every", int),
         ("save-every-seconds", float),

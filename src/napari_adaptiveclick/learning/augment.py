@@ -98,7 +98,8 @@ def augment_pair(
     max_rotate_deg: float = 10.0,
     brightness: float = 0.1,
     contrast: float = 0.1,
-) -> tuple[np.ndarray, np.ndarray]:
+    companion: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """Randomly warp and crop a grey image and its object mask together.
 
     Args:
@@ -113,9 +114,12 @@ def augment_pair(
         max_rotate_deg: largest small rotation, degrees.
         brightness: largest additive intensity shift.
         contrast: largest relative contrast change (about the crop's mean).
+        companion: another ``(H, W)`` bool mask warped the same way (e.g. the object on the
+            adjacent slice); the crop is placed by ``mask`` alone.
 
     Returns:
-        ``(image (S, S) float32 in [0, 1], mask (S, S) bool)``.
+        ``(image (S, S) float32 in [0, 1], mask (S, S) bool)``, and the warped companion
+        (S, S) bool after them when one is given.
     """
     image = np.asarray(image, dtype=np.float32)
     mask = np.asarray(mask)
@@ -135,7 +139,16 @@ def augment_pair(
     inverse = np.linalg.inv(linear)
     offset = centre - inverse @ target
     warped, warped_mask = _warp_window(image, mask, inverse, offset, crop_size)
-    return _adjust_intensity(warped, rng, brightness, contrast), warped_mask > 0.5
+    adjusted = _adjust_intensity(warped, rng, brightness, contrast)
+    if companion is None:
+        return adjusted, warped_mask > 0.5
+    if np.shape(companion) != image.shape:
+        raise ValueError(
+            f"augment_pair's companion mask {np.shape(companion)} must have the image's shape "
+            f"{image.shape}."
+        )
+    _, warped_companion = _warp_window(image, np.asarray(companion), inverse, offset, crop_size)
+    return adjusted, warped_mask > 0.5, warped_companion > 0.5
 
 
 def _elastic(

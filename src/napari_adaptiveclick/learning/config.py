@@ -67,6 +67,11 @@ class TrainConfig:
     box_prob: float = 0.0
     stroke_prob: float = 0.0
     box_prior: float = 0.4
+    # Propagation (issue #13): the share of samples with a neighbour on an adjacent slice
+    # (``ObjectSample.neighbours``) that are prompted as propagation prompts a slice: that
+    # neighbour's mask as the previous mask and the click propagation derives from it (the
+    # deepest point of the neighbour's mask). 0 draws no random number.
+    neighbour_prob: float = 0.0
     scale_min: float = 0.75
     scale_max: float = 1.25
     fused_weight: float = 0.0
@@ -91,7 +96,7 @@ class TrainConfig:
     def check(self) -> None:
         """Raise ValueError, saying which, for a share outside [0, 1] or a box prior the
         saved weights could not be loaded with (before any step is trained)."""
-        for name in ("first_click_prob", "box_prob", "stroke_prob", "zoom_prob"):
+        for name in ("first_click_prob", "box_prob", "stroke_prob", "zoom_prob", "neighbour_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.box_prob > 0 and not 0.0 < self.box_prior < 0.5:

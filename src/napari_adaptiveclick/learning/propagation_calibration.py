@@ -28,10 +28,13 @@ class SessionsByKind:
     """One :class:`ClickSession` per model for the 3D objects of ``learning.objects3d``:
     ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
     (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
-    name, a registry name or a checkpoint file) is used for every object."""
+    name, a registry name or a checkpoint file) is used for every object. ``flip_tta``: the
+    sessions' flip test-time augmentation (None: the plugin's default, off)."""
 
-    def __init__(self, checkpoint: str = "auto", device: str = "cpu") -> None:
-        self.checkpoint, self.device = checkpoint, device
+    def __init__(
+        self, checkpoint: str = "auto", device: str = "cpu", flip_tta: bool | None = None
+    ) -> None:
+        self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
         self.sessions: dict[str, object] = {}
 
     def model_for(self, name: str) -> str:
@@ -46,7 +49,7 @@ class SessionsByKind:
 
         model = self.model_for(name)
         if model not in self.sessions:
-            self.sessions[model] = ClickSession(model, self.device)
+            self.sessions[model] = ClickSession(model, self.device, flip_tta=self.flip_tta)
             print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
         return self.sessions[model]
 
@@ -146,9 +149,9 @@ def run_object(
     )
 
 
-def logging_settings(obj: Object3D, margin: int = 12) -> PropagationSettings:
+def logging_settings(obj: Object3D, margin: int = 12, prompt: str = "click") -> PropagationSettings:
     """Settings that log evidence for ``obj``: no stop rule, no collapse checks, as far as
-    ``margin`` slices past the object's farther end."""
+    ``margin`` slices past the object's farther end; each slice prompted with ``prompt``."""
     planes = obj.planes
     source = int(np.argmax(obj.truth.reshape(len(obj.truth), -1).sum(1)))
     reach = max(source - int(planes[0]), int(planes[-1]) - source) + margin
@@ -158,6 +161,7 @@ def logging_settings(obj: Object3D, margin: int = 12) -> PropagationSettings:
         min_iou=0.0,
         stop_rule=None,
         max_slices=reach,
+        prompt=prompt,
     )
 
 

@@ -160,13 +160,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
     def _draw_sample(self, rng: np.random.Generator):
-        """(image, mask, first prompts, box or None): the box of a box-first sample, whose
-        inside the previous mask holds ``box_prior`` (in input pixels)."""
+        """(image, mask, first prompts, box or None, prior or None): the box of a box-first
+        sample, whose inside the previous mask holds ``box_prior`` (in input pixels); the
+        prior of a propagation sample (:meth:`_neighbour_sample`)."""
         dataset = self.datasets[int(rng.choice(len(self.datasets), p=self.mix))]
         sample = dataset[int(rng.integers(len(dataset)))]
         scale = (self.cfg.scale_min, self.cfg.scale_max)
         if self.cfg.zoom_prob > 0 and rng.random() < self.cfg.zoom_prob:
             scale = (self.cfg.scale_max, max(self.cfg.zoom_max, self.cfg.scale_max))
+        if sample.neighbours and self.cfg.neighbour_prob > 0:
+            if rng.random() < self.cfg.neighbour_prob:
+                drawn = self._neighbour_sample(sample, scale, rng)
+                if drawn is not None:
+                    return drawn
         image, mask = augment_pair(sample.image, sample.mask, rng, self.input_size, scale=scale)
         if mask.sum() < 4:  # object cropped away or shrunk to nothing: a plain resize instead
             image, mask = augment_pair(
@@ -174,19 +180,37 @@ class Trainer:
             )
         image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
         if not mask.any():
-            return image, mask, [], None
+            return image, mask, [], None, None
         if self.cfg.box_prob > 0 and rng.random() < self.cfg.box_prob:
             box = jittered_box(mask, rng)
-            return image, mask, [box.seed(mask.shape)], box.pixel_box(mask.shape)
+            return image, mask, [box.seed(mask.shape)], box.pixel_box(mask.shape), None
         if self.cfg.stroke_prob > 0 and rng.random() < self.cfg.stroke_prob:
-            return image, mask, [stroke_along(_largest_part(mask))], None
+            return image, mask, [stroke_along(_largest_part(mask))], None, None
         if self.cfg.first_click_prob > 0 and rng.random() < self.cfg.first_click_prob:
-            return image, mask, [next_click(mask, np.zeros_like(mask), None)], None
-        return image, mask, sample_initial_clicks(mask, rng), None
+            return image, mask, [next_click(mask, np.zeros_like(mask), None)], None, None
+        return image, mask, sample_initial_clicks(mask, rng), None, None
+
+    def _neighbour_sample(self, sample, scale: tuple[float, float], rng: np.random.Generator):
+        """A slice prompted as propagation prompts it (volume/propagation.py): one of the
+        object's masks on an adjacent slice, warped with the slice, as the previous mask, and
+        the click propagation derives from it (the deepest point of that mask). None when the
+        crop leaves too little of either."""
+        neighbour = sample.neighbours[int(rng.integers(len(sample.neighbours)))]
+        image, mask, prior = augment_pair(
+            sample.image, sample.mask, rng, self.input_size, scale=scale, companion=neighbour
+        )
+        if mask.sum() < 4 or prior.sum() < 4:
+            return None
+        image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
+        if not mask.any():
+            return None
+        click = next_click(prior, np.zeros_like(prior), None)
+        return image, mask, [click], None, prior
 
     def make_batch(self, rng: np.random.Generator):
         """(images (B,3,S,S), masks (B,S,S) bool numpy, prompts per sample, box-first boxes
-        per sample (None for the others))."""
+        per sample (None for the others), propagation priors (S,S) bool per sample (None for
+        the others))."""
         drawn = [self._draw_sample(rng) for _ in range(self.cfg.batch_size)]
         images = torch.from_numpy(np.stack([d[0] for d in drawn]))[:, None].expand(-1, 3, -1, -1)
         return (
@@ -194,20 +218,26 @@ class Trainer:
             np.stack([d[1] for d in drawn]),
             [d[2] for d in drawn],
             [d[3] for d in drawn],
+            [d[4] for d in drawn],
         )
 
     def _click_maps(self, clicks: list[list[Click]]) -> torch.Tensor:
         return prompt_maps(clicks, self.input_size, self.model.config.click_radius, self.device)
 
-    def add_error_clicks(self, images, masks, clicks, rng, boxes=None) -> torch.Tensor:
+    def add_error_clicks(self, images, masks, clicks, rng, boxes=None, priors=None) -> torch.Tensor:
         """0..max_extra_clicks rounds (drawn per batch) of no-grad prediction + a simulated click
         (or, with ``stroke_prob``, a stroke) on each sample's largest error; returns the
-        previous probability (B, 1, S, S): zero at first, ``box_prior`` inside the boxes."""
+        previous probability (B, 1, S, S): zero at first, ``box_prior`` inside the boxes, 1
+        on a propagation sample's prior mask (as ``ClickSession.set_previous_mask`` feeds
+        it)."""
         b, s = images.shape[0], self.input_size
         prev = torch.zeros(b, 1, s, s, device=self.device)
         for i, box in enumerate(boxes or []):
             if box is not None:
                 prev[i, 0, box.top : box.bottom, box.left : box.right] = self.cfg.box_prior
+        for i, prior in enumerate(priors or []):
+            if prior is not None:
+                prev[i, 0] = torch.from_numpy(prior.astype(np.float32)).to(self.device)
         rounds = int(rng.integers(0, self.cfg.max_extra_clicks + 1))
         for _ in range(rounds):
             prev = predict_probability(
@@ -227,8 +257,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train_step(self, step: int) -> dict[str, float]:
         rng = np.random.default_rng([self.cfg.seed, step, self.rank])
-        images, masks, clicks, boxes = self.make_batch(rng)
-        prev = self.add_error_clicks(images, masks, clicks, rng, boxes)
+        images, masks, clicks, boxes, priors = self.make_batch(rng)
+        prev = self.add_error_clicks(images, masks, clicks, rng, boxes, priors)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(step)
         outputs = self.ddp_model(images, prev, self._click_maps(clicks))

@@ -7,6 +7,7 @@ stop on collapse replaces its IoU threshold between slices.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 from napari_adaptiveclick.evaluation.simulator import next_click
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, paste
-from napari_adaptiveclick.interactive.prompts import Click
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click
 from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.records import ClickRecord
@@ -88,7 +89,11 @@ class PropagationSettings:
     ``max_slices`` limits each direction (None: to the end of the volume). ``stop_rule``
     (default: the calibrated rule shipped with the package; None: none) also stops where the
     object seems to end although the model still predicts a mask there
-    (:mod:`napari_adaptiveclick.volume.stopping`)."""
+    (:mod:`napari_adaptiveclick.volume.stopping`). ``prompt``: what each next slice is
+    prompted with, ``"click"`` (a click derived from the previous slice's mask) or ``"box"``
+    (the previous mask's bounding box grown by ``box_grow`` of its sides + 2 px on every side,
+    which also keeps the new mask near it: the session's box limit); a slice that already
+    holds its own mask of the object is always corrected with a derived click."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0
@@ -96,6 +101,14 @@ class PropagationSettings:
     max_slices: int | None = None
     directions: tuple[int, ...] = (1, -1)
     stop_rule: StopRule | None = field(default_factory=default_stop_rule)
+    prompt: str = "click"
+    box_grow: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.prompt not in ("click", "box"):
+            raise ValueError(f"Propagation prompts with 'click' or 'box', not {self.prompt!r}.")
+        if not (math.isfinite(self.box_grow) and self.box_grow >= 0):
+            raise ValueError(f"box_grow must be a number >= 0, got {self.box_grow!r}.")
 
 
 @dataclass(frozen=True)
@@ -222,7 +235,10 @@ class Propagation:
         annotator, shape = self.annotator, self.annotator.geometry.slice_shape
         source_crop, source_box = self._previous  # the object on ``source``, in its box
         start = annotator.start_mask(target)
-        click = _derived_click_near(source_crop, source_box, start, shape)
+        if self.settings.prompt == "box" and _carried(source_crop, source_box, start):
+            click = grown_box(source_box, self.settings.box_grow, shape)
+        else:
+            click = _derived_click_near(source_crop, source_box, start, shape)
         run, prediction, seconds = annotator.predict_click(target, click)
         run.propagated = run.propagated or not run.records
         box = prediction.box
@@ -291,6 +307,29 @@ def _shifted(box: Box, origin: Box) -> Box:
         box.left - origin.left,
         box.bottom - origin.top,
         box.right - origin.left,
+    )
+
+
+def _carried(crop: np.ndarray, box: Box, start: np.ndarray | None) -> bool:
+    """True when a slice's ``start`` mask (whole plane, or None) holds nothing of the object
+    but the previous slice's mask (``crop`` in ``box``) carried over as its prior."""
+    if start is None:
+        return True
+    return bounding_box(start) == box and bool(np.array_equal(start[box_slices(box)], crop))
+
+
+def grown_box(box: Box, grow: float, shape: tuple[int, int]) -> BoxPrompt:
+    """The box prompt around an object whose bounding ``box`` is given: each side moved out by
+    ``grow`` times the box's height (rows) or width (columns) + 2 px, clipped to a plane of
+    ``shape``."""
+    dr = grow * (box.bottom - box.top) + 2
+    dc = grow * (box.right - box.left) + 2
+    rows, cols = shape
+    return BoxPrompt(
+        max(box.top - dr, 0.0),
+        max(box.left - dc, 0.0),
+        min(box.bottom + dr, float(rows)),
+        min(box.right + dc, float(cols)),
     )
 
 

@@ -9,6 +9,7 @@ and a crop.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, overload
 import numpy as np
 from scipy import ndimage
 
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
 from napari_adaptiveclick.interactive.transforms import (
     Box,
     IntensityStats,
@@ -40,13 +42,17 @@ class ObjectSample:
     ``image``: (H, W) float32 in [0, 1] (``(H, W, 3)`` for RGB files of a ``folder``
     dataset), normalised with its volume's statistics; read-only and shared by all objects of
     the slice. ``mask``: (H, W) bool. ``name``: unique, e.g. ``sstem/stack1/16.tif#mito-012``.
-    ``group``: the volume, case or image it comes from.
+    ``group``: the volume, case or image it comes from. ``neighbours``: the same object's
+    (H, W) bool masks on the adjacent planes of its volume where it is there too (empty
+    unless the dataset follows objects across planes: :meth:`Collector.add_volume`'s
+    ``follow``); training prompts a slice with them as propagation does.
     """
 
     image: np.ndarray
     mask: np.ndarray
     name: str
     group: str
+    neighbours: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class _Object:
     box: Box
     crop: np.ndarray  # (box.height, box.width) bool
     name: str
+    near: tuple[tuple[Box, np.ndarray], ...] = ()  # the object on the adjacent planes
 
     @property
     def area(self) -> int:
@@ -89,10 +96,11 @@ class ObjectDataset(Sequence[ObjectSample]):
             return self.subset(range(len(self))[index])
         obj = self._objects[index]  # IndexError ends iteration, as Sequence expects
         piece = self._slices[obj.slice_index]
-        mask = np.zeros(piece.image.shape[:2], dtype=bool)
-        b = obj.box
-        mask[b.top : b.bottom, b.left : b.right] = obj.crop
-        return ObjectSample(piece.image, mask, obj.name, piece.group)
+        shape = piece.image.shape[:2]
+        neighbours = tuple(_full_mask(shape, box, crop) for box, crop in obj.near)
+        return ObjectSample(
+            piece.image, _full_mask(shape, obj.box, obj.crop), obj.name, piece.group, neighbours
+        )
 
     @property
     def names(self) -> list[str]:
@@ -115,7 +123,7 @@ class ObjectDataset(Sequence[ObjectSample]):
         for obj in chosen:
             new_index.setdefault(obj.slice_index, len(new_index))
         slices = [self._slices[old] for old in new_index]
-        objects = [_Object(new_index[o.slice_index], o.box, o.crop, o.name) for o in chosen]
+        objects = [dataclasses.replace(o, slice_index=new_index[o.slice_index]) for o in chosen]
         return ObjectDataset(slices, objects, self.title)
 
     def random_subset(self, n: int, seed: int = 0) -> ObjectDataset:
@@ -166,9 +174,12 @@ class Collector:
         group: str,
         tag: str,
         min_area: int,
+        near_maps: tuple[np.ndarray, ...] = (),
     ) -> None:
         """Add the objects of one plane: every non-zero id of ``id_map`` (H, W) covering at
-        least ``min_area`` pixels. The image is stored only if some object remains."""
+        least ``min_area`` pixels. The image is stored only if some object remains.
+        ``near_maps``: the id maps of the adjacent planes, where an id is the same object
+        (its masks there become the objects' ``neighbours``)."""
         found = _objects_in(id_map, min_area)
         if not found:
             return
@@ -177,7 +188,14 @@ class Collector:
         self.slices.append(_Slice(normalised, group))
         index = len(self.slices) - 1
         for value, box, crop in found:
-            self.objects.append(_Object(index, box, crop, f"{source}#{tag}-{value:03d}"))
+            near = []
+            for near_map in near_maps:
+                there = near_map == value
+                if there.any():
+                    near_box = bounding_box(there)
+                    near.append((near_box, there[box_slices(near_box)].copy()))
+            name = f"{source}#{tag}-{value:03d}"
+            self.objects.append(_Object(index, box, crop, name, tuple(near)))
 
     def add_volume(
         self,
@@ -191,11 +209,14 @@ class Collector:
         tag: str,
         min_area: int,
         stats: IntensityStats | None = None,
+        follow: bool = False,
     ) -> None:
         """Add every plane of a 2D image or grey 3D volume with its labels (checked by
         :func:`checked_labels`); 3D is sliced along ``axis`` (napari order), 2D ignores it.
         ``to_id_map`` turns a label plane into an object-id plane. ``stats``: the intensity
-        range to normalise with (default: the whole volume's)."""
+        range to normalise with (default: the whole volume's). ``follow``: an id is the same
+        object on every plane (e.g. a tumour region, not per-plane components), so each
+        object also keeps its masks on the adjacent planes (``ObjectSample.neighbours``)."""
         stats = volume_stats(image.data, image.path) if stats is None else stats
         if len(image.spatial_shape) == 2:
             planes = [(source, image.data, labels)]
@@ -207,15 +228,18 @@ class Collector:
             letter = "zyx"[axis]
             pairs = zip(np.moveaxis(image.data, axis, 0), np.moveaxis(labels, axis, 0), strict=True)
             planes = [(f"{source}@{letter}={i}", im, lab) for i, (im, lab) in enumerate(pairs)]
-        for plane_source, plane, label_plane in planes:
+        id_maps = [to_id_map(label_plane) for _, _, label_plane in planes]
+        for i, (plane_source, plane, _) in enumerate(planes):
+            near = (id_maps[j] for j in (i - 1, i + 1) if follow and 0 <= j < len(planes))
             self.add_plane(
                 plane,
                 stats,
-                to_id_map(label_plane),
+                id_maps[i],
                 source=plane_source,
                 group=group,
                 tag=tag,
                 min_area=min_area,
+                near_maps=tuple(near),
             )
 
     def build(self, title: str) -> ObjectDataset:
@@ -225,6 +249,12 @@ class Collector:
                 "large, or the labels may be empty)."
             )
         return ObjectDataset(self.slices, self.objects, title)
+
+
+def _full_mask(shape: tuple[int, int], box: Box, crop: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[box.top : box.bottom, box.left : box.right] = crop
+    return mask
 
 
 def _objects_in(id_map: np.ndarray, min_area: int) -> list[tuple[int, Box, np.ndarray]]:

@@ -106,6 +106,7 @@ def build_brats(
             group=f"brats/{case.name}",
             tag=target,
             min_area=min_area,
+            follow=objects != "components",
         )
     settings = dict(modality=modality, target=target, objects=objects, axis=axis)
     return collector.build(dataset_title("brats", split, **settings, min_area=min_area))
@@ -165,6 +166,7 @@ def build_brats2015(
             tag=target,
             min_area=min_area,
             stats=(lo, hi),
+            follow=objects != "components",
         )
     settings = dict(modality=modality, target=target, objects=objects, axis=axis)
     return collector.build(dataset_title("brats2015", split, **settings, min_area=min_area))

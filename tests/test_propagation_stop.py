@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
-from napari_adaptiveclick.interactive.session import Prediction
-from napari_adaptiveclick.volume.edits import Run, Step, replace_object
+from napari_adaptiveclick.learning.propagation_guard import (
+    FIRST,
+    LAST,
+    PLANES,
+    StubbornModel,
+    guard_failures,
+    guard_volume,
+)
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
-from napari_adaptiveclick.volume.records import ClickRecord
-from napari_adaptiveclick.volume.slicing import SliceGeometry
 from napari_adaptiveclick.volume.stopping import (
     FEATURES,
     STOP_RULE_FILE,
@@ -25,73 +29,17 @@ from napari_adaptiveclick.volume.stopping import (
     slice_evidence,
 )
 
-PLANES, SIZE, FIRST, LAST = 20, 96, 5, 12  # the object is on planes 5..12
 
-
-def _volume(seed: int = 0, dark: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Textured background with a disk of contrast on planes FIRST..LAST (radius varies)."""
-    rng = np.random.default_rng(seed)
-    image = rng.normal(0.5, 0.05, (PLANES, SIZE, SIZE)).astype(np.float32)
-    truth = np.zeros(image.shape, bool)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    for plane in range(FIRST, LAST + 1):
-        radius = 22 - 2.5 * abs(plane - 8.5)
-        truth[plane] = (yy - 48) ** 2 + (xx - 46) ** 2 < radius**2
-    image[truth] += -0.3 if dark else 0.3
-    return image, truth
-
-
-class _StubbornModel:
-    """A propagation target whose "model" returns the previous slice's mask wherever it is
-    asked: the failure mode of a real model past the object's end (it nearly always predicts
-    something where the derived click lands). Like the real one it is less sure where the
-    image no longer shows the object (calibration logs of the shipped model: confidence
-    |2p - 1| on object slices 0.62 / 0.74 / 0.82 at the 10th / 50th / 90th percentile, past the
-    end 0.24 / 0.44 / 0.70; this one gives 0.76 on the object and 0.24 off it)."""
-
-    def __init__(self, image: np.ndarray, start: np.ndarray, start_plane: int) -> None:
-        self.geometry = SliceGeometry(image.shape, 0)
-        self.image, self.stats = image, (0.0, 1.0)
-        self.labels = np.zeros(image.shape, np.int32)
-        self.labels[start_plane][start] = 1
-        self.last: np.ndarray | None = None
-        self.object_id = 1
-
-    def mask(self, plane: int, object_id: int | None = None) -> np.ndarray:
-        return self.labels[plane] == 1
-
-    def anchor_planes(self, object_id: int | None = None) -> set[int]:
-        return set()
-
-    def start_mask(self, plane: int) -> np.ndarray | None:
-        return None
-
-    def predict_click(self, plane: int, click):
-        previous = self.mask(plane - 1) if self.mask(plane - 1).any() else self.mask(plane + 1)
-        supported = np.abs(self.image[plane] - 0.5) > 0.15  # the disk differs from the tissue
-        probability = np.where(previous, np.where(supported, 0.88, 0.62), 0.1).astype(np.float32)
-        return Run.starting_from(1, plane, previous), Prediction(probability, previous), 0.0
-
-    def written_mask(self, plane: int, mask: np.ndarray, box=None) -> np.ndarray:
-        return mask  # (the mask inside ``box``, the prediction's: here the whole slice)
-
-    def accept_click(self, run: Run, click, mask: np.ndarray, step: Step, box=None):
-        replace_object(self.labels[run.plane], run.plane, 1, mask, box=box)
-        return ClickRecord(
-            plane=run.plane, row=click.row, col=click.col, positive=True, object_id=1
-        )
-
-
-def _written(target: _StubbornModel) -> set[int]:
-    return {p for p in range(PLANES) if target.mask(p).any()}
+def _written(target: StubbornModel) -> set[int]:
+    return target.written()
 
 
 @pytest.mark.parametrize("dark", [False, True])
 def test_the_shipped_rule_stops_where_the_object_ends(dark):
     rule = default_stop_rule()
     assert rule is not None, f"the calibrated rule {STOP_RULE_FILE} is not installed"
-    image, truth = _volume(dark=dark)
-    target = _StubbornModel(image, truth[8], 8)
+    image, truth = guard_volume(dark=dark)
+    target = StubbornModel(image, truth[8], 8)
     job = Propagation(target, 8, PropagationSettings())
     results = list(job)
     report = job.report()
@@ -103,9 +51,9 @@ def test_the_shipped_rule_stops_where_the_object_ends(dark):
     assert all(r.presence < rule.stop_below for r in stopped)
 
 
-def test_without_the_rule_the_same_propagation_runs_through_the_volume():
-    image, truth = _volume()
-    target = _StubbornModel(image, truth[8], 8)
+def test_without_the_rule_the_same_propagation_runs_through_theguard_volume():
+    image, truth = guard_volume()
+    target = StubbornModel(image, truth[8], 8)
     lenient = PropagationSettings(
         min_area_ratio=0, max_area_ratio=np.inf, min_iou=0, stop_rule=None
     )
@@ -114,8 +62,8 @@ def test_without_the_rule_the_same_propagation_runs_through_the_volume():
 
 
 def test_doubtful_slices_are_reported():
-    image, truth = _volume()
-    target = _StubbornModel(image, truth[8], 8)
+    image, truth = guard_volume()
+    target = StubbornModel(image, truth[8], 8)
     rule = StopRule.from_json({**default_stop_rule().to_json(), "doubtful_below": 1.0})
     job = Propagation(target, 8, PropagationSettings(stop_rule=rule))
     list(job)
@@ -124,7 +72,7 @@ def test_doubtful_slices_are_reported():
 
 
 def test_evidence_measures_contrast_against_the_source_slice():
-    image, truth = _volume()
+    image, truth = guard_volume()
     source = appearance(image[8], truth[8])
     same = slice_evidence(image[9], truth[9], truth[9] * 0.9, truth[8], source)
     past = slice_evidence(image[15], truth[8], truth[8] * 0.9, truth[8], source)
@@ -138,7 +86,7 @@ def test_evidence_measures_contrast_against_the_source_slice():
 def test_evidence_on_its_window_equals_the_whole_slice(shift):
     """What the propagation passes (the arrays' parts in evidence_window) gives the same
     evidence as whole slices, also where the window is clipped at the plane's edge."""
-    image, truth = _volume()
+    image, truth = guard_volume()
     image, truth = np.roll(image, shift, axis=(1, 2)), np.roll(truth, shift, axis=(1, 2))
     probability = np.where(truth[9], 0.8, 0.2).astype(np.float32)
     shape = truth.shape[1:]
@@ -181,3 +129,76 @@ def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
     assert auto.model_for("sstem/stack1/mito3@4") == "default"
     fixed = SessionsByKind("runs/some.pt")
     assert {fixed.model_for(n) for n in ("brats/x/wt", "sstem/stack1/m")} == {"runs/some.pt"}
+
+
+def _logged_objects(n: int = 12, seed: int = 0):
+    """Calibration logs of ``n`` objects: slices inside look like the source (contrast, sure),
+    slices past the end are a copied-looking mask without contrast and less sure."""
+    from napari_adaptiveclick.learning.propagation_calibration import ObjectResult, SliceLog
+
+    rng = np.random.default_rng(seed)
+    results = []
+    for i in range(n):
+        slices = []
+        for direction in (1, -1):
+            inside = int(rng.integers(3, 8))
+            for distance in range(1, inside + 6):
+                present = distance <= inside
+                base = (
+                    (1.0, 0.2, 0.0, -0.3, 0.85, 0.75)
+                    if present
+                    else (0.05, 1.0, 0.0, -1.0, 0.9, 0.3)
+                )
+                values = np.array(base) + rng.normal(0, 0.08, 6)
+                evidence = dict(zip(FEATURES, map(float, values), strict=True))
+                slices.append(
+                    SliceLog(
+                        direction, distance, evidence, present, 0.8 if present else float("nan")
+                    )
+                )
+        results.append(ObjectResult(f"o{i}", 3, 0.9, 0.8, 0, 0, 1.0, {}, (), slices))
+    return results
+
+
+def test_the_fitted_rule_stops_at_the_ends_and_passes_the_copied_mask_guard():
+    from napari_adaptiveclick.learning.propagation_calibration import (
+        _sequence_errors,
+        fit_stop_rule,
+    )
+
+    results = _logged_objects()
+    rule = fit_stop_rule(results, source="synthetic")
+    assert _sequence_errors(results, rule, rule.stop_below) == 0
+    assert guard_failures(rule) == [] and rule.stop_below <= rule.doubtful_below
+    strict = fit_stop_rule(results, guard=lambda r: [] if r.stop_below >= 0.6 else ["low"])
+    assert strict.stop_below >= 0.6 and strict.coef == rule.coef
+    with pytest.raises(ValueError, match="copies the previous mask"):
+        fit_stop_rule(results, guard=lambda r: ["always"])
+
+
+def test_the_guard_catches_a_rule_that_never_stops():
+    assert guard_failures(default_stop_rule()) == []
+    never = StopRule.from_json(
+        {**default_stop_rule().to_json(), "stop_below": 0.0, "doubtful_below": 0.0}
+    )
+    failures = guard_failures(never)
+    assert failures and all("written past its ends" in f for f in failures)
+
+
+def test_calibration_refits_from_a_saved_log_and_refuses_a_malformed_one(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from training.calibrate_propagation import main
+
+    log, out = tmp_path / "log.json", tmp_path / "rule.json"
+    log.write_text(json.dumps([asdict(r) for r in _logged_objects()]))
+    assert main(["--from-log", str(log), "--out", str(out)]) == 0
+    rule = read_stop_rule(out)
+    assert guard_failures(rule) == [] and "12 objects of" in rule.source
+    bad = json.loads(log.read_text())
+    del bad[3]["slices"][0]["evidence"]["contrast"]
+    log.write_text(json.dumps(bad))
+    before = out.read_text()
+    with pytest.raises(SystemExit):
+        main(["--from-log", str(log), "--out", str(out)])
+    assert "Entry 3" in capsys.readouterr().err and out.read_text() == before

@@ -27,6 +27,7 @@ from napari_adaptiveclick.learning.propagation_calibration import (
     SessionsByKind,
     fit_stop_rule,
     logging_settings,
+    read_log,
     run_object,
 )
 
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, required=True, help="the stop rule JSON to write")
     p.add_argument("--log", type=Path, help="also save every object's slice log (JSON)")
+    p.add_argument(
+        "--from-log",
+        type=Path,
+        metavar="LOG",
+        help="fit on a saved --log instead of running the propagations (a refit of the same "
+        "evidence; --checkpoint, --prompt and --flip then only name it)",
+    )
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
     p.add_argument(
         "--prompt",
@@ -58,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.out.exists() and args.out.resolve() == Path(args.log or "").resolve():
         p.error("--out and --log must be different files")
+    if args.from_log:
+        try:
+            results = read_log(args.from_log)
+        except ValueError as err:
+            p.error(str(err))
+        return _fit_and_write(args, results, f"{len(results)} objects of {args.from_log}")
     root = args.data or default_data_root()
     session_for = SessionsByKind(args.checkpoint, args.device, flip_tta=args.flip or None)
     objects = brats_objects(root, "train") + sstem_objects(
@@ -74,19 +88,31 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.seconds:.1f} s",
             flush=True,
         )
+    if args.log:  # kept before the fit, whatever the fit says
+        _write_atomic(args.log, json.dumps([asdict(r) for r in results]))
+    return _fit_and_write(args, results, f"{len(objects)} objects")
+
+
+def _fit_and_write(args: argparse.Namespace, results: list, what: str) -> int:
     source = (
-        f"training.calibrate_propagation on the training split ({len(objects)} objects, "
+        f"training.calibrate_propagation on the training split ({what}, "
         f"margin {args.margin}, checkpoint {args.checkpoint}, prompt {args.prompt}"
         f"{', flip' if args.flip else ''})"
     )
-    rule = fit_stop_rule(results, source=source)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(rule.to_json(), indent=1) + "\n")
-    os.replace(tmp, args.out)
+    try:
+        rule = fit_stop_rule(results, source=source)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    _write_atomic(args.out, json.dumps(rule.to_json(), indent=1) + "\n")
     print(f"wrote {args.out}: stop below {rule.stop_below}, doubtful below {rule.doubtful_below}")
-    if args.log:
-        args.log.write_text(json.dumps([asdict(r) for r in results]))
     return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ the object's ends, which :func:`fit_stop_rule` learns from.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize
 
 from napari_adaptiveclick.evaluation.simulator import next_click
 from napari_adaptiveclick.learning.objects3d import Object3D
+from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.propagation import PropagationSettings
 from napari_adaptiveclick.volume.stopping import FEATURES, StopRule
@@ -149,6 +151,33 @@ def run_object(
     )
 
 
+def read_log(path) -> list[ObjectResult]:
+    """The object results of a calibration log (``calibrate_propagation --log``), checked:
+    ValueError naming the file and the first entry that does not fit."""
+    import json
+    from pathlib import Path
+
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"Cannot read the calibration log {path}: {err}") from None
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"The calibration log {path} must be a non-empty list of objects.")
+    results = []
+    for i, entry in enumerate(raw):
+        try:
+            slices = [SliceLog(**s) for s in entry["slices"]]
+            for s in slices:
+                if set(s.evidence) != set(FEATURES):
+                    raise ValueError(f"evidence lists {sorted(s.evidence)}, not {list(FEATURES)}")
+            results.append(ObjectResult(**{**entry, "slices": slices}))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"Entry {i} of the calibration log {path} is malformed: {err}"
+            ) from None
+    return results
+
+
 def logging_settings(obj: Object3D, margin: int = 12, prompt: str = "click") -> PropagationSettings:
     """Settings that log evidence for ``obj``: no stop rule, no collapse checks, as far as
     ``margin`` slices past the object's farther end; each slice prompted with ``prompt``."""
@@ -195,10 +224,17 @@ def _sequence_errors(results: list[ObjectResult], rule: StopRule, stop: float) -
     return float(np.mean(costs)) if costs else 0.0
 
 
-def fit_stop_rule(results: list[ObjectResult], l2: float = 1.0, source: str = "") -> StopRule:
+def fit_stop_rule(
+    results: list[ObjectResult],
+    l2: float = 1.0,
+    source: str = "",
+    guard: Callable[[StopRule], list[str]] | None = guard_failures,
+) -> StopRule:
     """Logistic regression on the logged slices (L2-regularised, classes balanced), then the
-    stop level that minimises the mean false + missed slices per object on the same logs,
-    and the doubtful level that flags 90 % of the absent slices still written."""
+    stop level that minimises the mean false + missed slices per object on the same logs
+    among those with which ``guard`` finds nothing wrong (default: the copied-mask case of
+    :mod:`.propagation_guard`; ValueError when no level passes it), and the doubtful level
+    that flags 90 % of the absent slices still written."""
     x, y = _training_rows(results)
     if len(np.unique(y)) < 2:
         raise ValueError("Calibration needs slices where the object is present and absent.")
@@ -231,7 +267,19 @@ def fit_stop_rule(results: list[ObjectResult], l2: float = 1.0, source: str = ""
     )
     levels = np.round(np.arange(0.05, 0.96, 0.05), 2)
     costs = [_sequence_errors(results, rule, stop) for stop in levels]
-    stop = float(levels[int(np.argmin(costs))])
+    stop, failures = None, []
+    for i in np.argsort(costs, kind="stable"):  # the cheapest level the guard accepts
+        candidate = replace(rule, stop_below=float(levels[i]), doubtful_below=float(levels[i]))
+        failures = guard(candidate) if guard is not None else []
+        if not failures:
+            stop = float(levels[i])
+            break
+    if stop is None:
+        raise ValueError(
+            "No stop level of the fitted rule stops a propagation that copies the previous "
+            f"mask past the object's end ({'; '.join(failures)}): the logged evidence does not "
+            "separate it; log more objects or check the model."
+        )
     absent = [
         rule.presence(s.evidence)
         for r in results

@@ -24,24 +24,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from napari_adaptiveclick.evaluation.simulator import (
-    jittered_box,
-    next_click,
-    next_scribble,
-    stroke_along,
-)
+from napari_adaptiveclick.evaluation.simulator import next_click, next_scribble
 from napari_adaptiveclick.interactive.predict import (
     PREDICTION_THRESHOLD,
     predict_probability,
     prompt_maps,
 )
 from napari_adaptiveclick.interactive.prompts import Click, disk_maps
-from napari_adaptiveclick.learning.augment import augment_pair, randomize_domain
 from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
 from napari_adaptiveclick.learning.criterion import SetCriterion
 from napari_adaptiveclick.learning.datasets import ObjectDataset, build_dataset
+from napari_adaptiveclick.learning.first_prompts import draw_sample
 from napari_adaptiveclick.learning.run_folder import CHECKPOINT, FINAL, RunFolder
-from napari_adaptiveclick.learning.sampler import sample_initial_clicks
 from napari_adaptiveclick.models.checkpoint import (
     FORMAT,
     VERSION,
@@ -160,52 +154,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
     def _draw_sample(self, rng: np.random.Generator):
-        """(image, mask, first prompts, box or None, prior or None): the box of a box-first
-        sample, whose inside the previous mask holds ``box_prior`` (in input pixels); the
-        prior of a propagation sample (:meth:`_neighbour_sample`)."""
-        dataset = self.datasets[int(rng.choice(len(self.datasets), p=self.mix))]
-        sample = dataset[int(rng.integers(len(dataset)))]
-        scale = (self.cfg.scale_min, self.cfg.scale_max)
-        if self.cfg.zoom_prob > 0 and rng.random() < self.cfg.zoom_prob:
-            scale = (self.cfg.scale_max, max(self.cfg.zoom_max, self.cfg.scale_max))
-        if sample.neighbours and self.cfg.neighbour_prob > 0:
-            if rng.random() < self.cfg.neighbour_prob:
-                drawn = self._neighbour_sample(sample, scale, rng)
-                if drawn is not None:
-                    return drawn
-        image, mask = augment_pair(sample.image, sample.mask, rng, self.input_size, scale=scale)
-        if mask.sum() < 4:  # object cropped away or shrunk to nothing: a plain resize instead
-            image, mask = augment_pair(
-                sample.image, sample.mask, rng, self.input_size, scale=(1.0, 1.0)
-            )
-        image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
-        if not mask.any():
-            return image, mask, [], None, None
-        if self.cfg.box_prob > 0 and rng.random() < self.cfg.box_prob:
-            box = jittered_box(mask, rng)
-            return image, mask, [box.seed(mask.shape)], box.pixel_box(mask.shape), None
-        if self.cfg.stroke_prob > 0 and rng.random() < self.cfg.stroke_prob:
-            return image, mask, [stroke_along(_largest_part(mask))], None, None
-        if self.cfg.first_click_prob > 0 and rng.random() < self.cfg.first_click_prob:
-            return image, mask, [next_click(mask, np.zeros_like(mask), None)], None, None
-        return image, mask, sample_initial_clicks(mask, rng), None, None
-
-    def _neighbour_sample(self, sample, scale: tuple[float, float], rng: np.random.Generator):
-        """A slice prompted as propagation prompts it (volume/propagation.py): one of the
-        object's masks on an adjacent slice, warped with the slice, as the previous mask, and
-        the click propagation derives from it (the deepest point of that mask). None when the
-        crop leaves too little of either."""
-        neighbour = sample.neighbours[int(rng.integers(len(sample.neighbours)))]
-        image, mask, prior = augment_pair(
-            sample.image, sample.mask, rng, self.input_size, scale=scale, companion=neighbour
-        )
-        if mask.sum() < 4 or prior.sum() < 4:
-            return None
-        image, mask = randomize_domain(image, mask, rng, self.cfg.domain_randomization)
-        if not mask.any():
-            return None
-        click = next_click(prior, np.zeros_like(prior), None)
-        return image, mask, [click], None, prior
+        """One sample of the mix (:func:`.first_prompts.draw_sample`)."""
+        return draw_sample(self.cfg, self.datasets, self.mix, self.input_size, rng)
 
     def make_batch(self, rng: np.random.Generator):
         """(images (B,3,S,S), masks (B,S,S) bool numpy, prompts per sample, box-first boxes
@@ -374,16 +324,6 @@ class Trainer:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])  # run() cuts the log back to this step
-
-
-def _largest_part(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected part of ``mask`` (H, W) bool, where a first stroke goes."""
-    from scipy import ndimage
-
-    parts, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if n <= 1:
-        return mask.astype(bool)
-    return parts == int(np.argmax(np.bincount(parts.ravel())[1:])) + 1
 
 
 def keep_freed_memory() -> None:

@@ -76,7 +76,7 @@ def main() -> int:
     from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint, flip_tta=args.flip or None)
+    session_for = SessionsByKind(args.checkpoint, flip_tta=args.flip)
 
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)

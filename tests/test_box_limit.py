@@ -104,3 +104,14 @@ def test_the_evaluation_takes_the_margin_and_shows_it():
     protocol = {"name": "plugin", "zoom_in": True, "first_prompt": "box", "box_margin": 0.2}
     assert describe_protocol(protocol).endswith("from a box limit +0.2")
     assert describe_protocol({**protocol, "box_margin": None}).endswith("from a box unlimited")
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan"), float("inf")])
+def test_a_session_refuses_a_box_margin_that_is_not_a_fraction(margin):
+    import warnings
+
+    from napari_adaptiveclick.interactive.session import ClickSession
+
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="box_margin must be"):
+        warnings.simplefilter("ignore")
+        ClickSession("tiny", "cpu", box_margin=margin)

@@ -230,3 +230,59 @@ def test_a_propagation_sample_is_prompted_from_the_neighbour_mask():
     assert plain.make_batch(np.random.default_rng(0))[4] == [None] * 3
     with pytest.raises(ValueError, match="neighbour_prob"):
         TrainConfig(datasets=[], data="", out="", neighbour_prob=1.5).check()
+
+
+def test_without_propagation_samples_followed_objects_train_exactly_as_before():
+    """neighbour_prob 0 (every older recipe): a dataset whose objects have neighbours gives the
+    same batches and draws the same random numbers as one without them."""
+    from napari_adaptiveclick.learning.datasets.base import Collector
+
+    volume, labels = _disc_volume()
+    datasets = []
+    for follow in (True, False):
+        collector = Collector()
+        collector.add_volume(
+            volume,
+            labels,
+            lambda plane: plane.astype(np.uint8),
+            axis=0,
+            source="v",
+            group="v",
+            tag="wt",
+            min_area=1,
+            stats=(0.0, 1.0),
+            follow=follow,
+        )
+        datasets.append(collector.build("discs"))
+    assert datasets[0][2].neighbours and not datasets[1][2].neighbours
+    cfg = TrainConfig(
+        datasets=[],
+        data="",
+        out="",
+        batch_size=4,
+        num_threads=1,
+        box_prob=0.3,
+        stroke_prob=0.3,
+        zoom_prob=0.3,
+        domain_randomization=0.5,
+        max_extra_clicks=2,
+    )
+    outputs = []
+    for dataset in datasets:
+        torch.manual_seed(0)
+        trainer = Trainer.for_objects(cfg, [dataset], build_from_config(get_config("tiny")))
+        steps = []
+        for step in range(3):
+            rng = np.random.default_rng([0, step])
+            images, masks, prompts, boxes, priors = trainer.make_batch(rng)
+            prev = trainer.add_error_clicks(images, masks, prompts, rng, boxes, priors)
+            steps.append(
+                (images.numpy(), masks, prompts, boxes, priors, prev.numpy(), rng.random())
+            )
+        outputs.append(steps)
+    for followed, plain in zip(*outputs, strict=True):
+        for a, b in zip(followed, plain, strict=True):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)
+            else:
+                assert a == b

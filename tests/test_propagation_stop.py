@@ -202,3 +202,17 @@ def test_calibration_refits_from_a_saved_log_and_refuses_a_malformed_one(tmp_pat
     with pytest.raises(SystemExit):
         main(["--from-log", str(log), "--out", str(out)])
     assert "Entry 3" in capsys.readouterr().err and out.read_text() == before
+    settings = {"margin": 9, "checkpoint": "auto", "prompt": "box", "flip": True}
+    good = {"settings": settings, "objects": [asdict(r) for r in _logged_objects()]}
+    log.write_text(json.dumps(good))
+    text = log.read_text()
+    assert main(["--from-log", str(log), "--out", str(out), "--checkpoint", "x"]) == 0
+    assert "margin 9, checkpoint auto, prompt box, flip)" in read_stop_rule(out).source
+    for clash in (
+        ["--from-log", str(log), "--out", str(log)],
+        ["--log", str(out), "--out", str(out)],
+    ):
+        with pytest.raises(SystemExit):
+            main(clash)
+        assert "must be different files" in capsys.readouterr().err
+    assert log.read_text() == text  # the log was not overwritten

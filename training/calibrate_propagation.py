@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="LOG",
         help="fit on a saved --log instead of running the propagations (a refit of the same "
-        "evidence; --checkpoint, --prompt and --flip then only name it)",
+        "evidence, with the settings the log records)",
     )
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
     p.add_argument(
@@ -64,16 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
     args = p.parse_args(argv)
-    if args.out.exists() and args.out.resolve() == Path(args.log or "").resolve():
-        p.error("--out and --log must be different files")
+    files = [("--out", args.out), ("--log", args.log), ("--from-log", args.from_log)]
+    given = [(flag, path.resolve()) for flag, path in files if path is not None]
+    for i, (flag, path) in enumerate(given):
+        for other, same in given[i + 1 :]:
+            if path == same:
+                p.error(f"{flag} and {other} must be different files (both are {path})")
+    settings = {
+        "margin": args.margin,
+        "checkpoint": args.checkpoint,
+        "prompt": args.prompt,
+        "flip": args.flip,
+    }
     if args.from_log:
         try:
-            results = read_log(args.from_log)
+            logged, results = read_log(args.from_log)
         except ValueError as err:
             p.error(str(err))
-        return _fit_and_write(args, results, f"{len(results)} objects of {args.from_log}")
+        what = f"{len(results)} objects of {args.from_log}"
+        return _fit_and_write(args.out, results, what, logged or None)
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint, args.device, flip_tta=args.flip or None)
+    session_for = SessionsByKind(args.checkpoint, args.device, flip_tta=args.flip)
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
     )
@@ -89,23 +100,29 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if args.log:  # kept before the fit, whatever the fit says
-        _write_atomic(args.log, json.dumps([asdict(r) for r in results]))
-    return _fit_and_write(args, results, f"{len(objects)} objects")
+        log = {"settings": settings, "objects": [asdict(r) for r in results]}
+        _write_atomic(args.log, json.dumps(log))
+    return _fit_and_write(args.out, results, f"{len(objects)} objects", settings)
 
 
-def _fit_and_write(args: argparse.Namespace, results: list, what: str) -> int:
-    source = (
-        f"training.calibrate_propagation on the training split ({what}, "
-        f"margin {args.margin}, checkpoint {args.checkpoint}, prompt {args.prompt}"
-        f"{', flip' if args.flip else ''})"
-    )
+def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -> int:
+    """Fit the rule on ``results`` and write it to ``out``; its source names what it was
+    fitted on and the ``settings`` the evidence was logged with (None: not recorded)."""
+    if settings is None:
+        how = "logging settings not recorded"
+    else:
+        how = (
+            f"margin {settings.get('margin')}, checkpoint {settings.get('checkpoint')}, "
+            f"prompt {settings.get('prompt')}{', flip' if settings.get('flip') else ''}"
+        )
+    source = f"training.calibrate_propagation on the training split ({what}, {how})"
     try:
         rule = fit_stop_rule(results, source=source)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    _write_atomic(args.out, json.dumps(rule.to_json(), indent=1) + "\n")
-    print(f"wrote {args.out}: stop below {rule.stop_below}, doubtful below {rule.doubtful_below}")
+    _write_atomic(out, json.dumps(rule.to_json(), indent=1) + "\n")
+    print(f"wrote {out}: stop below {rule.stop_below}, doubtful below {rule.doubtful_below}")
     return 0
 
 

@@ -15,6 +15,7 @@ input, the model's output, from which the crop is resized again exactly when und
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -118,6 +119,11 @@ class ClickSession:
         flip_tta = release if flip_tta is None else bool(flip_tta)
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
         self.zoom_expand, self.zoom_min_size = zoom_expand, zoom_min_size
+        if box_margin is not None and not (math.isfinite(box_margin) and box_margin >= 0):
+            raise ValueError(
+                f"box_margin must be a number >= 0 (a fraction of the box's sides) or None "
+                f"(no limit), got {box_margin!r}."
+            )
         self.zoom_recompute_iou, self.box_margin = zoom_recompute_iou, box_margin
         self.square_crops = not release  # the release stretches crops to the square input
         if release:

@@ -31,7 +31,8 @@ class SessionsByKind:
     ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
     (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
     name, a registry name or a checkpoint file) is used for every object. ``flip_tta``: the
-    sessions' flip test-time augmentation (None: the plugin's default, off)."""
+    sessions' flip test-time augmentation (None: :class:`ClickSession`'s default, on for
+    released ``.pth`` weights, off for the project's)."""
 
     def __init__(
         self, checkpoint: str = "auto", device: str = "cpu", flip_tta: bool | None = None
@@ -151,9 +152,11 @@ def run_object(
     )
 
 
-def read_log(path) -> list[ObjectResult]:
-    """The object results of a calibration log (``calibrate_propagation --log``), checked:
-    ValueError naming the file and the first entry that does not fit."""
+def read_log(path) -> tuple[dict, list[ObjectResult]]:
+    """The settings and object results of a calibration log (``calibrate_propagation
+    --log``: ``{"settings": {...}, "objects": [...]}``; logs written before settings were
+    kept are a bare list, whose settings are ``{}``), checked: ValueError naming the file and
+    the first entry that does not fit."""
     import json
     from pathlib import Path
 
@@ -161,8 +164,13 @@ def read_log(path) -> list[ObjectResult]:
         raw = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"Cannot read the calibration log {path}: {err}") from None
+    settings = {}
+    if isinstance(raw, dict):
+        settings, raw = raw.get("settings", {}), raw.get("objects")
+        if not isinstance(settings, dict):
+            raise ValueError(f"The settings of the calibration log {path} must be a mapping.")
     if not isinstance(raw, list) or not raw:
-        raise ValueError(f"The calibration log {path} must be a non-empty list of objects.")
+        raise ValueError(f"The calibration log {path} must hold a non-empty list of objects.")
     results = []
     for i, entry in enumerate(raw):
         try:
@@ -175,7 +183,7 @@ def read_log(path) -> list[ObjectResult]:
             raise ValueError(
                 f"Entry {i} of the calibration log {path} is malformed: {err}"
             ) from None
-    return results
+    return settings, results
 
 
 def logging_settings(obj: Object3D, margin: int = 12, prompt: str = "click") -> PropagationSettings:
@@ -267,18 +275,20 @@ def fit_stop_rule(
     )
     levels = np.round(np.arange(0.05, 0.96, 0.05), 2)
     costs = [_sequence_errors(results, rule, stop) for stop in levels]
-    stop, failures = None, []
+    stop, failures = None, {}
     for i in np.argsort(costs, kind="stable"):  # the cheapest level the guard accepts
         candidate = replace(rule, stop_below=float(levels[i]), doubtful_below=float(levels[i]))
-        failures = guard(candidate) if guard is not None else []
-        if not failures:
+        failures[float(levels[i])] = guard(candidate) if guard is not None else []
+        if not failures[float(levels[i])]:
             stop = float(levels[i])
             break
     if stop is None:
+        low, high = min(failures), max(failures)
         raise ValueError(
-            "No stop level of the fitted rule stops a propagation that copies the previous "
-            f"mask past the object's end ({'; '.join(failures)}): the logged evidence does not "
-            "separate it; log more objects or check the model."
+            "No stop level of the fitted rule passes the guard, a propagation that copies the "
+            f"previous mask past the object's end (at {low}: {'; '.join(failures[low])}; at "
+            f"{high}: {'; '.join(failures[high])}): the logged evidence does not separate it; "
+            "log more objects or check the model."
         )
     absent = [
         rule.presence(s.evidence)

@@ -92,8 +92,11 @@ class PropagationSettings:
     (:mod:`napari_adaptiveclick.volume.stopping`). ``prompt``: what each next slice is
     prompted with, ``"click"`` (a click derived from the previous slice's mask) or ``"box"``
     (the previous mask's bounding box grown by ``box_grow`` of its sides + 2 px on every side,
-    which also keeps the new mask near it: the session's box limit); a slice that already
-    holds its own mask of the object is always corrected with a derived click."""
+    which also keeps the new mask near it: the session's box limit; the box's seed click is
+    its centre, which can miss a ring-shaped or bent object, and the model was trained with
+    boxes on an empty prior, not on the carried mask); a slice that already holds its own mask
+    of the object is always corrected with a derived click. Measured no better than clicks
+    (BENCHMARKS.md), so clicks are the default."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0

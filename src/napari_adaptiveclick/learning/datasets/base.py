@@ -228,13 +228,14 @@ class Collector:
             letter = "zyx"[axis]
             pairs = zip(np.moveaxis(image.data, axis, 0), np.moveaxis(labels, axis, 0), strict=True)
             planes = [(f"{source}@{letter}={i}", im, lab) for i, (im, lab) in enumerate(pairs)]
-        id_maps = [to_id_map(label_plane) for _, _, label_plane in planes]
-        for i, (plane_source, plane, _) in enumerate(planes):
-            near = (id_maps[j] for j in (i - 1, i + 1) if follow and 0 <= j < len(planes))
+        # followed objects need the neighbours' id maps: all of them, else one at a time
+        id_maps = [to_id_map(label_plane) for _, _, label_plane in planes] if follow else None
+        for i, (plane_source, plane, label_plane) in enumerate(planes):
+            near = [id_maps[j] for j in (i - 1, i + 1) if 0 <= j < len(planes)] if follow else []
             self.add_plane(
                 plane,
                 stats,
-                id_maps[i],
+                id_maps[i] if follow else to_id_map(label_plane),
                 source=plane_source,
                 group=group,
                 tag=tag,

@@ -152,11 +152,10 @@ def _disc_volume(planes: int = 5, size: int = 64):
     return ImageVolume(image, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), labels
 
 
-@pytest.mark.parametrize("follow", [True, False])
-def test_objects_followed_across_planes_keep_their_neighbours(follow):
+def _discs(volume, labels: np.ndarray, follow: bool):
+    """A collector holding the disc volume's objects (followed across planes or not)."""
     from napari_adaptiveclick.learning.datasets.base import Collector
 
-    volume, labels = _disc_volume()
     collector = Collector()
     collector.add_volume(
         volume,
@@ -170,6 +169,20 @@ def test_objects_followed_across_planes_keep_their_neighbours(follow):
         stats=(0.0, 1.0),
         follow=follow,
     )
+    return collector
+
+
+def _disc_trainer(dataset, **options) -> Trainer:
+    cfg = TrainConfig(datasets=[], data="", out="", batch_size=4, num_threads=1, **options)
+    torch.manual_seed(0)
+    return Trainer.for_objects(cfg, [dataset], build_from_config(get_config("tiny")))
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_objects_followed_across_planes_keep_their_neighbours(follow):
+
+    volume, labels = _disc_volume()
+    collector = _discs(volume, labels, follow)
     dataset = collector.build("discs")
     assert len(dataset) == 5
     for z, sample in enumerate(dataset):
@@ -184,36 +197,10 @@ def test_objects_followed_across_planes_keep_their_neighbours(follow):
 def test_a_propagation_sample_is_prompted_from_the_neighbour_mask():
     from scipy.ndimage import distance_transform_edt
 
-    from napari_adaptiveclick.learning.datasets.base import Collector
-
     volume, labels = _disc_volume()
-    collector = Collector()
-    collector.add_volume(
-        volume,
-        labels,
-        lambda plane: plane.astype(np.uint8),
-        axis=0,
-        source="v",
-        group="v",
-        tag="wt",
-        min_area=1,
-        stats=(0.0, 1.0),
-        follow=True,
-    )
-    cfg = TrainConfig(
-        datasets=[],
-        data="",
-        out="",
-        batch_size=4,
-        num_threads=1,
-        neighbour_prob=1.0,
-        max_extra_clicks=0,
-        scale_min=1.0,
-        scale_max=1.0,
-    )
-    torch.manual_seed(0)
-    trainer = Trainer.for_objects(
-        cfg, [collector.build("discs")], build_from_config(get_config("tiny"))
+    dataset = _discs(volume, labels, True).build("discs")
+    trainer = _disc_trainer(
+        dataset, neighbour_prob=1.0, max_extra_clicks=0, scale_min=1.0, scale_max=1.0
     )
     rng = np.random.default_rng(3)
     images, masks, prompts, boxes, priors = trainer.make_batch(rng)
@@ -235,42 +222,19 @@ def test_a_propagation_sample_is_prompted_from_the_neighbour_mask():
 def test_without_propagation_samples_followed_objects_train_exactly_as_before():
     """neighbour_prob 0 (every older recipe): a dataset whose objects have neighbours gives the
     same batches and draws the same random numbers as one without them."""
-    from napari_adaptiveclick.learning.datasets.base import Collector
 
     volume, labels = _disc_volume()
     datasets = []
     for follow in (True, False):
-        collector = Collector()
-        collector.add_volume(
-            volume,
-            labels,
-            lambda plane: plane.astype(np.uint8),
-            axis=0,
-            source="v",
-            group="v",
-            tag="wt",
-            min_area=1,
-            stats=(0.0, 1.0),
-            follow=follow,
-        )
+        collector = _discs(volume, labels, follow)
         datasets.append(collector.build("discs"))
     assert datasets[0][2].neighbours and not datasets[1][2].neighbours
-    cfg = TrainConfig(
-        datasets=[],
-        data="",
-        out="",
-        batch_size=4,
-        num_threads=1,
-        box_prob=0.3,
-        stroke_prob=0.3,
-        zoom_prob=0.3,
-        domain_randomization=0.5,
-        max_extra_clicks=2,
+    options = dict(
+        box_prob=0.3, stroke_prob=0.3, zoom_prob=0.3, domain_randomization=0.5, max_extra_clicks=2
     )
     outputs = []
     for dataset in datasets:
-        torch.manual_seed(0)
-        trainer = Trainer.for_objects(cfg, [dataset], build_from_config(get_config("tiny")))
+        trainer = _disc_trainer(dataset, **options)
         steps = []
         for step in range(3):
             rng = np.random.default_rng([0, step])

@@ -66,6 +66,11 @@ def main() -> int:
         help="what each next slice is prompted with (PropagationSettings.prompt)",
     )
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
+    p.add_argument(
+        "--mri-checkpoint",
+        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
+        "(a candidate before it is installed)",
+    )
     p.add_argument("--stop-rule", type=Path, help="a stop rule JSON in place of the shipped one")
     args = p.parse_args()
 
@@ -76,7 +81,9 @@ def main() -> int:
     from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint, flip_tta=args.flip)
+    session_for = SessionsByKind(
+        args.checkpoint, flip_tta=args.flip, mri_checkpoint=args.mri_checkpoint
+    )
 
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)

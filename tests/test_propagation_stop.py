@@ -129,6 +129,9 @@ def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
     assert auto.model_for("sstem/stack1/mito3@4") == "default"
     fixed = SessionsByKind("runs/some.pt")
     assert {fixed.model_for(n) for n in ("brats/x/wt", "sstem/stack1/m")} == {"runs/some.pt"}
+    candidate = SessionsByKind(mri_checkpoint="runs/mri.pt")  # before it is installed
+    assert candidate.model_for("brats2015/brats_2013_pat0001_1/wt") == "runs/mri.pt"
+    assert candidate.model_for("sstem/stack1/mito3@4") == "default"
 
 
 def _logged_objects(n: int = 12, seed: int = 0):

@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")
     p.add_argument("--device", default="cpu")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
+    p.add_argument(
+        "--mri-checkpoint",
+        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
+        "(a candidate before it is installed)",
+    )
     args = p.parse_args(argv)
     files = [("--out", args.out), ("--log", args.log), ("--from-log", args.from_log)]
     given = [(flag, path.resolve()) for flag, path in files if path is not None]
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "prompt": args.prompt,
         "flip": args.flip,
+        "mri_checkpoint": args.mri_checkpoint,
     }
     if args.from_log:
         try:
@@ -84,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         what = f"{len(results)} objects of {args.from_log}"
         return _fit_and_write(args.out, results, what, logged or None)
     root = args.data or default_data_root()
-    session_for = SessionsByKind(args.checkpoint, args.device, flip_tta=args.flip)
+    session_for = SessionsByKind(
+        args.checkpoint, args.device, flip_tta=args.flip, mri_checkpoint=args.mri_checkpoint
+    )
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
     )
@@ -115,6 +123,8 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
             f"margin {settings.get('margin')}, checkpoint {settings.get('checkpoint')}, "
             f"prompt {settings.get('prompt')}{', flip' if settings.get('flip') else ''}"
         )
+        if settings.get("mri_checkpoint"):
+            how += f", BraTS with {settings['mri_checkpoint']}"
     source = f"training.calibrate_propagation on the training split ({what}, {how})"
     try:
         rule = fit_stop_rule(results, source=source)

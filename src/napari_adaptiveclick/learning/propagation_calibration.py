@@ -30,14 +30,19 @@ class SessionsByKind:
     """One :class:`ClickSession` per model for the 3D objects of ``learning.objects3d``:
     ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
     (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
-    name, a registry name or a checkpoint file) is used for every object. ``flip_tta``: the
-    sessions' flip test-time augmentation (None: :class:`ClickSession`'s default, on for
+    name, a registry name or a checkpoint file) is used for every object. ``mri_checkpoint``: with "auto", the weights for BraTS objects in place of
+    ``default-mri`` (a candidate before it is installed). ``flip_tta``: the sessions' flip test-time augmentation (None: :class:`ClickSession`'s default, on for
     released ``.pth`` weights, off for the project's)."""
 
     def __init__(
-        self, checkpoint: str = "auto", device: str = "cpu", flip_tta: bool | None = None
+        self,
+        checkpoint: str = "auto",
+        device: str = "cpu",
+        flip_tta: bool | None = None,
+        mri_checkpoint: str | None = None,
     ) -> None:
         self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
+        self.mri_checkpoint = mri_checkpoint
         self.sessions: dict[str, object] = {}
 
     def model_for(self, name: str) -> str:
@@ -45,6 +50,8 @@ class SessionsByKind:
 
         if self.checkpoint != "auto":
             return self.checkpoint
+        if self.mri_checkpoint and name.startswith("brats"):
+            return self.mri_checkpoint
         return default_for_image("scan.nii.gz" if name.startswith("brats") else "stack.tif")
 
     def __call__(self, name: str):

@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None, help="data root (default ../shared/data)")
     p.add_argument(
         "--checkpoint",
-        default="default",
-        help="model for every object: 'default' (the default, which the shipped rule was "
-        "fitted with), a shipped name or a checkpoint file; 'auto': the shipped weights the "
-        "plugin picks for each object's kind (default-mri for BraTS, default for EM)",
+        default="auto",
+        help="'auto' (the default, which the shipped rule was fitted with since session 12): "
+        "the shipped weights the plugin picks for each object's kind (default-mri for BraTS, "
+        "default for EM); or one model for every object: a shipped name or a checkpoint file",
     )
     p.add_argument("--out", type=Path, required=True, help="the stop rule JSON to write")
     p.add_argument("--log", type=Path, help="also save every object's slice log (JSON)")

@@ -91,8 +91,8 @@ def test_removing_the_image_during_a_propagation_undoes_it(make_napari_viewer, q
 
     viewer, image, widget = started_with_one_click(make_napari_viewer, qtbot)
     c = widget.controller
-    c.propagation_settings = PropagationSettings(
-        min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0
+    c.propagation_settings = PropagationSettings(  # runs through the volume: no stop rule
+        min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0, stop_rule=None
     )
     annotator, labels = c.annotator, c.labels
     before = snapshot(annotator)

@@ -12,6 +12,7 @@ shape, so that choosing a box costs the crop's size, not the image's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,6 +117,17 @@ def box_start(
 
 
 BOX_MARGIN = 0.2
+
+
+def checked_box_margin(margin: float | None) -> float | None:
+    """``margin`` if it is a number >= 0 (a fraction of the box's sides) or None (no limit);
+    ValueError otherwise."""
+    if margin is not None and not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(
+            f"box_margin must be a number >= 0 (a fraction of the box's sides) or None (no "
+            f"limit), got {margin!r}."
+        )
+    return margin
 
 
 def box_limit(box: BoxPrompt, shape: tuple[int, int], margin: float) -> Box:

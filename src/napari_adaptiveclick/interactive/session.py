@@ -15,7 +15,6 @@ input, the model's output, from which the crop is resized again exactly when und
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from napari_adaptiveclick.interactive.boxed import BoxedArray, zero_outside
 from napari_adaptiveclick.interactive.focus import (
     BOX_MARGIN,
     box_start,
+    checked_box_margin,
     next_limit,
     points_box,
     release_zoom_box,
@@ -81,14 +81,13 @@ class ClickSession:
     the first mask touches the window's edge inside the image, the object is larger than the
     window, so the window doubles and the click is predicted again, up to the whole image),
     ``half_precision`` ("auto" = float16 autocast on CUDA only), ``protocol``: "project"
-    (this project's conventions: pixel-centre resizing, the first-click window), "release"
-    (the authors' inference path exactly: whole-image first click, their zoom-in box rules
-    and ``align_corners=True`` resizing, see :mod:`.focus`; ``first_click_window`` is then
-    ignored; after :meth:`set_previous_mask` the first click zooms onto that mask) or "auto"
-    (release for weights loaded from a released ``.pth``, project for everything else).
-    ``flip_tta`` None means on for the release protocol and off otherwise. ``box_margin``:
-    a box keeps the mask near it (:func:`~.focus.next_limit`); None: no limit.
-    """
+    (this project's conventions: pixel-centre resizing, the first-click window), "release" (the
+    authors' inference path exactly: whole-image first click, their zoom-in box rules and
+    ``align_corners=True`` resizing, see :mod:`.focus`; ``first_click_window`` is then ignored;
+    after :meth:`set_previous_mask` the first click zooms onto that mask) or "auto" (release
+    for weights loaded from a released ``.pth``, project for everything else).
+    ``flip_tta`` None: on for the release protocol, else off. ``box_margin`` (>= 0): a box
+    keeps the mask near it (:func:`~.focus.next_limit`); None: no limit."""
 
     def __init__(
         self,
@@ -119,15 +118,10 @@ class ClickSession:
         flip_tta = release if flip_tta is None else bool(flip_tta)
         self.zoom_in, self.flip_tta, self.threshold = zoom_in, flip_tta, threshold
         self.zoom_expand, self.zoom_min_size = zoom_expand, zoom_min_size
-        if box_margin is not None and not (math.isfinite(box_margin) and box_margin >= 0):
-            raise ValueError(
-                f"box_margin must be a number >= 0 (a fraction of the box's sides) or None "
-                f"(no limit), got {box_margin!r}."
-            )
-        self.zoom_recompute_iou, self.box_margin = zoom_recompute_iou, box_margin
+        self.zoom_recompute_iou = zoom_recompute_iou
+        self.box_margin = checked_box_margin(box_margin)
         self.square_crops = not release  # the release stretches crops to the square input
-        if release:
-            first_click_window = None
+        first_click_window = None if release else first_click_window
         if first_click_window == "auto":
             first_click_window = self.config.input_size
         if first_click_window is not None and (

@@ -92,7 +92,10 @@ def main() -> int:
     )
     default = PropagationSettings(prompt=args.prompt)
     if args.stop_rule:
-        default = replace(default, stop_rule=read_stop_rule(args.stop_rule))
+        try:
+            default = replace(default, stop_rule=read_stop_rule(args.stop_rule))
+        except ValueError as err:
+            p.error(str(err))
     arms = [("rule", default)]
     if default.stop_rule is None:
         print("note: no calibrated stop rule is installed; running without it")

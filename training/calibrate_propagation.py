@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +29,7 @@ from napari_adaptiveclick.learning.propagation_calibration import (
     read_log,
     run_object,
 )
+from napari_adaptiveclick.learning.run_folder import atomic_write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.log:  # kept before the fit, whatever the fit says
         log = {"settings": settings, "objects": [asdict(r) for r in results]}
-        _write_atomic(args.log, json.dumps(log))
+        atomic_write(args.log, json.dumps(log).encode())
     return _fit_and_write(args.out, results, f"{len(objects)} objects", settings)
 
 
@@ -131,15 +131,9 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    _write_atomic(out, json.dumps(rule.to_json(), indent=1) + "\n")
+    atomic_write(out, (json.dumps(rule.to_json(), indent=1) + "\n").encode())
     print(f"wrote {out}: stop below {rule.stop_below}, doubtful below {rule.doubtful_below}")
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

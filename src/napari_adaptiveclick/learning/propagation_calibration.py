@@ -11,9 +11,11 @@ the object's ends, which :func:`fit_stop_rule` learns from.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
@@ -30,9 +32,11 @@ class SessionsByKind:
     """One :class:`ClickSession` per model for the 3D objects of ``learning.objects3d``:
     ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
     (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
-    name, a registry name or a checkpoint file) is used for every object. ``mri_checkpoint``: with "auto", the weights for BraTS objects in place of
-    ``default-mri`` (a candidate before it is installed). ``flip_tta``: the sessions' flip test-time augmentation (None: :class:`ClickSession`'s default, on for
-    released ``.pth`` weights, off for the project's)."""
+    name, a registry name or a checkpoint file) is used for every object.
+    ``mri_checkpoint``: with "auto", the weights for BraTS objects in place of
+    ``default-mri`` (a candidate before it is installed). ``flip_tta``: the sessions' flip
+    test-time augmentation (None: :class:`ClickSession`'s default, on for released ``.pth``
+    weights, off for the project's)."""
 
     def __init__(
         self,
@@ -164,9 +168,6 @@ def read_log(path) -> tuple[dict, list[ObjectResult]]:
     --log``: ``{"settings": {...}, "objects": [...]}``; logs written before settings were
     kept are a bare list, whose settings are ``{}``), checked: ValueError naming the file and
     the first entry that does not fit."""
-    import json
-    from pathlib import Path
-
     try:
         raw = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -67,6 +67,12 @@ def main() -> int:
     )
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
     p.add_argument(
+        "--zoom-min-size",
+        type=int,
+        default=200,
+        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
+    )
+    p.add_argument(
         "--mri-checkpoint",
         help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
         "(a candidate before it is installed)",
@@ -82,7 +88,10 @@ def main() -> int:
 
     root = args.data or default_data_root()
     session_for = SessionsByKind(
-        args.checkpoint, flip_tta=args.flip, mri_checkpoint=args.mri_checkpoint
+        args.checkpoint,
+        flip_tta=args.flip,
+        mri_checkpoint=args.mri_checkpoint,
+        zoom_min_size=args.zoom_min_size,
     )
 
     whole = args.sstem_stack == "whole"

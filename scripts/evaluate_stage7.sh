@@ -15,6 +15,9 @@
 #   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
 #   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
+#   bash scripts/evaluate_stage7.sh zoom      # the zoom-in crop's smallest side (200, 128, 80, 56 px)
+#                                             # on the folds and 40 BraTS-2018 training slices (session 14)
+#   bash scripts/evaluate_stage7.sh zoom-test # the BraTS test rows at 80 px, measured once (session 14)
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
 #       # (default: the shipped default and default-mri weights); the box rows are s9_* since
@@ -111,6 +114,28 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/fold_mri12*_mri_plugin/ runs/ev/fold_s3*_mito_plugin/ \
       runs/ev/fold_s3*_cells_plugin/ runs/ev/fold_s3*_mito_box/
     ;;
+  zoom)  # --zoom-min-size on the training folds (model card, session 14), 2 lanes
+    [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
+    b18=(--dataset brats --split train --objects 40 --seed 1)
+    (for z in 200 128 80 56; do
+       ev zoom_mri_z$z default-mri "${mri[@]}" --zoom-min-size $z
+     done
+     for z in 200 80; do ev zoom_mribox_z$z default-mri "${mri[@]}" --first-prompt box --zoom-min-size $z; done) &
+    (for z in 200 128 80 56; do ev zoom_b18_z$z default-mri "${b18[@]}" --zoom-min-size $z; done
+     for z in 200 80; do ev zoom_b18box_z$z default-mri "${b18[@]}" --first-prompt box --zoom-min-size $z; done
+     for z in 200 128 80; do ev zoom_mito_z$z runs/stage3.pt "${mito[@]}" --zoom-min-size $z; done
+     for z in 200 80; do ev zoom_mitobox_z$z runs/stage3.pt "${mito[@]}" --first-prompt box --zoom-min-size $z; done) &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/zoom_*/
+    ;;
+  zoom-test)  # the BraTS test rows with the 80 px zoom-in minimum (model card, session 14)
+    test_brats=(--dataset brats --split test --zoom-min-size 80)
+    ev zoom_test_brats_z80 default-mri "${test_brats[@]}" &
+    (ev zoom_test_bratsbox_z80 default-mri "${test_brats[@]}" --first-prompt box
+     ev zoom_test_bratsscribble_z80 default-mri "${test_brats[@]}" --first-prompt scribble) &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/zoom_test_*/
+    ;;
   test)
     em_ck=${2:-default}
     mri_ck=${3:-default-mri}
@@ -131,7 +156,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|zoom|zoom-test|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

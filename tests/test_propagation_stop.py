@@ -132,6 +132,9 @@ def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
     candidate = SessionsByKind(mri_checkpoint="runs/mri.pt")  # before it is installed
     assert candidate.model_for("brats2015/brats_2013_pat0001_1/wt") == "runs/mri.pt"
     assert candidate.model_for("sstem/stack1/mito3@4") == "default"
+    assert auto("sstem/stack1/mito3@4").zoom_min_size == 200  # the plugin's
+    smaller = SessionsByKind("tiny", zoom_min_size=80)  # an experiment (MODEL_CARD, session 14)
+    assert smaller("brats/x/wt").zoom_min_size == 80
 
 
 def _logged_objects(n: int = 12, seed: int = 0):
@@ -211,6 +214,10 @@ def test_calibration_refits_from_a_saved_log_and_refuses_a_malformed_one(tmp_pat
     text = log.read_text()
     assert main(["--from-log", str(log), "--out", str(out), "--checkpoint", "x"]) == 0
     assert "margin 9, checkpoint auto, prompt box, flip)" in read_stop_rule(out).source
+    log.write_text(json.dumps({**good, "settings": {**settings, "zoom_min_size": 80}}))
+    assert main(["--from-log", str(log), "--out", str(out)]) == 0
+    assert "flip, zoom-in at least 80 px)" in read_stop_rule(out).source
+    log.write_text(text)
     for clash in (
         ["--from-log", str(log), "--out", str(log)],
         ["--log", str(out), "--out", str(out)],

@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
     p.add_argument(
+        "--zoom-min-size",
+        type=int,
+        default=200,
+        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
+    )
+    p.add_argument(
         "--mri-checkpoint",
         help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
         "(a candidate before it is installed)",
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompt": args.prompt,
         "flip": args.flip,
         "mri_checkpoint": args.mri_checkpoint,
+        "zoom_min_size": args.zoom_min_size,
     }
     if args.from_log:
         try:
@@ -91,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fit_and_write(args.out, results, what, logged or None)
     root = args.data or default_data_root()
     session_for = SessionsByKind(
-        args.checkpoint, args.device, flip_tta=args.flip, mri_checkpoint=args.mri_checkpoint
+        args.checkpoint,
+        args.device,
+        flip_tta=args.flip,
+        mri_checkpoint=args.mri_checkpoint,
+        zoom_min_size=args.zoom_min_size,
     )
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
@@ -125,6 +136,8 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
         )
         if settings.get("mri_checkpoint"):
             how += f", BraTS with {settings['mri_checkpoint']}"
+        if settings.get("zoom_min_size", 200) != 200:
+            how += f", zoom-in at least {settings['zoom_min_size']} px"
     source = f"training.calibrate_propagation on the training split ({what}, {how})"
     try:
         rule = fit_stop_rule(results, source=source)

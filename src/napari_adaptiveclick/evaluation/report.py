@@ -102,8 +102,9 @@ def _figure_rows(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
 
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
-    """One short line: the protocol's name, first-click window, zoom-in, flips and the first
-    prompt when it is not a click."""
+    """One short line: the protocol's name, first-click window, zoom-in (with its smallest
+    crop when it is not the release's 200 px), flips and the first prompt when it is not a
+    click."""
     if not protocol.get("zoom_in") and protocol.get("name") is None:
         return "baseline"
     window = protocol.get("first_click_window")
@@ -113,7 +114,9 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
         else "1st whole"
     )
     parts = [protocol.get("name") or "?", first]
-    parts.append("zoom" if protocol.get("zoom_in") else "no zoom")
+    size = protocol.get("zoom_min_size")
+    zoom = "zoom" if size in (None, 200) else f"zoom>={size}px"  # 200: the release's
+    parts.append(zoom if protocol.get("zoom_in") else "no zoom")
     parts.append("flip" if protocol.get("flip_tta") else "no flip")
     if protocol.get("square_crops") is False and protocol.get("name") == "plugin":
         parts.append("stretched")

@@ -25,6 +25,7 @@ from napari_adaptiveclick.interactive.focus import (
     BOX_MARGIN,
     box_start,
     checked_box_margin,
+    checked_window,
     next_limit,
     points_box,
     release_zoom_box,
@@ -121,16 +122,7 @@ class ClickSession:
         self.zoom_recompute_iou = zoom_recompute_iou
         self.box_margin = checked_box_margin(box_margin)
         self.square_crops = not release  # the release stretches crops to the square input
-        first_click_window = None if release else first_click_window
-        if first_click_window == "auto":
-            first_click_window = self.config.input_size
-        if first_click_window is not None and (
-            not isinstance(first_click_window, int) or first_click_window < 32
-        ):
-            raise ValueError(
-                f"first_click_window must be None, 'auto' or an int >= 32, got {first_click_window!r}."
-            )
-        self.first_click_window = first_click_window
+        self.first_click_window = checked_window(first_click_window, self.config, release)
         self.first_click_grow = bool(first_click_grow)
         self.half_precision = (
             self.device == "cuda" if half_precision == "auto" else bool(half_precision)

@@ -44,9 +44,10 @@ class SessionsByKind:
         device: str = "cpu",
         flip_tta: bool | None = None,
         mri_checkpoint: str | None = None,
+        zoom_min_size: int = 200,
     ) -> None:
         self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
-        self.mri_checkpoint = mri_checkpoint
+        self.mri_checkpoint, self.zoom_min_size = mri_checkpoint, zoom_min_size
         self.sessions: dict[str, object] = {}
 
     def model_for(self, name: str) -> str:
@@ -63,7 +64,9 @@ class SessionsByKind:
 
         model = self.model_for(name)
         if model not in self.sessions:
-            self.sessions[model] = ClickSession(model, self.device, flip_tta=self.flip_tta)
+            self.sessions[model] = ClickSession(
+                model, self.device, flip_tta=self.flip_tta, zoom_min_size=self.zoom_min_size
+            )
             print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
         return self.sessions[model]
 

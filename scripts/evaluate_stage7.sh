@@ -18,10 +18,12 @@
 #   bash scripts/evaluate_stage7.sh zoom      # the zoom-in crop's smallest side (200, 128, 80, 56 px)
 #                                             # on the folds and 40 BraTS-2018 training slices (session 14)
 #   bash scripts/evaluate_stage7.sh zoom-test # the BraTS test rows at 80 px, measured once (session 14)
+#   bash scripts/evaluate_stage7.sh boxprior  # the EM weights' box prior on training rows (session 14)
 #   bash scripts/evaluate_stage7.sh test [EM_CHECKPOINT] [MRI_CHECKPOINT]
 #       # the test-split rows of the model card for the weights shipped by that rule
-#       # (default: the shipped default and default-mri weights); the box rows are s9_* since
-#       # session 9 (the box limit), the others s7_*
+#       # (default: the shipped default and default-mri weights); the BraTS box row is s9_* since
+#       # session 9 (the box limit), the EM box row s14_* since session 14 (the EM weights' box
+#       # prior), the others s7_*
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=. OMP_NUM_THREADS=1
@@ -102,6 +104,29 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_${base}_mri_plugin/ runs/ev/fold_${tag}_mri_plugin/
     ;;
+  boxprior)  # the EM weights' box prior (0 = the seed click only, 0.2-0.45) on training rows (session 14)
+    [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
+    for bp in 2 3 4 45; do
+      [ -f runs/stage3_bp$bp.pt ] || "$py" -c "import sys; from dataclasses import replace
+from napari_adaptiveclick.models.checkpoint import save_checkpoint
+from napari_adaptiveclick.models.registry import build_model
+m = build_model(None, 'runs/stage3.pt'); m.config = replace(m.config, box_prior=float('0.$bp'))
+save_checkpoint(sys.argv[1], m, half=True)" runs/stage3_bp$bp.pt
+    done
+    mito2=(--dataset sstem --kind mitochondria --split train
+      --only 'sstem/stack1/00.tif*|sstem/stack1/01.tif*|sstem/stack1/02.tif*|sstem/stack1/03.tif*')
+    b18=(--dataset brats --split train --objects 40 --seed 1)
+    (ev zoom_mitobox_z200 runs/stage3.pt "${mito[@]}" --first-prompt box
+     for bp in 2 3 4 45; do ev bp_mitobox_bp$bp runs/stage3_bp$bp.pt "${mito[@]}" --first-prompt box; done
+     ev bp_cellsbox_bp0 runs/stage3.pt "${cells[@]}" --first-prompt box
+     ev bp_cellsbox_bp4 runs/stage3_bp4.pt "${cells[@]}" --first-prompt box) &
+    (ev bp_mito2box_bp0 runs/stage3.pt "${mito2[@]}" --first-prompt box
+     for bp in 2 4; do ev bp_mito2box_bp$bp runs/stage3_bp$bp.pt "${mito2[@]}" --first-prompt box; done
+     ev bp_b18box_bp0 runs/stage3.pt "${b18[@]}" --first-prompt box
+     ev bp_b18box_bp4 runs/stage3_bp4.pt "${b18[@]}" --first-prompt box) &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/zoom_mitobox_z200/ runs/ev/bp_*/
+    ;;
   flip)  # flip test-time augmentation in the plugin protocol, shipped weights, on the folds
     [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
     (ev fold_mri12_mri_plugin default-mri "${mri[@]}"
@@ -143,7 +168,7 @@ case ${1:-fold} in
     (
       ev s7_mito_release "$em_ck" "${test_mito[@]}" --protocol release
       ev s7_mito_plugin "$em_ck" "${test_mito[@]}"
-      ev s9_mito_box "$em_ck" "${test_mito[@]}" --first-prompt box
+      ev s14_mito_box "$em_ck" "${test_mito[@]}" --first-prompt box  # box_prior 0.4 since session 14
       ev s7_mito_scribble "$em_ck" "${test_mito[@]}" --first-prompt scribble
       ev s7_cells_plugin "$em_ck" --dataset sstem --kind cells --split test --objects 100 --seed 0
     ) &
@@ -153,10 +178,10 @@ case ${1:-fold} in
       ev s7_brats_scribble "$mri_ck" --dataset brats --split test --first-prompt scribble
     ) &
     wait
-    "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/
+    "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|zoom|zoom-test|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -139,3 +139,24 @@ def test_export_average_is_the_mean_of_the_weights(tmp_path, capsys):
     args = ["--checkpoint", str(paths[0]), "--average", str(tmp_path / "other.pt")]
     assert main([*args, "--out", str(bad)]) == 2
     assert "architectures differ" in capsys.readouterr().err and not bad.exists()
+
+
+def test_export_records_how_a_box_is_fed(tmp_path, capsys):
+    """``--box-prior``: the config of the written weights says how a box is fed; the weights
+    themselves are unchanged, and a value at or above the mask threshold is refused."""
+    torch.manual_seed(0)
+    source = tmp_path / "final.pt"
+    atomic_torch_save(checkpoint_dict(build_model("tiny")), source)
+    out = tmp_path / "boxed.pt"
+    assert main(["--checkpoint", str(source), "--out", str(out), "--box-prior", "0.4"]) == 0
+    exported, original = build_model(None, out), build_model(None, source)
+    assert exported.config.box_prior == 0.4 and original.config.box_prior == 0.0
+    for key, value in original.state_dict().items():
+        assert torch.equal(exported.state_dict()[key], value)
+    again = tmp_path / "again.pt"  # exported again without the option, it keeps the value
+    assert main(["--checkpoint", str(out), "--out", str(again)]) == 0
+    assert build_model(None, again).config.box_prior == 0.4
+    bad = tmp_path / "bad.pt"
+    capsys.readouterr()
+    assert main(["--checkpoint", str(source), "--out", str(bad), "--box-prior", "0.5"]) == 2
+    assert "box_prior must be in [0, 0.5)" in capsys.readouterr().err and not bad.exists()

@@ -9,6 +9,9 @@ with ``--default`` records the file and its SHA-256 in ``weights/default.json`` 
 ``--shipped default-mri`` does the same for the MRI weights (``weights/default-mri.json``).
 ``--average A B ...`` writes the mean of the weights of ``--checkpoint`` and of A, B, ... (a
 uniform weight soup of runs fine-tuned from the same weights; the architectures must match).
+``--box-prior P`` records in the weights' config how a box prompt is fed (the previous-mask
+value P inside the box before any mask exists), for weights where it was chosen on training
+data rather than set by training with boxes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from napari_adaptiveclick.models.checkpoint import (
@@ -52,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CHECKPOINT",
         help="average the weights of --checkpoint with these checkpoints (same architecture)",
     )
+    p.add_argument(
+        "--box-prior",
+        type=float,
+        help="record in the weights how a box prompt is fed: this previous-mask value inside "
+        "the box, in [0, 0.5) (ModelConfig.box_prior; default: keep the checkpoint's)",
+    )
     p.add_argument("--note", default="", help="free text stored in the file (data, steps, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
@@ -69,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.box_prior is not None:
+        try:
+            model.config = replace(model.config, box_prior=args.box_prior)
+            model.config.validate()
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     extra = {"note": args.note, "source": ", ".join(Path(path).name for path in sources)}
     if args.average:
         extra["averaged"] = [str(path) for path in sources]

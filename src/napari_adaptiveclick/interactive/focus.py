@@ -109,8 +109,9 @@ def box_start(
     box_prior: float,
 ) -> tuple[Box, BoxedArray]:
     """The focus crop of a box prompt (:func:`box_focus`) and the previous mask it starts from:
-    ``prior``, or, for weights trained with boxes (``box_prior`` > 0) and no mask yet,
-    ``box_prior`` inside the box (the seed is the box's centre click, see ``strokes``)."""
+    ``prior``, or, for weights whose config sets ``box_prior`` > 0 (trained with boxes, or
+    chosen for them) and no mask yet, ``box_prior`` inside the box (the seed is the box's
+    centre click, see ``strokes``)."""
     roi = box_focus(box, shape, expand, min_size)
     if box_prior > 0 and not (prior.values > 0.5).any():
         prior = BoxedArray.filled(shape, box.pixel_box(), box_prior)

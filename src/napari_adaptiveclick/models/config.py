@@ -65,7 +65,8 @@ class ModelConfig:
     input_size: int = 448
     click_radius: float = 5.0
     # How a box prompt is fed (issue #16): the previous-mask value inside the box before any
-    # mask exists. 0 (weights never trained with boxes) feeds only the box's seed click.
+    # mask exists. Set by training with boxes, or chosen for the weights on training data
+    # (``training.export --box-prior``); 0 feeds only the box's seed click.
     box_prior: float = 0.0
     vit: ViTConfig = field(default_factory=ViTConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)

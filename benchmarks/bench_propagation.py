@@ -73,6 +73,11 @@ def main() -> int:
         help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
     )
     p.add_argument(
+        "--mri-zoom-min-size",
+        type=int,
+        help="the same for the BraTS objects only (default: --zoom-min-size)",
+    )
+    p.add_argument(
         "--mri-checkpoint",
         help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
         "(a candidate before it is installed)",
@@ -92,6 +97,7 @@ def main() -> int:
         flip_tta=args.flip,
         mri_checkpoint=args.mri_checkpoint,
         zoom_min_size=args.zoom_min_size,
+        mri_zoom_min_size=args.mri_zoom_min_size,
     )
 
     whole = args.sstem_stack == "whole"

@@ -106,12 +106,9 @@ case ${1:-fold} in
     ;;
   boxprior)  # the EM weights' box prior (0 = the seed click only, 0.2-0.45) on training rows (session 14)
     [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
-    for bp in 2 3 4 45; do
-      [ -f runs/stage3_bp$bp.pt ] || "$py" -c "import sys; from dataclasses import replace
-from napari_adaptiveclick.models.checkpoint import save_checkpoint
-from napari_adaptiveclick.models.registry import build_model
-m = build_model(None, 'runs/stage3.pt'); m.config = replace(m.config, box_prior=float('0.$bp'))
-save_checkpoint(sys.argv[1], m, half=True)" runs/stage3_bp$bp.pt
+    for bp in 2 3 4 45; do  # the stage-3 weights with box_prior 0.$bp (config only)
+      [ -f runs/stage3_bp$bp.pt ] || "$py" -m training.export --checkpoint runs/stage3.pt \
+        --out runs/stage3_bp$bp.pt --half --box-prior 0.$bp
     done
     mito2=(--dataset sstem --kind mitochondria --split train
       --only 'sstem/stack1/00.tif*|sstem/stack1/01.tif*|sstem/stack1/02.tif*|sstem/stack1/03.tif*')
@@ -139,15 +136,18 @@ save_checkpoint(sys.argv[1], m, half=True)" runs/stage3_bp$bp.pt
     "$py" -m training.evaluate --compare runs/ev/fold_mri12*_mri_plugin/ runs/ev/fold_s3*_mito_plugin/ \
       runs/ev/fold_s3*_cells_plugin/ runs/ev/fold_s3*_mito_box/
     ;;
-  zoom)  # --zoom-min-size on the training folds (model card, session 14), 2 lanes
+  zoom)  # --zoom-min-size on the training folds (model card, session 14), 2 lanes; the EM rows
+         # use runs/stage3.pt, the stage-3 weights without the box prior of session 14
     [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
     b18=(--dataset brats --split train --objects 40 --seed 1)
     (for z in 200 128 80 56; do
        ev zoom_mri_z$z default-mri "${mri[@]}" --zoom-min-size $z
      done
-     for z in 200 80; do ev zoom_mribox_z$z default-mri "${mri[@]}" --first-prompt box --zoom-min-size $z; done) &
+     for z in 200 80; do ev zoom_mribox_z$z default-mri "${mri[@]}" --first-prompt box --zoom-min-size $z; done
+     ev zoom_mri_w128_z80 default-mri "${mri[@]}" --zoom-min-size 80 --first-click-window 128) &
     (for z in 200 128 80 56; do ev zoom_b18_z$z default-mri "${b18[@]}" --zoom-min-size $z; done
      for z in 200 80; do ev zoom_b18box_z$z default-mri "${b18[@]}" --first-prompt box --zoom-min-size $z; done
+     ev zoom_b18_w128_z80 default-mri "${b18[@]}" --zoom-min-size 80 --first-click-window 128
      for z in 200 128 80; do ev zoom_mito_z$z runs/stage3.pt "${mito[@]}" --zoom-min-size $z; done
      for z in 200 80; do ev zoom_mitobox_z$z runs/stage3.pt "${mito[@]}" --first-prompt box --zoom-min-size $z; done) &
     wait
@@ -178,7 +178,7 @@ save_checkpoint(sys.argv[1], m, half=True)" runs/stage3_bp$bp.pt
       ev s7_brats_scribble "$mri_ck" --dataset brats --split test --first-prompt scribble
     ) &
     wait
-    "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_*/ runs/ev/s14_*/
+    "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
     echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2

@@ -246,6 +246,18 @@ def test_zoom_min_size_reaches_the_session_and_the_record(folder, tmp_path, tiny
     assert _without_timing(tmp_path / "run")["protocol"]["zoom_min_size"] == 64
 
 
+def test_the_protocol_column_shows_a_zoom_minimum_other_than_the_releases():
+    from napari_adaptiveclick.evaluation.report import describe_protocol
+
+    protocol = {"name": "plugin", "zoom_in": True, "first_click_window": 256}
+    assert describe_protocol({**protocol, "zoom_min_size": 200}) == "plugin 1st 256px zoom no flip"
+    assert describe_protocol({**protocol, "zoom_min_size": 80}).startswith(
+        "plugin 1st 256px zoom>=80px no flip"
+    )
+    assert "zoom>=" not in describe_protocol(protocol)  # runs recorded before the option
+    assert "no zoom" in describe_protocol({**protocol, "zoom_in": False, "zoom_min_size": 80})
+
+
 def test_protocols_reach_the_session_and_the_record(folder, tmp_path, tiny_checkpoint):
     base = ["--dataset", "folder", "--out", str(tmp_path / "unused")]
     base += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu"]

@@ -135,6 +135,10 @@ def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
     assert auto("sstem/stack1/mito3@4").zoom_min_size == 200  # the plugin's
     smaller = SessionsByKind("tiny", zoom_min_size=80)  # an experiment (MODEL_CARD, session 14)
     assert smaller("brats/x/wt").zoom_min_size == 80
+    mri_only = SessionsByKind("tiny", mri_zoom_min_size=80)  # the same weights, one per zoom
+    assert mri_only("brats/x/wt").zoom_min_size == 80
+    assert mri_only("sstem/stack1/m").zoom_min_size == 200
+    assert mri_only("brats/y/tc") is mri_only("brats/x/wt") and len(mri_only.sessions) == 2
 
 
 def _logged_objects(n: int = 12, seed: int = 0):

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
     )
     p.add_argument(
+        "--mri-zoom-min-size",
+        type=int,
+        help="the same for the BraTS objects only (default: --zoom-min-size)",
+    )
+    p.add_argument(
         "--mri-checkpoint",
         help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
         "(a candidate before it is installed)",
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "flip": args.flip,
         "mri_checkpoint": args.mri_checkpoint,
         "zoom_min_size": args.zoom_min_size,
+        "mri_zoom_min_size": args.mri_zoom_min_size,
     }
     if args.from_log:
         try:
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         flip_tta=args.flip,
         mri_checkpoint=args.mri_checkpoint,
         zoom_min_size=args.zoom_min_size,
+        mri_zoom_min_size=args.mri_zoom_min_size,
     )
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
@@ -138,6 +145,8 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
             how += f", BraTS with {settings['mri_checkpoint']}"
         if settings.get("zoom_min_size", 200) != 200:
             how += f", zoom-in at least {settings['zoom_min_size']} px"
+        if settings.get("mri_zoom_min_size") is not None:
+            how += f", BraTS zoom-in at least {settings['mri_zoom_min_size']} px"
     source = f"training.calibrate_propagation on the training split ({what}, {how})"
     try:
         rule = fit_stop_rule(results, source=source)

@@ -20,7 +20,6 @@ import numpy as np
 from napari_adaptiveclick.interactive.boxed import BoxedArray, bounding_box, box_union, is_empty
 from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click
 from napari_adaptiveclick.interactive.transforms import Box
-from napari_adaptiveclick.models.config import ModelConfig
 
 Origin = tuple[int, int]
 
@@ -132,14 +131,17 @@ def checked_box_margin(margin: float | None) -> float | None:
     return margin
 
 
-def checked_window(window: int | str | None, config: ModelConfig, release: bool) -> int | None:
+def checked_window(window: int | str | None, input_size: int, release: bool) -> int | None:
     """The session's first-click window in pixels: None (the whole image; always under the
-    release protocol), an int >= 32, or "auto" (the model's input size); ValueError otherwise."""
+    release protocol), an int >= 32, or "auto" (the model's ``input_size``); ValueError
+    otherwise."""
     window = None if release else window
     if window == "auto":
-        window = config.input_size
+        window = input_size
     if window is not None and (not isinstance(window, int) or window < 32):
-        raise ValueError(f"first_click_window must be None, 'auto' or an int >= 32, got {window!r}.")
+        raise ValueError(
+            f"first_click_window must be None, 'auto' or an int >= 32, got {window!r}."
+        )
     return window
 
 

@@ -122,7 +122,9 @@ class ClickSession:
         self.zoom_recompute_iou = zoom_recompute_iou
         self.box_margin = checked_box_margin(box_margin)
         self.square_crops = not release  # the release stretches crops to the square input
-        self.first_click_window = checked_window(first_click_window, self.config, release)
+        self.first_click_window = checked_window(
+            first_click_window, self.config.input_size, release
+        )
         self.first_click_grow = bool(first_click_grow)
         self.half_precision = (
             self.device == "cuda" if half_precision == "auto" else bool(half_precision)

@@ -36,7 +36,8 @@ class SessionsByKind:
     ``mri_checkpoint``: with "auto", the weights for BraTS objects in place of
     ``default-mri`` (a candidate before it is installed). ``flip_tta``: the sessions' flip
     test-time augmentation (None: :class:`ClickSession`'s default, on for released ``.pth``
-    weights, off for the project's)."""
+    weights, off for the project's). ``zoom_min_size``: the sessions' smallest zoom-in crop
+    side (pixels); ``mri_zoom_min_size``, when given, replaces it for BraTS objects."""
 
     def __init__(
         self,
@@ -45,10 +46,12 @@ class SessionsByKind:
         flip_tta: bool | None = None,
         mri_checkpoint: str | None = None,
         zoom_min_size: int = 200,
+        mri_zoom_min_size: int | None = None,
     ) -> None:
         self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
         self.mri_checkpoint, self.zoom_min_size = mri_checkpoint, zoom_min_size
-        self.sessions: dict[str, object] = {}
+        self.mri_zoom_min_size = mri_zoom_min_size
+        self.sessions: dict[tuple[str, int], object] = {}
 
     def model_for(self, name: str) -> str:
         from napari_adaptiveclick.models.registry import default_for_image
@@ -62,13 +65,16 @@ class SessionsByKind:
     def __call__(self, name: str):
         from napari_adaptiveclick.interactive.session import ClickSession
 
-        model = self.model_for(name)
-        if model not in self.sessions:
-            self.sessions[model] = ClickSession(
-                model, self.device, flip_tta=self.flip_tta, zoom_min_size=self.zoom_min_size
+        model, zoom = self.model_for(name), self.zoom_min_size
+        if self.mri_zoom_min_size is not None and name.startswith("brats"):
+            zoom = self.mri_zoom_min_size
+        if (model, zoom) not in self.sessions:
+            self.sessions[model, zoom] = ClickSession(
+                model, self.device, flip_tta=self.flip_tta, zoom_min_size=zoom
             )
-            print(f"model for {name.split('/')[0]} objects: {model}", flush=True)
-        return self.sessions[model]
+            kind = name.split("/")[0]
+            print(f"model for {kind} objects: {model} (zoom-in >= {zoom} px)", flush=True)
+        return self.sessions[model, zoom]
 
 
 @dataclass

@@ -66,7 +66,8 @@ class ModelConfig:
     click_radius: float = 5.0
     # How a box prompt is fed (issue #16): the previous-mask value inside the box before any
     # mask exists. Set by training with boxes, or chosen for the weights on training data
-    # (``training.export --box-prior``); 0 feeds only the box's seed click.
+    # (``training.export --box-prior``); fine-tuning without boxes keeps the starting
+    # weights' value. 0 feeds only the box's seed click.
     box_prior: float = 0.0
     vit: ViTConfig = field(default_factory=ViTConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)
@@ -84,7 +85,7 @@ class ModelConfig:
             return value
 
         out = plain(asdict(self))
-        if not out["box_prior"]:  # weights never trained with boxes load in older versions too
+        if not out["box_prior"]:  # weights without a box prior load in older versions too
             del out["box_prior"]
         return out
 

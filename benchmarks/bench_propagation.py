@@ -24,6 +24,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -61,8 +63,8 @@ def main() -> int:
     p.add_argument("--compare", action="store_true", help="also run without the stop rule")
     p.add_argument(
         "--prompt",
-        choices=("click", "box"),
-        default="click",
+        choices=PROPAGATION_PROMPTS,
+        default=PropagationSettings.prompt,
         help="what each next slice is prompted with (PropagationSettings.prompt)",
     )
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
@@ -88,7 +90,6 @@ def main() -> int:
     from napari_adaptiveclick.learning.datasets import default_data_root
     from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
     from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind, run_object
-    from napari_adaptiveclick.volume.propagation import PropagationSettings
     from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()

@@ -19,14 +19,15 @@ pytestmark = pytest.mark.gui
 
 
 def _disk_predictions(annotator, radius: int = 9) -> None:
-    """Make every prediction a disk around its click, in a crop around it (the model's own
-    run state is kept): what is drawn is known, whatever the random weights predict."""
+    """Make every prediction a disk around its click (a stroke: the mean of its points,
+    as propagation prompts with), in a crop around it (the model's own run state is kept):
+    what is drawn is known, whatever the random weights predict."""
     real = annotator.predict_click
     rows, cols = annotator.geometry.slice_shape
 
     def predict_click(plane, click):
         run, _, seconds = real(plane, click)
-        r, c = round(click.row), round(click.col)
+        r, c = (round(v) for v in np.mean(click.points, axis=0))
         box = Box(max(r - 20, 0), max(c - 20, 0), min(r + 21, rows), min(c + 21, cols))
         yy, xx = np.mgrid[box.top : box.bottom, box.left : box.right]
         size = radius + 3 * len(run.records)  # each click grows the object

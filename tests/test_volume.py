@@ -222,10 +222,49 @@ def test_box_propagation_prompts_each_slice_with_the_previous_mask_box(session):
         assert record.prompt == expected
     replayed = replay_records(image, annotator.records, session)
     np.testing.assert_array_equal(replayed, labels)
-    with pytest.raises(ValueError, match="'click' or 'box'"):
+    with pytest.raises(ValueError, match="'click', 'box' or 'scribble'"):
         PropagationSettings(prompt="points")
     with pytest.raises(ValueError, match="box_grow"):
         PropagationSettings(box_grow=-1.0)
+
+
+def test_scribble_propagation_strokes_along_the_previous_mask_and_replays(session):
+    from dataclasses import replace
+
+    from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
+    from napari_adaptiveclick.volume.propagation import stroke_near
+
+    image = disk_volume(5, 32)
+    labels = np.zeros((5, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
+    annotator.add_click(2, 16, 16, True)
+    report = annotator.propagate(2, replace(LENIENT, prompt="scribble", directions=(1,)))
+    written = list(report.written)
+    assert written, report.stops
+    strokes = [r for r in annotator.records if r.plane != 2]
+    assert [r.plane for r in strokes] == written and {r.kind for r in strokes} == {"scribble"}
+    for record in strokes:  # along the neighbour's mask, inside it, positive
+        previous = labels[record.plane - 1] == annotator.object_id
+        box = bounding_box(previous)
+        assert record.prompt == stroke_near(previous[box_slices(box)], box)
+        assert record.positive and all(previous[int(r), int(c)] for r, c in record.points)
+    replayed = replay_records(image, annotator.records, session)
+    np.testing.assert_array_equal(replayed, labels)
+
+
+def test_the_propagation_stroke_follows_the_largest_part_of_the_mask():
+    from napari_adaptiveclick.interactive.transforms import Box
+    from napari_adaptiveclick.volume.propagation import stroke_near
+
+    crop = np.zeros((20, 40), bool)
+    crop[5:15, 3:37] = True  # a bar along the columns, in plane rows 105-114
+    crop[0:2, 0:2] = True  # a speck, left alone
+    stroke = stroke_near(crop, Box(100, 200, 120, 240))
+    rows = [r for r, _ in stroke.points]
+    cols = [c for _, c in stroke.points]
+    assert stroke.positive and len(stroke.points) > 3
+    assert all(108 <= r <= 111 for r in rows)  # the bar's middle rows, in plane pixels
+    assert 203 < min(cols) and max(cols) < 237 and max(cols) - min(cols) > 15
 
 
 def test_grown_box_moves_each_side_out_and_stays_on_the_plane():

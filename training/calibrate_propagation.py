@@ -30,6 +30,7 @@ from napari_adaptiveclick.learning.propagation_calibration import (
     run_object,
 )
 from napari_adaptiveclick.learning.run_folder import atomic_write
+from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
     p.add_argument(
         "--prompt",
-        choices=("click", "box"),
-        default="click",
+        choices=PROPAGATION_PROMPTS,
+        default=PropagationSettings.prompt,
         help="what each next slice is prompted with (the propagation setting the rule is for)",
     )
     p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")

@@ -203,7 +203,9 @@ def read_log(path) -> tuple[dict, list[ObjectResult]]:
     return settings, results
 
 
-def logging_settings(obj: Object3D, margin: int = 12, prompt: str = "click") -> PropagationSettings:
+def logging_settings(
+    obj: Object3D, margin: int = 12, prompt: str = PropagationSettings.prompt
+) -> PropagationSettings:
     """Settings that log evidence for ``obj``: no stop rule, no collapse checks, as far as
     ``margin`` slices past the object's farther end; each slice prompted with ``prompt``."""
     planes = obj.planes

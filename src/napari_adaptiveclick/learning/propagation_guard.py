@@ -17,7 +17,7 @@ import numpy as np
 from napari_adaptiveclick.interactive.session import Prediction
 from napari_adaptiveclick.volume.edits import Run, replace_object
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import record_of
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 from napari_adaptiveclick.volume.stopping import StopRule
 
@@ -73,9 +73,7 @@ class StubbornModel:
 
     def accept_click(self, run: Run, click, mask: np.ndarray, step, box=None):
         replace_object(self.labels[run.plane], run.plane, 1, mask, box=box)
-        return ClickRecord(
-            plane=run.plane, row=click.row, col=click.col, positive=True, object_id=1
-        )
+        return record_of(click, self.geometry.slice_shape, plane=run.plane, object_id=1)
 
     def written(self) -> set[int]:
         """The planes that hold the object."""

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.evaluation.simulator import next_click, stroke_along
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, paste
-from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click
+from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Scribble
 from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.records import ClickRecord
@@ -81,6 +81,9 @@ class PropagatedSlice:
     evidence: dict[str, float] | None = None
 
 
+PROPAGATION_PROMPTS = ("click", "box", "scribble")
+
+
 @dataclass(frozen=True)
 class PropagationSettings:
     """When propagation stops: an empty prediction (the object ended), an area below
@@ -90,13 +93,15 @@ class PropagationSettings:
     (default: the calibrated rule shipped with the package; None: none) also stops where the
     object seems to end although the model still predicts a mask there
     (:mod:`napari_adaptiveclick.volume.stopping`). ``prompt``: what each next slice is
-    prompted with, ``"click"`` (a click derived from the previous slice's mask) or ``"box"``
+    prompted with, ``"click"`` (a click derived from the previous slice's mask), ``"box"``
     (the previous mask's bounding box grown by ``box_grow`` of its sides + 2 px on every side,
     which also keeps the new mask near it: the session's box limit; the box's seed click is
     its centre, which can miss a ring-shaped or bent object, and the model was trained with
-    boxes on an empty prior, not on the carried mask); a slice that already holds its own mask
-    of the object is always corrected with a derived click. Measured no better than clicks
-    (BENCHMARKS.md), so clicks are the default."""
+    boxes on an empty prior, not on the carried mask) or ``"scribble"``, the default (a
+    positive stroke along the deep middle of the previous mask's largest part,
+    :func:`stroke_near`: on the training cases its propagations stop closer to the object's
+    ends than with a click, BENCHMARKS.md); a slice that already holds its own mask of the
+    object is always corrected with a derived click."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0
@@ -104,12 +109,14 @@ class PropagationSettings:
     max_slices: int | None = None
     directions: tuple[int, ...] = (1, -1)
     stop_rule: StopRule | None = field(default_factory=default_stop_rule)
-    prompt: str = "click"
+    prompt: str = "scribble"
     box_grow: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.prompt not in ("click", "box"):
-            raise ValueError(f"Propagation prompts with 'click' or 'box', not {self.prompt!r}.")
+        if self.prompt not in PROPAGATION_PROMPTS:
+            raise ValueError(
+                f"Propagation prompts with 'click', 'box' or 'scribble', not {self.prompt!r}."
+            )
         if not (math.isfinite(self.box_grow) and self.box_grow >= 0):
             raise ValueError(f"box_grow must be a number >= 0, got {self.box_grow!r}.")
 
@@ -134,9 +141,10 @@ class Propagation:
 
     For each target slice the run's prior follows the rules of
     :mod:`napari_adaptiveclick.volume` (the previous slice's mask when the target is empty)
-    and one click is derived from the previous slice's mask with the NoC simulator
-    (:func:`derived_click`): a positive click deep inside the object, or a correction where
-    the target's existing mask disagrees. A direction stops at the volume's end, at a slice
+    and one prompt comes from the previous slice's mask (``settings.prompt``; by default a
+    positive stroke along its middle, :func:`stroke_near`), or, where the target already has
+    its own mask that disagrees, the NoC simulator's correcting click (:func:`derived_click`).
+    A direction stops at the volume's end, at a slice
     the user clicked for this object, where the prediction is empty or collapses
     (:class:`PropagationSettings`), or after ``max_slices``. The whole propagation is one
     undo level. Masks, probabilities and the stop rule's evidence are kept in the boxes of
@@ -238,8 +246,11 @@ class Propagation:
         annotator, shape = self.annotator, self.annotator.geometry.slice_shape
         source_crop, source_box = self._previous  # the object on ``source``, in its box
         start = annotator.start_mask(target)
-        if self.settings.prompt == "box" and _carried(source_crop, source_box, start):
+        carried = self.settings.prompt != "click" and _carried(source_crop, source_box, start)
+        if carried and self.settings.prompt == "box":
             click = grown_box(source_box, self.settings.box_grow, shape)
+        elif carried:
+            click = stroke_near(source_crop, source_box)
         else:
             click = _derived_click_near(source_crop, source_box, start, shape)
         run, prediction, seconds = annotator.predict_click(target, click)
@@ -334,6 +345,18 @@ def grown_box(box: Box, grow: float, shape: tuple[int, int]) -> BoxPrompt:
         min(box.bottom + dr, float(rows)),
         min(box.right + dc, float(cols)),
     )
+
+
+def stroke_near(crop: np.ndarray, box: Box) -> Scribble:
+    """The positive stroke along the previous slice's mask (``crop`` in ``box``): the NoC
+    simulator's stroke (:func:`~napari_adaptiveclick.evaluation.simulator.stroke_along`) along
+    the middle of its largest 8-connected part, in plane pixels."""
+    from scipy.ndimage import label
+
+    parts, count = label(crop, structure=np.ones((3, 3)))
+    largest = 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if count > 1 else 1
+    stroke = stroke_along(parts == largest, positive=True)
+    return Scribble([(r + box.top, c + box.left) for r, c in stroke.points], True)
 
 
 def _derived_click_near(

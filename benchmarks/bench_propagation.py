@@ -24,6 +24,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from napari_adaptiveclick.learning.propagation_calibration import add_session_options
 from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,23 +68,7 @@ def main() -> int:
         default=PropagationSettings.prompt,
         help="what each next slice is prompted with (PropagationSettings.prompt)",
     )
-    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
-    p.add_argument(
-        "--zoom-min-size",
-        type=int,
-        default=200,
-        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
-    )
-    p.add_argument(
-        "--mri-zoom-min-size",
-        type=int,
-        help="the same for the BraTS objects only (default: --zoom-min-size)",
-    )
-    p.add_argument(
-        "--mri-checkpoint",
-        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
-        "(a candidate before it is installed)",
-    )
+    add_session_options(p)
     p.add_argument("--stop-rule", type=Path, help="a stop rule JSON in place of the shipped one")
     args = p.parse_args()
 
@@ -93,13 +78,7 @@ def main() -> int:
     from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()
-    session_for = SessionsByKind(
-        args.checkpoint,
-        flip_tta=args.flip,
-        mri_checkpoint=args.mri_checkpoint,
-        zoom_min_size=args.zoom_min_size,
-        mri_zoom_min_size=args.mri_zoom_min_size,
-    )
+    session_for = SessionsByKind.from_options(args)
 
     whole = args.sstem_stack == "whole"
     objects = [] if args.no_brats else brats_objects(root, args.split)

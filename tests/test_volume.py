@@ -201,55 +201,45 @@ def test_propagation_ends_with_the_object_and_can_be_cancelled(session):
         VolumeAnnotator(disk_volume(4, 32), np.zeros((4, 32, 32), np.int32), session).propagation(0)
 
 
-def test_box_propagation_prompts_each_slice_with_the_previous_mask_box(session):
-    from dataclasses import replace
+def _propagated_prompt(kind: str, previous: np.ndarray):
+    """What propagation of ``kind`` prompts the slice after the one whose mask is ``previous``
+    with: the box grown around that mask, or the stroke along its middle."""
+    from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
+    from napari_adaptiveclick.volume.propagation import grown_box, stroke_near
 
-    from napari_adaptiveclick.interactive.boxed import bounding_box
-    from napari_adaptiveclick.volume.propagation import grown_box
+    box = bounding_box(previous)
+    if kind == "box":
+        return grown_box(box, 0.1, previous.shape)
+    return stroke_near(previous[box_slices(box)], box)
+
+
+@pytest.mark.parametrize("kind", ["box", "scribble"])
+def test_propagation_prompts_each_slice_from_the_previous_mask_and_replays(session, kind):
+    from dataclasses import replace
 
     image = disk_volume(5, 32)
     labels = np.zeros((5, 32, 32), np.int32)
     annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
     annotator.add_click(2, 16, 16, True)
-    report = annotator.propagate(2, replace(LENIENT, prompt="box", directions=(1,)))
+    report = annotator.propagate(2, replace(LENIENT, prompt=kind, directions=(1,)))
     written = list(report.written)
     assert written, report.stops
-    boxes = [r for r in annotator.records if r.plane != 2]
-    assert [r.plane for r in boxes] == written and {r.kind for r in boxes} == {"box"}
-    for record in boxes:  # the box grown around the neighbour's mask, which stayed near it
+    prompts = [r for r in annotator.records if r.plane != 2]
+    assert [r.plane for r in prompts] == written and {r.kind for r in prompts} == {kind}
+    for record in prompts:  # made from the neighbour's mask; a stroke lies inside it
         previous = labels[record.plane - 1] == annotator.object_id
-        expected = grown_box(bounding_box(previous), 0.1, (32, 32))
-        assert record.prompt == expected
+        assert record.prompt == _propagated_prompt(kind, previous)
+        if kind == "scribble":
+            assert record.positive and all(previous[int(r), int(c)] for r, c in record.points)
     replayed = replay_records(image, annotator.records, session)
     np.testing.assert_array_equal(replayed, labels)
+
+
+def test_propagation_settings_refuse_an_unknown_prompt_or_growth():
     with pytest.raises(ValueError, match="'click', 'box' or 'scribble'"):
         PropagationSettings(prompt="points")
     with pytest.raises(ValueError, match="box_grow"):
         PropagationSettings(box_grow=-1.0)
-
-
-def test_scribble_propagation_strokes_along_the_previous_mask_and_replays(session):
-    from dataclasses import replace
-
-    from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
-    from napari_adaptiveclick.volume.propagation import stroke_near
-
-    image = disk_volume(5, 32)
-    labels = np.zeros((5, 32, 32), np.int32)
-    annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
-    annotator.add_click(2, 16, 16, True)
-    report = annotator.propagate(2, replace(LENIENT, prompt="scribble", directions=(1,)))
-    written = list(report.written)
-    assert written, report.stops
-    strokes = [r for r in annotator.records if r.plane != 2]
-    assert [r.plane for r in strokes] == written and {r.kind for r in strokes} == {"scribble"}
-    for record in strokes:  # along the neighbour's mask, inside it, positive
-        previous = labels[record.plane - 1] == annotator.object_id
-        box = bounding_box(previous)
-        assert record.prompt == stroke_near(previous[box_slices(box)], box)
-        assert record.positive and all(previous[int(r), int(c)] for r, c in record.points)
-    replayed = replay_records(image, annotator.records, session)
-    np.testing.assert_array_equal(replayed, labels)
 
 
 def test_the_propagation_stroke_follows_the_largest_part_of_the_mask():

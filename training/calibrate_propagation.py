@@ -24,6 +24,7 @@ from napari_adaptiveclick.learning.datasets import default_data_root
 from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
 from napari_adaptiveclick.learning.propagation_calibration import (
     SessionsByKind,
+    add_session_options,
     fit_stop_rule,
     logging_settings,
     read_log,
@@ -63,23 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
-    p.add_argument(
-        "--zoom-min-size",
-        type=int,
-        default=200,
-        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
-    )
-    p.add_argument(
-        "--mri-zoom-min-size",
-        type=int,
-        help="the same for the BraTS objects only (default: --zoom-min-size)",
-    )
-    p.add_argument(
-        "--mri-checkpoint",
-        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
-        "(a candidate before it is installed)",
-    )
+    add_session_options(p)
     args = p.parse_args(argv)
     files = [("--out", args.out), ("--log", args.log), ("--from-log", args.from_log)]
     given = [(flag, path.resolve()) for flag, path in files if path is not None]
@@ -104,14 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         what = f"{len(results)} objects of {args.from_log}"
         return _fit_and_write(args.out, results, what, logged or None)
     root = args.data or default_data_root()
-    session_for = SessionsByKind(
-        args.checkpoint,
-        args.device,
-        flip_tta=args.flip,
-        mri_checkpoint=args.mri_checkpoint,
-        zoom_min_size=args.zoom_min_size,
-        mri_zoom_min_size=args.mri_zoom_min_size,
-    )
+    session_for = SessionsByKind.from_options(args, args.device)
     objects = brats_objects(root, "train") + sstem_objects(
         root, "train", min_planes=3, limit=args.sstem_objects
     )

@@ -53,6 +53,19 @@ class SessionsByKind:
         self.mri_zoom_min_size = mri_zoom_min_size
         self.sessions: dict[tuple[str, int], object] = {}
 
+    @classmethod
+    def from_options(cls, args, device: str = "cpu") -> SessionsByKind:
+        """The sessions the options of :func:`add_session_options` (and ``--checkpoint``)
+        ask for."""
+        return cls(
+            args.checkpoint,
+            device,
+            flip_tta=args.flip,
+            mri_checkpoint=args.mri_checkpoint,
+            zoom_min_size=args.zoom_min_size,
+            mri_zoom_min_size=args.mri_zoom_min_size,
+        )
+
     def model_for(self, name: str) -> str:
         from napari_adaptiveclick.models.registry import default_for_image
 
@@ -75,6 +88,29 @@ class SessionsByKind:
             kind = name.split("/")[0]
             print(f"model for {kind} objects: {model} (zoom-in >= {zoom} px)", flush=True)
         return self.sessions[model, zoom]
+
+
+def add_session_options(p) -> None:
+    """The options of :class:`SessionsByKind` on an argparse parser (``--flip``,
+    ``--zoom-min-size``, ``--mri-zoom-min-size``, ``--mri-checkpoint``); see
+    :meth:`SessionsByKind.from_options`."""
+    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
+    p.add_argument(
+        "--zoom-min-size",
+        type=int,
+        default=200,
+        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
+    )
+    p.add_argument(
+        "--mri-zoom-min-size",
+        type=int,
+        help="the same for the BraTS objects only (default: --zoom-min-size)",
+    )
+    p.add_argument(
+        "--mri-checkpoint",
+        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
+        "(a candidate before it is installed)",
+    )
 
 
 @dataclass

@@ -24,7 +24,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from napari_adaptiveclick.learning.propagation_calibration import add_session_options
+from napari_adaptiveclick.learning.propagation_calibration import (
+    SessionsByKind,
+    add_session_options,
+    run_object,
+)
 from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,7 +78,6 @@ def main() -> int:
 
     from napari_adaptiveclick.learning.datasets import default_data_root
     from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
-    from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind, run_object
     from napari_adaptiveclick.volume.stopping import read_stop_rule
 
     root = args.data or default_data_root()

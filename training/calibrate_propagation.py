@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 from napari_adaptiveclick.learning.datasets import default_data_root
 from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
 from napari_adaptiveclick.learning.propagation_calibration import (
@@ -122,7 +123,7 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
         )
         if settings.get("mri_checkpoint"):
             how += f", BraTS with {settings['mri_checkpoint']}"
-        if settings.get("zoom_min_size", 200) != 200:
+        if settings.get("zoom_min_size", ZOOM_MIN_SIZE) != ZOOM_MIN_SIZE:
             how += f", zoom-in at least {settings['zoom_min_size']} px"
         if settings.get("mri_zoom_min_size") is not None:
             how += f", BraTS zoom-in at least {settings['mri_zoom_min_size']} px"

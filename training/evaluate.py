@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from napari_adaptiveclick.evaluation.noc import FIRST_PROMPTS
 from napari_adaptiveclick.evaluation.report import EvaluationError, format_comparison, load_run
-from napari_adaptiveclick.interactive.focus import BOX_MARGIN
+from napari_adaptiveclick.interactive.focus import BOX_MARGIN, ZOOM_MIN_SIZE
 from napari_adaptiveclick.learning.datasets import DATASET_NAMES
 from napari_adaptiveclick.learning.evaluation_run import (
     RANDOM_WALKER,
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--zoom-min-size",
         type=int,
-        default=200,
+        default=ZOOM_MIN_SIZE,
         help="smallest side of the zoom-in crop in pixels (default 200, the release's)",
     )
     p.add_argument(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_adaptiveclick.evaluation.noc import PAPER_RESULTS, ObjectResult
+from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 
 SHOWN_MIOU_CLICKS = (1, 5, 10, 20)
 
@@ -115,7 +116,7 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     )
     parts = [protocol.get("name") or "?", first]
     size = protocol.get("zoom_min_size")
-    zoom = "zoom" if size in (None, 200) else f"zoom>={size}px"  # 200: the release's
+    zoom = "zoom" if size in (None, ZOOM_MIN_SIZE) else f"zoom>={size}px"
     parts.append(zoom if protocol.get("zoom_in") else "no zoom")
     parts.append("flip" if protocol.get("flip_tta") else "no flip")
     if protocol.get("square_crops") is False and protocol.get("name") == "plugin":

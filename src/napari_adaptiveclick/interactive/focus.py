@@ -23,6 +23,8 @@ from napari_adaptiveclick.interactive.transforms import Box
 
 Origin = tuple[int, int]
 
+ZOOM_MIN_SIZE = 200  # the release's smallest zoom-in crop side (SPEC.md 4), the default
+
 
 def expand_box(box: Box, shape: tuple[int, int], ratio: float, min_size: int) -> Box:
     """Grow ``box`` about its centre by ``ratio`` (at least ``min_size`` a side), clamped to

@@ -23,6 +23,7 @@ import numpy as np
 from napari_adaptiveclick.interactive.boxed import BoxedArray, zero_outside
 from napari_adaptiveclick.interactive.focus import (
     BOX_MARGIN,
+    ZOOM_MIN_SIZE,
     box_start,
     checked_box_margin,
     checked_window,
@@ -99,7 +100,7 @@ class ClickSession:
         flip_tta: bool | None = None,
         threshold: float = PREDICTION_THRESHOLD,
         zoom_expand: float = 1.4,
-        zoom_min_size: int = 200,
+        zoom_min_size: int = ZOOM_MIN_SIZE,
         zoom_recompute_iou: float = 0.5,
         first_click_window: int | str | None = "auto",
         first_click_grow: bool = True,

@@ -34,7 +34,7 @@ from napari_adaptiveclick.evaluation.report import (
     plot_miou_curve,
     write_per_object,
 )
-from napari_adaptiveclick.interactive.focus import BOX_MARGIN
+from napari_adaptiveclick.interactive.focus import BOX_MARGIN, ZOOM_MIN_SIZE
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.learning.datasets import (
     DatasetError,
@@ -91,7 +91,7 @@ class EvaluationSettings:
     first_click_window: int | str | None = None
     first_click_grow: bool = True
     stretch_crops: bool = False  # stretch crops to the square input (the release's way)
-    zoom_min_size: int = 200
+    zoom_min_size: int = ZOOM_MIN_SIZE
     device: str = "auto"
     object_crop: float | None = None
     first_prompt: str = "click"

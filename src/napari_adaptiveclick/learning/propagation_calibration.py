@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from napari_adaptiveclick.evaluation.simulator import next_click
+from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 from napari_adaptiveclick.learning.objects3d import Object3D
 from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
@@ -45,7 +46,7 @@ class SessionsByKind:
         device: str = "cpu",
         flip_tta: bool | None = None,
         mri_checkpoint: str | None = None,
-        zoom_min_size: int = 200,
+        zoom_min_size: int = ZOOM_MIN_SIZE,
         mri_zoom_min_size: int | None = None,
     ) -> None:
         self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
@@ -71,15 +72,15 @@ class SessionsByKind:
 
         if self.checkpoint != "auto":
             return self.checkpoint
-        if self.mri_checkpoint and name.startswith("brats"):
+        if self.mri_checkpoint and _is_mri(name):
             return self.mri_checkpoint
-        return default_for_image("scan.nii.gz" if name.startswith("brats") else "stack.tif")
+        return default_for_image("scan.nii.gz" if _is_mri(name) else "stack.tif")
 
     def __call__(self, name: str):
         from napari_adaptiveclick.interactive.session import ClickSession
 
         model, zoom = self.model_for(name), self.zoom_min_size
-        if self.mri_zoom_min_size is not None and name.startswith("brats"):
+        if self.mri_zoom_min_size is not None and _is_mri(name):
             zoom = self.mri_zoom_min_size
         if (model, zoom) not in self.sessions:
             self.sessions[model, zoom] = ClickSession(
@@ -90,6 +91,11 @@ class SessionsByKind:
         return self.sessions[model, zoom]
 
 
+def _is_mri(name: str) -> bool:
+    """True for the objects of MRI volumes (``learning.objects3d`` names them brats*/...)."""
+    return name.startswith("brats")
+
+
 def add_session_options(p) -> None:
     """The options of :class:`SessionsByKind` on an argparse parser (``--flip``,
     ``--zoom-min-size``, ``--mri-zoom-min-size``, ``--mri-checkpoint``); see
@@ -98,8 +104,9 @@ def add_session_options(p) -> None:
     p.add_argument(
         "--zoom-min-size",
         type=int,
-        default=200,
-        help="smallest side of the sessions' zoom-in crop in pixels (default 200, the plugin's)",
+        default=ZOOM_MIN_SIZE,
+        help=f"smallest side of the sessions' zoom-in crop in pixels (default {ZOOM_MIN_SIZE}, "
+        "the plugin's)",
     )
     p.add_argument(
         "--mri-zoom-min-size",

@@ -187,6 +187,28 @@ def test_outputs_that_cannot_be_written_are_refused_before_work(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("which", ["image", "clicks", "labels"])
+def test_an_input_file_is_never_the_output(tmp_path, image, capsys, no_model_loading, which):
+    clicks = _clicks(tmp_path, _click(1))
+    start = _labels_file(tmp_path, np.zeros(SHAPE, np.uint8))
+    before = {p: p.read_bytes() for p in (image, clicks, start)}
+    out = {"image": image, "clicks": clicks, "labels": start}[which]
+    extra = ("--labels", str(start), "--model", "tiny", "--overwrite")
+    assert _segment(image, clicks, out, *extra) == 2
+    assert f"is the --{which} file" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before  # nothing was written over
+
+
+def test_4d_data_is_refused_with_what_to_do(tmp_path, capsys, no_model_loading):
+    nib = pytest.importorskip("nibabel")
+    path = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 9, 4, 2), np.int16), np.eye(4)), path)
+    clicks = _clicks(tmp_path, _click(1))
+    assert _segment(path, clicks, tmp_path / "out.nii.gz", "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert "holds 4D data (axes 'tzyx')" in err and "Save the time point" in err
+
+
 # ---------------------------------------------------------------------- models without weights
 @pytest.mark.parametrize("via", ["clicks", "--model"])
 @pytest.mark.parametrize("name", ["vit_b", "vit_h"])

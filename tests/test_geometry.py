@@ -261,3 +261,19 @@ def test_volume_affine_must_agree_with_its_spacing():
         )
     with pytest.raises(ValueError, match="shape"):
         ImageVolume(np.zeros((2, 3, 4)), (1.0,) * 3, (0.0,) * 3, affine=np.eye(3))
+
+
+@pytest.mark.parametrize("case", ["flipped", "oblique"])
+@pytest.mark.parametrize("suffix", [".zarr", ".ome.zarr"])
+def test_labels_stores_keep_a_flipped_or_oblique_affine(tmp_path, case, suffix):
+    pytest.importorskip("zarr")
+    from napari_adaptiveclick.io.stores import write_labels_store
+
+    _save_nifti(tmp_path / "image.nii.gz", NIFTI_CASES[case])
+    vol = read_image(tmp_path / "image.nii.gz")
+    labels = (vol.data > 250).astype(np.uint8)
+    back = read_image(write_labels_store(tmp_path / f"labels{suffix}", labels, like=vol))
+    np.testing.assert_array_equal(np.asarray(back.data), labels)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-6)  # not just the spacing
+    for index in INDICES:  # the labels' voxels land on the image's world points
+        np.testing.assert_allclose(_apply(back.affine, index), _apply(vol.affine, index))

@@ -186,6 +186,16 @@ def test_bad_model_name_and_threshold():
         ClickSession(3.5)
 
 
+def test_an_architecture_without_weights_warns_that_its_masks_mean_nothing(monkeypatch):
+    from napari_adaptiveclick.models import registry
+
+    built = []
+    monkeypatch.setattr(registry, "build_model", lambda name: built.append(name) or name)
+    with pytest.warns(UserWarning, match="'vit_b' names an architecture without weights"):
+        assert registry.resolve_model("vit_b") == "vit_b"
+    assert built == ["vit_b"]
+
+
 def test_first_click_window_focuses_the_first_click_on_large_images(image):
     s = ClickSession("tiny", device="cpu", first_click_window=200, first_click_grow=False)
     big = np.tile(image, (4, 4))  # 1200 x 1040

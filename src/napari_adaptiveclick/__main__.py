@@ -97,9 +97,19 @@ def segment(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"segment needs {', '.join(missing)} (or --batch JOBS.csv).")
     out = Path(args.out)
+    for flag in ("image", "clicks", "labels"):  # inputs are never written over
+        given = getattr(args, flag, None)
+        if given and Path(given).resolve() == out.resolve():
+            raise ValueError(f"--out {out} is the --{flag} file; choose another --out.")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another --out.")
     volume = read_image(args.image)
+    if "t" in volume.axes or len(volume.spatial_shape) > 3:
+        raise ValueError(
+            f"{args.image} holds {len(volume.spatial_shape)}D data (axes {volume.axes!r}): segment "
+            "works on a 2D image or a 3D volume. Save the time point or channel you annotated "
+            "as its own file first."
+        )
     records = read_click_records(args.clicks)
     if not records:
         raise ValueError(f"{args.clicks} holds no clicks.")

@@ -39,6 +39,7 @@ STORE_SUFFIXES: dict[str, str] = {
     ".hdf": "hdf5",
 }
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+AFFINE_ATTR = "napari_adaptiveclick_affine"  # the full voxel-to-world matrix of a labels store
 _NEEDS = "pip install 'napari-adaptiveclick[big]'"
 
 
@@ -163,13 +164,17 @@ def _ome_zarr(group: Any, multiscale: dict[str, Any], writable: bool = False) ->
         ),
         None,
     )
+    spacing = tuple(float(scale[i]) if kinds[i] != "channel" else 1.0 for i in kept)
     volume = ImageVolume(
         levels[0],
-        tuple(float(scale[i]) if kinds[i] != "channel" else 1.0 for i in kept),
+        spacing,
         tuple(float(translation[i]) if kinds[i] != "channel" else 0.0 for i in kept),
         format="ome-zarr",
         axes=letters,
         unit=unit,
+        affine=stored_affine(
+            group.attrs, [s for s, a in zip(spacing, letters, strict=True) if a != "c"]
+        ),
     )
     volume.levels = levels
     volume.level_transforms = tuple(_kept_transforms(d, kept) for d in datasets)
@@ -229,13 +234,37 @@ def _plain(data: LazyArray, attrs: Any, fmt: str, spacing: Any = None) -> ImageV
     origin = attrs.get("origin")
     if origin is None or len(origin) != data.ndim:
         origin = (0.0,) * data.ndim
+    spacing = tuple(float(s) for s in spacing)
     return ImageVolume(
         data,
-        tuple(float(s) for s in spacing),
+        spacing,
         tuple(float(o) for o in origin),
         format=fmt,
         unit=unit if isinstance(unit, str) else None,
+        affine=stored_affine(attrs, spacing),
     )
+
+
+def stored_affine(attrs: Any, spacing: tuple[float, ...] | list[float]) -> Any:
+    """The voxel-to-world matrix a labels store of :mod:`.stores` keeps beside its spacing
+    (:data:`AFFINE_ATTR`: the flips and rotations of the image it was made for, which the
+    spacing / origin and OME-Zarr's scale / translation cannot hold), as a float array; None
+    when there is none, or when it does not fit ``spacing`` (the standard metadata wins)."""
+    import numpy as np
+
+    from napari_adaptiveclick.io import geometry
+
+    value = dict(attrs).get(AFFINE_ATTR) if attrs is not None else None
+    n = len(spacing)
+    try:
+        affine = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if value is None or affine.shape != (n + 1, n + 1) or not np.isfinite(affine).all():
+        return None
+    if not np.allclose(geometry.steps(affine), spacing, rtol=1e-5, atol=1e-12):
+        return None
+    return affine
 
 
 # ---------------------------------------------------------------------- N5 and HDF5

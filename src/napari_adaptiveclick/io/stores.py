@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.io.chunked import ome_metadata, split_store_path
+from napari_adaptiveclick.io.chunked import AFFINE_ATTR, ome_metadata, split_store_path
 from napari_adaptiveclick.io.lazy import LazyArray
 from napari_adaptiveclick.io.pyramid import LabelsPyramid, level_voxels
 from napari_adaptiveclick.io.volume import ImageIOError, ImageVolume
@@ -134,6 +134,7 @@ def create_labels_store(
             spacing=[like.spacing[i] for i in spatial],
             origin=[like.origin[i] for i in spatial],
             unit=like.unit,
+            **_affine_attr(like, len(shape)),
         )
     return LazyArray(array, writable=True)
 
@@ -193,7 +194,22 @@ def _create_ome_labels(
     if in_image:
         image_label["source"] = {"image": "../../"}
     add_metadata(group, {"image-label": image_label}, fmt=fmt)
+    group.attrs.update(_affine_attr(like, len(shape)))
     return labels_array([LazyArray(a, writable=True) for a in arrays])
+
+
+def _affine_attr(like, ndim: int) -> dict[str, Any]:
+    """The attribute that keeps ``like``'s full affine (flips, rotations) with the labels,
+    when it has more than a scale and a translation (the store's standard metadata holds
+    those); read back by :func:`~.chunked.stored_affine`. Other OME-Zarr viewers ignore it
+    and show such labels unrotated."""
+    affine = getattr(like, "affine", None)
+    if affine is None or affine.shape != (ndim + 1, ndim + 1):
+        return {}
+    linear = affine[:ndim, :ndim]
+    if np.count_nonzero(linear - np.diag(np.diag(linear))) == 0 and (np.diag(linear) > 0).all():
+        return {}
+    return {AFFINE_ATTR: np.asarray(affine, dtype=float).tolist()}
 
 
 def _label_levels(

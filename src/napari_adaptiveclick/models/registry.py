@@ -236,6 +236,12 @@ def resolve_model(model: Any) -> nn.Module:
     if isinstance(model, str) and model in SHIPPED_MODELS:
         return load_model(model)  # the other shipped weights; raises when not installed
     if isinstance(model, str) and model in MODELS:
+        warnings.warn(
+            f"{model!r} names an architecture without weights here: using a randomly "
+            "initialised model, whose masks are meaningless. Pass its checkpoint file (a "
+            "released .pth or one of this project's) to use trained weights.",
+            stacklevel=3,
+        )
         return build_model(model)
     if isinstance(model, str | Path):
         if not Path(model).is_file():

@@ -160,3 +160,13 @@ def test_export_records_how_a_box_is_fed(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--checkpoint", str(source), "--out", str(bad), "--box-prior", "0.5"]) == 2
     assert "box_prior must be in [0, 0.5)" in capsys.readouterr().err and not bad.exists()
+
+
+def test_checkpoints_are_readable_by_others_like_any_other_output(tmp_path):
+    path = tmp_path / "model.pt"
+    atomic_torch_save({"x": torch.zeros(2)}, path)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    path.chmod(0o600)  # a file the user made private stays private when rewritten
+    atomic_torch_save({"x": torch.ones(2)}, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]

@@ -115,8 +115,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)  # mkstemp's 0600 would hide the checkpoint from other users
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()

@@ -25,11 +25,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari_adaptiveclick.learning.propagation_calibration import (
-    SessionsByKind,
-    add_session_options,
     run_object,
 )
-from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
+from napari_adaptiveclick.learning.propagation_options import (
+    SessionsByKind,
+    add_propagation_options,
+    add_session_options,
+    propagation_options,
+)
+from napari_adaptiveclick.volume.propagation import PropagationSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,13 +70,8 @@ def main() -> int:
     p.add_argument("--sstem-stack", choices=("split", "whole"), default="split")
     p.add_argument("--no-brats", action="store_true", help="only the ssTEM objects")
     p.add_argument("--compare", action="store_true", help="also run without the stop rule")
-    p.add_argument(
-        "--prompt",
-        choices=PROPAGATION_PROMPTS,
-        default=PropagationSettings.prompt,
-        help="what each next slice is prompted with (PropagationSettings.prompt)",
-    )
     add_session_options(p)
+    add_propagation_options(p)
     p.add_argument("--stop-rule", type=Path, help="a stop rule JSON in place of the shipped one")
     args = p.parse_args()
 
@@ -88,7 +87,7 @@ def main() -> int:
     objects += sstem_objects(
         root, "all" if whole else args.split, min_planes=3 if whole else 2, limit=args.sstem_objects
     )
-    default = PropagationSettings(prompt=args.prompt)
+    default = PropagationSettings(**propagation_options(args))
     if args.stop_rule:
         try:
             default = replace(default, stop_rule=read_stop_rule(args.stop_rule))

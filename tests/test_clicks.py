@@ -213,6 +213,19 @@ def test_spreadsheet_quirks_bom_header_spaces_and_blank_rows(tmp_path):
     )
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_spreadsheets_that_separate_with_semicolons_or_tabs_load(tmp_path, sep):
+    path = tmp_path / "clicks.csv"
+    rows = ["plane,row,col,positive,object_id", "2,84.5,90,WAHR,1", "2,10,10,FALSCH,1"]
+    text = "\r\n".join(line.replace(",", sep) for line in rows) + "\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    records = read_click_records(path)
+    assert [(r.plane, r.row, r.col, r.positive) for r in records] == [
+        (2, 84.5, 90.0, True),
+        (2, 10.0, 10.0, False),
+    ]
+
+
 def test_json_with_a_byte_order_mark_loads_and_bad_json_names_the_file(tmp_path):
     path = tmp_path / "clicks.json"
     row = {"plane": 0, "row": 1, "col": 2, "positive": "false", "object_id": 4}

@@ -40,7 +40,7 @@ def test_the_shipped_rule_stops_where_the_object_ends(dark):
     assert rule is not None, f"the calibrated rule {STOP_RULE_FILE} is not installed"
     image, truth = guard_volume(dark=dark)
     target = StubbornModel(image, truth[8], 8)
-    job = Propagation(target, 8, PropagationSettings())
+    job = Propagation(target, 8, PropagationSettings(intensity_quantile=None))  # the rule alone
     results = list(job)
     report = job.report()
     written = _written(target)
@@ -55,7 +55,7 @@ def test_without_the_rule_the_same_propagation_runs_through_theguard_volume():
     image, truth = guard_volume()
     target = StubbornModel(image, truth[8], 8)
     lenient = PropagationSettings(
-        min_area_ratio=0, max_area_ratio=np.inf, min_iou=0, stop_rule=None
+        min_area_ratio=0, max_area_ratio=np.inf, min_iou=0, stop_rule=None, intensity_quantile=None
     )
     list(Propagation(target, 8, lenient))
     assert _written(target) == set(range(PLANES))
@@ -65,7 +65,7 @@ def test_doubtful_slices_are_reported():
     image, truth = guard_volume()
     target = StubbornModel(image, truth[8], 8)
     rule = StopRule.from_json({**default_stop_rule().to_json(), "doubtful_below": 1.0})
-    job = Propagation(target, 8, PropagationSettings(stop_rule=rule))
+    job = Propagation(target, 8, PropagationSettings(stop_rule=rule, intensity_quantile=None))
     list(job)
     report = job.report()
     assert report.doubtful == tuple(sorted(p for p in report.written))  # every one below 1.0
@@ -121,7 +121,7 @@ def test_stop_rule_files_are_checked(tmp_path):
 
 
 def test_calibration_sessions_use_the_weights_the_plugin_picks_per_kind():
-    from napari_adaptiveclick.learning.propagation_calibration import SessionsByKind
+    from napari_adaptiveclick.learning.propagation_options import SessionsByKind
 
     auto = SessionsByKind()
     assert auto.model_for("brats/Brats18_2013_2_1/wt") == "default-mri"

@@ -24,15 +24,18 @@ from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 from napari_adaptiveclick.learning.datasets import default_data_root
 from napari_adaptiveclick.learning.objects3d import brats_objects, sstem_objects
 from napari_adaptiveclick.learning.propagation_calibration import (
-    SessionsByKind,
-    add_session_options,
     fit_stop_rule,
     logging_settings,
     read_log,
     run_object,
 )
+from napari_adaptiveclick.learning.propagation_options import (
+    SessionsByKind,
+    add_propagation_options,
+    add_session_options,
+    propagation_options,
+)
 from napari_adaptiveclick.learning.run_folder import atomic_write
-from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,15 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         "evidence, with the settings the log records)",
     )
     p.add_argument("--margin", type=int, default=12, help="slices logged past each end")
-    p.add_argument(
-        "--prompt",
-        choices=PROPAGATION_PROMPTS,
-        default=PropagationSettings.prompt,
-        help="what each next slice is prompted with (the propagation setting the rule is for)",
-    )
     p.add_argument("--sstem-objects", type=int, default=30, help="largest mitochondria used")
     p.add_argument("--device", default="cpu")
     add_session_options(p)
+    add_propagation_options(p)  # the propagation settings the rule is for
     args = p.parse_args(argv)
     files = [("--out", args.out), ("--log", args.log), ("--from-log", args.from_log)]
     given = [(flag, path.resolve()) for flag, path in files if path is not None]
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {
         "margin": args.margin,
         "checkpoint": args.checkpoint,
-        "prompt": args.prompt,
+        **propagation_options(args),
         "flip": args.flip,
         "mri_checkpoint": args.mri_checkpoint,
         "zoom_min_size": args.zoom_min_size,
@@ -97,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i, obj in enumerate(objects, 1):
         result = run_object(
-            obj, session_for(obj.name), logging_settings(obj, args.margin, args.prompt)
+            obj,
+            session_for(obj.name),
+            logging_settings(obj, args.margin, **propagation_options(args)),
         )
         results.append(result)
         print(
@@ -121,6 +121,8 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
             f"margin {settings.get('margin')}, checkpoint {settings.get('checkpoint')}, "
             f"prompt {settings.get('prompt')}{', flip' if settings.get('flip') else ''}"
         )
+        if settings.get("intensity_quantile") is not None:
+            how += f", trimmed to the source slice's intensities from q {settings['intensity_quantile']}"
         if settings.get("mri_checkpoint"):
             how += f", BraTS with {settings['mri_checkpoint']}"
         if settings.get("zoom_min_size", ZOOM_MIN_SIZE) != ZOOM_MIN_SIZE:

@@ -21,103 +21,11 @@ import numpy as np
 from scipy.optimize import minimize
 
 from napari_adaptiveclick.evaluation.simulator import next_click
-from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 from napari_adaptiveclick.learning.objects3d import Object3D
 from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.propagation import PropagationSettings
 from napari_adaptiveclick.volume.stopping import FEATURES, StopRule
-
-
-class SessionsByKind:
-    """One :class:`ClickSession` per model for the 3D objects of ``learning.objects3d``:
-    ``checkpoint`` "auto" gives each object the shipped weights the plugin picks for its kind
-    (``default-mri`` for BraTS volumes, ``default`` for EM stacks); anything else (a shipped
-    name, a registry name or a checkpoint file) is used for every object.
-    ``mri_checkpoint``: with "auto", the weights for BraTS objects in place of
-    ``default-mri`` (a candidate before it is installed). ``flip_tta``: the sessions' flip
-    test-time augmentation (None: :class:`ClickSession`'s default, on for released ``.pth``
-    weights, off for the project's). ``zoom_min_size``: the sessions' smallest zoom-in crop
-    side (pixels); ``mri_zoom_min_size``, when given, replaces it for BraTS objects."""
-
-    def __init__(
-        self,
-        checkpoint: str = "auto",
-        device: str = "cpu",
-        flip_tta: bool | None = None,
-        mri_checkpoint: str | None = None,
-        zoom_min_size: int = ZOOM_MIN_SIZE,
-        mri_zoom_min_size: int | None = None,
-    ) -> None:
-        self.checkpoint, self.device, self.flip_tta = checkpoint, device, flip_tta
-        self.mri_checkpoint, self.zoom_min_size = mri_checkpoint, zoom_min_size
-        self.mri_zoom_min_size = mri_zoom_min_size
-        self.sessions: dict[tuple[str, int], object] = {}
-
-    @classmethod
-    def from_options(cls, args, device: str = "cpu") -> SessionsByKind:
-        """The sessions the options of :func:`add_session_options` (and ``--checkpoint``)
-        ask for."""
-        return cls(
-            args.checkpoint,
-            device,
-            flip_tta=args.flip,
-            mri_checkpoint=args.mri_checkpoint,
-            zoom_min_size=args.zoom_min_size,
-            mri_zoom_min_size=args.mri_zoom_min_size,
-        )
-
-    def model_for(self, name: str) -> str:
-        from napari_adaptiveclick.models.registry import default_for_image
-
-        if self.checkpoint != "auto":
-            return self.checkpoint
-        if self.mri_checkpoint and _is_mri(name):
-            return self.mri_checkpoint
-        return default_for_image("scan.nii.gz" if _is_mri(name) else "stack.tif")
-
-    def __call__(self, name: str):
-        from napari_adaptiveclick.interactive.session import ClickSession
-
-        model, zoom = self.model_for(name), self.zoom_min_size
-        if self.mri_zoom_min_size is not None and _is_mri(name):
-            zoom = self.mri_zoom_min_size
-        if (model, zoom) not in self.sessions:
-            self.sessions[model, zoom] = ClickSession(
-                model, self.device, flip_tta=self.flip_tta, zoom_min_size=zoom
-            )
-            kind = name.split("/")[0]
-            print(f"model for {kind} objects: {model} (zoom-in >= {zoom} px)", flush=True)
-        return self.sessions[model, zoom]
-
-
-def _is_mri(name: str) -> bool:
-    """True for the objects of MRI volumes (``learning.objects3d`` names them brats*/...)."""
-    return name.startswith("brats")
-
-
-def add_session_options(p) -> None:
-    """The options of :class:`SessionsByKind` on an argparse parser (``--flip``,
-    ``--zoom-min-size``, ``--mri-zoom-min-size``, ``--mri-checkpoint``); see
-    :meth:`SessionsByKind.from_options`."""
-    p.add_argument("--flip", action="store_true", help="flip test-time augmentation on")
-    p.add_argument(
-        "--zoom-min-size",
-        type=int,
-        default=ZOOM_MIN_SIZE,
-        help=f"smallest side of the sessions' zoom-in crop in pixels (default {ZOOM_MIN_SIZE}, "
-        "the plugin's)",
-    )
-    p.add_argument(
-        "--mri-zoom-min-size",
-        type=int,
-        help="the same for the BraTS objects only (default: --zoom-min-size)",
-    )
-    p.add_argument(
-        "--mri-checkpoint",
-        help="with --checkpoint auto: the weights for BraTS objects in place of default-mri "
-        "(a candidate before it is installed)",
-    )
 
 
 @dataclass
@@ -246,11 +154,10 @@ def read_log(path) -> tuple[dict, list[ObjectResult]]:
     return settings, results
 
 
-def logging_settings(
-    obj: Object3D, margin: int = 12, prompt: str = PropagationSettings.prompt
-) -> PropagationSettings:
+def logging_settings(obj: Object3D, margin: int = 12, **options) -> PropagationSettings:
     """Settings that log evidence for ``obj``: no stop rule, no collapse checks, as far as
-    ``margin`` slices past the object's farther end; each slice prompted with ``prompt``."""
+    ``margin`` slices past the object's farther end; ``options``: other
+    :class:`PropagationSettings` fields (:func:`propagation_options`)."""
     planes = obj.planes
     source = int(np.argmax(obj.truth.reshape(len(obj.truth), -1).sum(1)))
     reach = max(source - int(planes[0]), int(planes[-1]) - source) + margin
@@ -260,7 +167,7 @@ def logging_settings(
         min_iou=0.0,
         stop_rule=None,
         max_slices=reach,
-        prompt=prompt,
+        **options,
     )
 
 

@@ -7,7 +7,7 @@ Torch is used only through the ClickSession; napari is never imported here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,16 +16,11 @@ from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box
 from napari_adaptiveclick.interactive.prompts import Click, Prompt
 from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
 from napari_adaptiveclick.io.lazy import as_array, contains, is_lazy, max_value, sample_values
+from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_object
 from napari_adaptiveclick.volume.painted import PaintedObjects
 from napari_adaptiveclick.volume.predictor import RunPredictor
 from napari_adaptiveclick.volume.prompt_annotation import PromptAnnotation
-from napari_adaptiveclick.volume.propagation import (
-    PropagatedSlice,
-    Propagation,
-    PropagationReport,
-    PropagationSettings,
-)
 from napari_adaptiveclick.volume.records import ClickRecord, record_of
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
@@ -299,12 +294,19 @@ class VolumeAnnotator(PromptAnnotation):
         return run, prediction, time.perf_counter() - start
 
     def accept_click(
-        self, run: Run, click: Prompt, mask: np.ndarray, step: Step, box: Box | None = None
+        self,
+        run: Run,
+        click: Prompt,
+        mask: np.ndarray,
+        step: Step,
+        box: Box | None = None,
+        keep: IntensityRange = EVERY_VALUE,
     ) -> ClickRecord:
         """Record ``click`` in ``run``, write ``mask`` into the labels (rule 3) and add both
         to ``step``, which becomes an undo level with its first record. ``mask``: (rows, cols)
         bool, or, with ``box``, its part inside ``box`` (e.g. a prediction's ``crop_mask`` in
-        its ``box``: then the write costs the crop's size, not the plane's)."""
+        its ``box``: then the write costs the crop's size, not the plane's). ``keep``: the
+        intensities ``mask`` was trimmed to (:mod:`.consistency`), recorded for replay."""
         if not step.n_records:
             self._history.append(step)
         if not self._runs or self._runs[-1] is not run:
@@ -317,6 +319,8 @@ class VolumeAnnotator(PromptAnnotation):
             order=sum(len(r.records) for r in self._runs),
             model=self.model_name,
             axis=self.geometry.axis,
+            intensity_min=keep.low,
+            intensity_max=keep.high,
         )
         run.records.append(record)
         self._predictor.hold(run)
@@ -365,27 +369,6 @@ class VolumeAnnotator(PromptAnnotation):
         return True
 
     # ------------------------------------------------------------------ many clicks
-    def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
-        """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""
-        return Propagation(self, plane, settings or PropagationSettings())
-
-    def propagate(
-        self,
-        plane: int,
-        settings: PropagationSettings | None = None,
-        progress: Callable[[PropagatedSlice], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> PropagationReport:
-        """Propagate the current object from ``plane`` through the volume; ``progress`` is
-        called after each slice, ``cancelled()`` is checked before each slice."""
-        job = self.propagation(plane, settings)
-        for result in job:
-            if progress is not None:
-                progress(result)
-            if cancelled is not None and cancelled():
-                job.cancel()
-        return job.report()
-
     def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
         """Apply records of any kind in ``order`` (each one undo level), yielding each outcome."""
         for record in sorted(records, key=lambda r: r.order):

@@ -1,9 +1,11 @@
-"""Strokes, boxes and masks as prompts of a volume annotation, beside clicks.
+"""Strokes, boxes and masks as prompts of a volume annotation, beside clicks; propagation.
 
 :class:`PromptAnnotation` is the part of :class:`~.annotator.VolumeAnnotator` that gives
 the other prompt kinds of :mod:`napari_adaptiveclick.interactive.prompts`: each call is one
 undo step and one record (:mod:`.records`, kinds ``scribble``, ``box`` and ``mask``), and
-:meth:`PromptAnnotation.replay_record` applies a record of any kind as it was made.
+:meth:`PromptAnnotation.replay_record` applies a record of any kind as it was made (with
+the intensity trim of a propagated slice, :mod:`.consistency`). It also starts propagations
+(:mod:`.propagation`), which prompt slice after slice.
 :meth:`PromptAnnotation.mask_prompt` and :meth:`PromptAnnotation.predict_prompt` split a call
 into its prediction and its write (``accept_click``), as for clicks, so that a viewer can
 predict in a worker and write on its own thread.
@@ -19,10 +21,12 @@ the same mask again or refuses.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from napari_adaptiveclick.interactive.boxed import bounding_box, paste
+import numpy as np
+
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, paste
 from napari_adaptiveclick.interactive.prompts import (
     BoxPrompt,
     MaskPrompt,
@@ -32,7 +36,14 @@ from napari_adaptiveclick.interactive.prompts import (
     polygon_mask,
 )
 from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange, trim_to_range
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step
+from napari_adaptiveclick.volume.propagation import (
+    PropagatedSlice,
+    Propagation,
+    PropagationReport,
+    PropagationSettings,
+)
 from napari_adaptiveclick.volume.records import ClickRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,10 +96,10 @@ class PromptAnnotation:
         """Apply ``record`` (any kind) to the current object as it was made. A mask record
         is read again from its label or polygon; ValueError, with nothing changed, when that
         mask is not the recorded one (its SHA-256 differs)."""
-        if record.kind == "click":
+        if record.kind == "click" and not record.keep.limits:
             return self.add_click(record.plane, record.row, record.col, record.positive)
         if record.kind != "mask":
-            return self._add_prompt(record.plane, record.prompt)
+            return self._add_prompt(record.plane, record.prompt, record.keep)
         source = {"label": record.mask_label or None, "polygon": record.points or None}
         try:
             prompt = self.mask_prompt(record.plane, **source)
@@ -152,6 +163,34 @@ class PromptAnnotation:
         prediction = self._predictor.predict(run, prompt)
         return run, prediction, time.perf_counter() - start
 
+    def plane_values(self, plane: int, box: Box) -> np.ndarray:
+        """The image's values in ``box`` of ``plane`` as (rows, cols) float32 (RGB: the mean
+        of the channels): what an intensity range (:mod:`.consistency`) is of."""
+        data = np.asarray(self.image[self.geometry.index(plane)][box_slices(box)], np.float32)
+        return data.mean(axis=-1) if data.ndim == 3 else data
+
+    # ------------------------------------------------------------------ propagation
+    def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
+        """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""
+        return Propagation(self, plane, settings or PropagationSettings())
+
+    def propagate(
+        self,
+        plane: int,
+        settings: PropagationSettings | None = None,
+        progress: Callable[[PropagatedSlice], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> PropagationReport:
+        """Propagate the current object from ``plane`` through the volume; ``progress`` is
+        called after each slice, ``cancelled()`` is checked before each slice."""
+        job = self.propagation(plane, settings)
+        for result in job:
+            if progress is not None:
+                progress(result)
+            if cancelled is not None and cancelled():
+                job.cancel()
+        return job.report()
+
     # ------------------------------------------------------------------ shared steps
     def _check_plane(self, plane: int) -> None:
         if not 0 <= plane < self.geometry.planes:
@@ -159,9 +198,16 @@ class PromptAnnotation:
                 f"Plane {plane} is outside the volume ({self.geometry.planes} planes)."
             )
 
-    def _add_prompt(self, plane: int, prompt: Prompt) -> ClickOutcome:
-        """Predict ``prompt`` on ``plane`` and write it: one undo step, one record."""
+    def _add_prompt(
+        self, plane: int, prompt: Prompt, keep: IntensityRange = EVERY_VALUE
+    ) -> ClickOutcome:
+        """Predict ``prompt`` on ``plane`` and write it: one undo step, one record; ``keep``:
+        the intensities the mask is trimmed to (a propagated slice's, replayed)."""
         run, prediction, seconds = self.predict_prompt(plane, prompt)
-        step = Step(self.object_id)
-        record = self.accept_click(run, prompt, prediction.crop_mask, step, box=prediction.box)
+        step, box, mask = Step(self.object_id), prediction.box, prediction.crop_mask
+        if keep.limits:
+            mask = trim_to_range(
+                self.written_mask(plane, mask, box), self.plane_values(plane, box), keep
+            )
+        record = self.accept_click(run, prompt, mask, step, box=box, keep=keep)
         return ClickOutcome(record, self.area(plane), seconds)

@@ -15,11 +15,23 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from napari_adaptiveclick.evaluation.simulator import next_click, stroke_along
-from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union, paste
-from napari_adaptiveclick.interactive.prompts import BoxPrompt, Click, Scribble
+from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, paste
+from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.volume.consistency import (
+    EVERY_VALUE,
+    IntensityRange,
+    source_range,
+    trim_to_range,
+)
 from napari_adaptiveclick.volume.edits import Run, Step
+from napari_adaptiveclick.volume.propagation_prompts import (
+    carried,
+    derived_click,
+    derived_click_near,
+    grown_box,
+    stroke_near,
+)
 from napari_adaptiveclick.volume.records import ClickRecord
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 from napari_adaptiveclick.volume.stopping import (
@@ -32,6 +44,19 @@ from napari_adaptiveclick.volume.stopping import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
+
+
+__all__ = [
+    "PROPAGATION_PROMPTS",
+    "Propagation",
+    "PropagationReport",
+    "PropagationSettings",
+    "PropagatedSlice",
+    "PropagationTarget",
+    "derived_click",
+    "grown_box",
+    "stroke_near",
+]
 
 
 class PropagationTarget(Protocol):
@@ -55,8 +80,16 @@ class PropagationTarget(Protocol):
 
     def written_mask(self, plane: int, mask: np.ndarray, box: Box | None = None) -> np.ndarray: ...
 
+    def plane_values(self, plane: int, box: Box) -> np.ndarray: ...
+
     def accept_click(
-        self, run: Run, click: Click, mask: np.ndarray, step: Step, box: Box | None = None
+        self,
+        run: Run,
+        click: Click,
+        mask: np.ndarray,
+        step: Step,
+        box: Box | None = None,
+        keep: IntensityRange = EVERY_VALUE,
     ) -> ClickRecord: ...
 
 
@@ -101,7 +134,13 @@ class PropagationSettings:
     positive stroke along the deep middle of the previous mask's largest part,
     :func:`stroke_near`: on the training cases its propagations stop closer to the object's
     ends than with a click, BENCHMARKS.md); a slice that already holds its own mask of the
-    object is always corrected with a derived click."""
+    object is always corrected with a derived click. ``intensity_quantile`` (None, the
+    default: off) trims each written mask to the annotated slice's intensities from that
+    quantile of its object (:mod:`napari_adaptiveclick.volume.consistency`; only for an
+    object its surroundings separate, and not where the trim would take more than
+    ``max_trim`` of the mask): on the training cases it makes the propagated slices better
+    but stops no better, so it stays off (BENCHMARKS.md); a stop rule refit with it
+    (``calibrate_propagation --intensity-quantile``) belongs with it."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0
@@ -111,6 +150,8 @@ class PropagationSettings:
     stop_rule: StopRule | None = field(default_factory=default_stop_rule)
     prompt: str = "scribble"
     box_grow: float = 0.1
+    intensity_quantile: float | None = None
+    max_trim: float = 0.5
 
     def __post_init__(self) -> None:
         if self.prompt not in PROPAGATION_PROMPTS:
@@ -119,6 +160,11 @@ class PropagationSettings:
             )
         if not (math.isfinite(self.box_grow) and self.box_grow >= 0):
             raise ValueError(f"box_grow must be a number >= 0, got {self.box_grow!r}.")
+        q = self.intensity_quantile
+        if q is not None and not (isinstance(q, int | float) and 0.0 < q < 0.5):
+            raise ValueError(f"intensity_quantile must be in (0, 0.5) or None, got {q!r}.")
+        if not 0.0 <= self.max_trim < 1.0:
+            raise ValueError(f"max_trim must be in [0, 1), got {self.max_trim!r}.")
 
 
 @dataclass(frozen=True)
@@ -176,15 +222,15 @@ class Propagation:
         box = bounding_box(mask)
         self._origin = self._previous = (mask[box_slices(box)].copy(), box)  # crop, its box
         window = evidence_window([box], annotator.geometry.slice_shape)
-        self._source_look = appearance(self._plane_image(source, window), mask[box_slices(window)])
+        inside = mask[box_slices(window)]
+        self._source_look = appearance(self._plane_image(source, window), inside)
+        q, values = settings.intensity_quantile, annotator.plane_values(source, window)
+        self._range = None if q is None else source_range(values, inside, q)
         self._start = time.perf_counter()
 
     def _plane_image(self, plane: int, window: Box) -> np.ndarray:
         """``window`` of the slice, normalised with the annotator's intensity range (RGB: grey)."""
-        view = self.annotator.image[self.annotator.geometry.index(plane)]
-        data = np.asarray(view[box_slices(window)], np.float32)
-        if data.ndim == 3:
-            data = data.mean(axis=-1)
+        data = self.annotator.plane_values(plane, window)
         lo, hi = self.annotator.stats
         return (data - lo) / max(hi - lo, 1e-6)
 
@@ -246,17 +292,22 @@ class Propagation:
         annotator, shape = self.annotator, self.annotator.geometry.slice_shape
         source_crop, source_box = self._previous  # the object on ``source``, in its box
         start = annotator.start_mask(target)
-        carried = self.settings.prompt != "click" and _carried(source_crop, source_box, start)
-        if carried and self.settings.prompt == "box":
+        kept = self.settings.prompt != "click" and carried(source_crop, source_box, start)
+        if kept and self.settings.prompt == "box":
             click = grown_box(source_box, self.settings.box_grow, shape)
-        elif carried:
+        elif kept:
             click = stroke_near(source_crop, source_box)
         else:
-            click = _derived_click_near(source_crop, source_box, start, shape)
+            click = derived_click_near(source_crop, source_box, start, shape)
         run, prediction, seconds = annotator.predict_click(target, click)
         run.propagated = run.propagated or not run.records
         box = prediction.box
         written = annotator.written_mask(target, prediction.crop_mask, box)  # in ``box``
+        keep = EVERY_VALUE
+        if self._range is not None:  # write only what looks like the source slice's object
+            trimmed = trim_to_range(written, annotator.plane_values(target, box), self._range)
+            if trimmed.sum() >= (1.0 - self.settings.max_trim) * written.sum():
+                written, keep = trimmed, self._range
         area, source_area = int(written.sum()), int(source_crop.sum())
         written_box = bounding_box(written, (box.top, box.left))
         window = evidence_window([written_box, source_box], shape)
@@ -284,7 +335,7 @@ class Propagation:
                 f"{self.source}: presence {presence:.2f})"
             )
         if not reason:  # one undo level, listed once something is written
-            annotator.accept_click(run, click, prediction.crop_mask, self._step, box=box)
+            annotator.accept_click(run, click, written, self._step, box=box, keep=keep)
             self._previous = (written[box_slices(_shifted(written_box, box))].copy(), written_box)
         doubtful = not reason and rule is not None and presence < rule.doubtful_below
         return PropagatedSlice(
@@ -322,75 +373,3 @@ def _shifted(box: Box, origin: Box) -> Box:
         box.bottom - origin.top,
         box.right - origin.left,
     )
-
-
-def _carried(crop: np.ndarray, box: Box, start: np.ndarray | None) -> bool:
-    """True when a slice's ``start`` mask (whole plane, or None) holds nothing of the object
-    but the previous slice's mask (``crop`` in ``box``) carried over as its prior."""
-    if start is None:
-        return True
-    return bounding_box(start) == box and bool(np.array_equal(start[box_slices(box)], crop))
-
-
-def grown_box(box: Box, grow: float, shape: tuple[int, int]) -> BoxPrompt:
-    """The box prompt around an object whose bounding ``box`` is given: each side moved out by
-    ``grow`` times the box's height (rows) or width (columns) + 2 px, clipped to a plane of
-    ``shape``."""
-    dr = grow * (box.bottom - box.top) + 2
-    dc = grow * (box.right - box.left) + 2
-    rows, cols = shape
-    return BoxPrompt(
-        max(box.top - dr, 0.0),
-        max(box.left - dc, 0.0),
-        min(box.bottom + dr, float(rows)),
-        min(box.right + dc, float(cols)),
-    )
-
-
-def stroke_near(crop: np.ndarray, box: Box) -> Scribble:
-    """The positive stroke along the previous slice's mask (``crop`` in ``box``): the NoC
-    simulator's stroke (:func:`~napari_adaptiveclick.evaluation.simulator.stroke_along`) along
-    the middle of its largest 8-connected part, in plane pixels."""
-    from scipy.ndimage import label
-
-    parts, count = label(crop, structure=np.ones((3, 3)))
-    largest = 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if count > 1 else 1
-    stroke = stroke_along(parts == largest, positive=True)
-    return Scribble([(r + box.top, c + box.left) for r, c in stroke.points], True)
-
-
-def _derived_click_near(
-    crop: np.ndarray, box: Box, start: np.ndarray | None, shape: tuple[int, int]
-) -> Click:
-    """:func:`derived_click` for the source mask given as its ``crop`` in ``box`` of a plane
-    of ``shape`` (``start``: the whole plane's, or None): the same click, computed in the
-    masks' bounding box plus a 1-px margin."""
-    rows, cols = shape
-    union = box if start is None else box_union(box, bounding_box(start))
-    window = Box(
-        max(union.top - 1, 0),
-        max(union.left - 1, 0),
-        min(union.bottom + 1, rows),
-        min(union.right + 1, cols),
-    )
-    source = paste(crop, box, window)
-    near = None if start is None else start[box_slices(window)]
-    click = derived_click(source, near)
-    return Click(click.row + window.top, click.col + window.left, click.positive)
-
-
-def derived_click(source: np.ndarray, start: np.ndarray | None) -> Click:
-    """The click propagation derives from the previous slice's mask ``source`` (H, W) bool for
-    a slice whose prediction starts from ``start``: the NoC simulator's click with ``source``
-    as the truth, or, when ``start`` already equals it, a positive click at its deepest point.
-    Computed on the masks' bounding box plus a 1-px margin, which gives the same click as on
-    the whole slice (every path out of the masks crosses that all-background margin)."""
-    union = source if start is None else source | start
-    rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
-    top, left = max(int(rows[0]) - 1, 0), max(int(cols[0]) - 1, 0)
-    box = (slice(top, int(rows[-1]) + 2), slice(left, int(cols[-1]) + 2))
-    empty = np.zeros_like(source[box])
-    click = None if start is None else next_click(source[box], start[box])
-    if click is None:
-        click = next_click(source[box], empty)
-    return Click(click.row + top, click.col + left, click.positive)

@@ -13,6 +13,11 @@ one of the prompts of :mod:`napari_adaptiveclick.interactive.prompts`:
   ``mask_sha256`` is the mask's digest (``MaskPrompt.sha256``), and replay refuses a mask
   that differs.
 
+A propagated slice whose mask was trimmed to the annotated slice's intensities
+(:mod:`napari_adaptiveclick.volume.consistency`) records that range as ``intensity_min`` and
+``intensity_max`` (image values; empty in CSV, null in JSON, when a side is open), and
+replay trims the same way.
+
 (row, col) of a prompt other than a click is a point inside the plane that stands for it
 (the stroke's first point, the box's seed, the centre of the mask's box). In CSV, ``points``
 is written ``r c;r c;...``; JSON keeps a list of [r, c] pairs. Files without the ``kind``
@@ -38,6 +43,7 @@ from napari_adaptiveclick.interactive.prompts import (
     as_points,
     check_prompt,
 )
+from napari_adaptiveclick.volume.consistency import IntensityRange
 
 KINDS: tuple[str, ...] = ("click", "scribble", "box", "mask")
 
@@ -61,9 +67,21 @@ class ClickRecord:
     points: Points = ()
     mask_label: int = 0
     mask_sha256: str = ""
+    intensity_min: float = -math.inf
+    intensity_max: float = math.inf
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", as_points(self.points))
+        for name in ("intensity_min", "intensity_max"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, _bound(value, name, name == "intensity_min"))
+        if self.intensity_min > self.intensity_max:
+            raise ValueError(
+                f"intensity_min ({self.intensity_min}) is above intensity_max "
+                f"({self.intensity_max})"
+            )
+        if self.kind == "mask" and self.keep.limits:
+            raise ValueError("a mask record keeps its mask as it is: no intensity range")
         n = len(self.points)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
@@ -84,6 +102,11 @@ class ClickRecord:
             raise ValueError(f"mask_sha256 must be 64 hex digits, got {self.mask_sha256!r}")
 
     @property
+    def keep(self) -> IntensityRange:
+        """The intensities the record's mask was trimmed to (every value: not trimmed)."""
+        return IntensityRange(self.intensity_min, self.intensity_max)
+
+    @property
     def click(self) -> Click:
         """The record's (row, col) as a click (for a click record, the click itself)."""
         return Click(self.row, self.col, self.positive)
@@ -102,6 +125,18 @@ class ClickRecord:
         return self.click
 
 
+def _bound(value: object, name: str, lower: bool) -> float:
+    """An intensity bound: a number, or None / "" / +-inf for the open side (NaN refused)."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return -math.inf if lower else math.inf
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number):
+        raise ValueError(f"{name} must be a number, not NaN")
+    return number
+
+
 def record_problem(record: ClickRecord, shape: tuple[int, int]) -> str | None:
     """Why the scribble or box of ``record`` does not fit a plane of ``shape`` (rows, cols)
     (a stroke point outside it, a box without pixels in it); None when it fits. (Clicks and
@@ -117,7 +152,7 @@ def record_problem(record: ClickRecord, shape: tuple[int, int]) -> str | None:
 
 def record_of(prompt: Prompt, shape: tuple[int, int], **fields) -> ClickRecord:
     """The record of ``prompt`` put on a plane of ``shape`` (rows, cols); ``fields``: plane,
-    object_id, order, model, axis."""
+    object_id, order, model, axis, intensity_min, intensity_max."""
     if isinstance(prompt, Click):
         return ClickRecord(row=prompt.row, col=prompt.col, positive=prompt.positive, **fields)
     if isinstance(prompt, Scribble):
@@ -141,8 +176,22 @@ _RECORD_FIELDS = [f.name for f in fields(ClickRecord)]
 _REQUIRED_FIELDS = ["plane", "row", "col", "positive", "object_id"]
 
 
-_TRUE = {"1", "true", "yes", "y", "positive", "pos", "+"}
-_FALSE = {"0", "false", "no", "n", "negative", "neg", "-"}
+# with the TRUE / FALSE that spreadsheets write in German, French, Spanish, Italian, Dutch
+_TRUE = {
+    "1",
+    "true",
+    "yes",
+    "y",
+    "positive",
+    "pos",
+    "+",
+    "wahr",
+    "vrai",
+    "verdadero",
+    "vero",
+    "waar",
+}
+_FALSE = {"0", "false", "no", "n", "negative", "neg", "-", "falsch", "faux", "falso", "onwaar"}
 _EXACT_FLOAT = 2**53  # floats hold every whole number up to here, and not all beyond
 
 
@@ -194,7 +243,8 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
     if missing:
         raise ValueError(
             f"{where}: click {index} lacks {', '.join(missing)}; expected columns "
-            f"{', '.join(_RECORD_FIELDS)} (all but the first five optional)."
+            f"{', '.join(_RECORD_FIELDS)} (all but the first five optional)"
+            + ("; on a 2D image every click has plane 0." if "plane" in missing else ".")
         )
     try:
         axis = _whole(_given(row, "axis", 0), "axis", 0)
@@ -213,6 +263,8 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
             points=_parse_points(row.get("points")),
             mask_label=_whole(_given(row, "mask_label", 0), "mask_label", 0),
             mask_sha256=str(row.get("mask_sha256") or "").strip().lower(),
+            intensity_min=row.get("intensity_min"),
+            intensity_max=row.get("intensity_max"),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: click {index} is not valid: {exc}") from None
@@ -237,7 +289,8 @@ def _format_points(points: Points) -> str:
 
 def read_click_records(path: str | Path) -> list[ClickRecord]:
     """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model,axis,
-    kind,points,mask_label,mask_sha256]``) or JSON (a list of objects with those keys).
+    kind,points,mask_label,mask_sha256,intensity_min,intensity_max]``) or JSON (a list of
+    objects with those keys).
     Records are returned sorted by ``order``; files of clicks only (no ``kind``) load as clicks.
 
     Spreadsheet exports load as written: a UTF-8 byte-order mark, header names in any case or
@@ -259,9 +312,29 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
             raise ValueError(f"{path}: expected a JSON list of clicks (objects).")
     else:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM
-            items = [row for row in csv.DictReader(handle) if any(_filled(v) for v in row.values())]
+            header = handle.readline()
+            handle.seek(0)  # (the decoder starts again: the mark is skipped again)
+            reader = csv.DictReader(handle, delimiter=_delimiter(header))
+            items = [row for row in reader if any(_filled(v) for v in row.values())]
     records = [_record_from_mapping(dict(item), str(path), i) for i, item in enumerate(items)]
     return sorted(records, key=lambda r: r.order)
+
+
+def _open_bounds(row: dict, empty: object) -> dict:
+    """``row`` with its infinite intensity bounds written as ``empty`` (the open side)."""
+    for name in ("intensity_min", "intensity_max"):
+        if row[name] is not None and not math.isfinite(row[name]):
+            row[name] = empty
+    return row
+
+
+def _delimiter(header: str) -> str:
+    """The separator of a clicks CSV, from its header line: commas, or the semicolons or tabs
+    of spreadsheets set to a locale that writes decimal commas."""
+    for sep in (",", ";", "\t"):
+        if sep in header:
+            return sep
+    return ","
 
 
 def _given(row: dict, name: str, default: object) -> object:
@@ -276,11 +349,11 @@ def _filled(value: object) -> bool:
 def write_click_records(path: str | Path, records: Sequence[ClickRecord]) -> None:
     """Write click records as CSV, or JSON when ``path`` ends with ``.json``."""
     path = Path(path)
-    rows = [asdict(r) for r in records]
+    rows = [_open_bounds(asdict(r), None) for r in records]
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps(rows, indent=1))
         return
-    rows = [{**row, "points": _format_points(row["points"])} for row in rows]
+    rows = [{**_open_bounds(row, ""), "points": _format_points(row["points"])} for row in rows]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=_RECORD_FIELDS)
         writer.writeheader()

@@ -45,7 +45,7 @@ MARGIN = 14  # px around the masks that the evidence looks at
 _EPS = 1e-6
 
 
-def _ring(mask: np.ndarray) -> np.ndarray:
+def ring(mask: np.ndarray) -> np.ndarray:
     """Pixels around ``mask`` (H, W) bool within a width that grows with the object's size."""
     radius = int(np.clip(round(0.15 * math.sqrt(mask.sum())), 2, 12))
     return binary_dilation(mask, iterations=radius) & ~mask
@@ -100,9 +100,9 @@ def appearance(image: np.ndarray, mask: np.ndarray) -> Appearance:
     """:class:`Appearance` of ``mask`` (H, W) bool on ``image`` (H, W) float (normalised)."""
     window = _window(mask)
     crop, region = image[window], mask[window]
-    ring = _ring(region)
+    around_mask = ring(region)
     inside = float(crop[region].mean()) if region.any() else 0.0
-    around = float(crop[ring].mean()) if ring.any() else inside
+    around = float(crop[around_mask].mean()) if around_mask.any() else inside
     return Appearance(inside, around, int(region.sum()))
 
 

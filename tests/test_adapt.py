@@ -299,3 +299,16 @@ def test_cli_adapts_a_scanner_volume_from_the_mri_weights(volume, tmp_path, mri_
     prov = read_checkpoint(out)["adaptation"]["source"]
     assert prov["checkpoint"] == "default-mri"
     assert prov["sha256"] == sha256sum(shipped("default-mri"))
+
+
+@pytest.mark.parametrize("objects", [1, 3])
+def test_the_table_gives_a_standard_error_only_with_more_than_one_held_out_object(objects):
+    figures = {"NoC@85": 2.0, "NoC@90": 3.0, "NoF@85": 0, "NoF@90": 0}
+    before = {**figures, "score": 2.5, "per_object": [2.5] * objects}
+    after = {**figures, "score": 2.0, "per_object": [2.0, 2.5, 1.5][:objects]}
+    result = adapt_module.AdaptResult(None, before, after, 10, 8, 30.0, "budget")
+    text = adapt_module.format_table(result, objects, "object")
+    if objects == 1:
+        assert "one held-out object: too few to tell" in text and "+-" not in text
+    else:
+        assert "-0.50 +- 0.29 (standard error over 3 objects" in text

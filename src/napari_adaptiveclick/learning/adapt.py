@@ -355,8 +355,14 @@ def format_table(result: AdaptResult, measured: int, by: str) -> str:
         cells = [f"{figures[k]:.2f}" if k.startswith("NoC") else str(figures[k]) for k in keys]
         lines.append(f"  {name}".ljust(width) + "".join(c.rjust(8) for c in cells))
     mean, error = result.change
-    lines.append(
-        f"change of the mean of NoC@85 and NoC@90: {mean:+.2f} +- {error:.2f} (standard error "
-        f"over {measured} objects{'; within chance' if abs(mean) < 2 * error else ''})"
-    )
+    if measured < 2:  # one object: no spread to tell chance from a change
+        lines.append(
+            f"change of the mean of NoC@85 and NoC@90: {mean:+.2f} (one held-out object: "
+            "too few to tell a change from chance; label more objects)"
+        )
+    else:
+        lines.append(
+            f"change of the mean of NoC@85 and NoC@90: {mean:+.2f} +- {error:.2f} (standard "
+            f"error over {measured} objects{'; within chance' if abs(mean) < 2 * error else ''})"
+        )
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from napari_adaptiveclick.learning.propagation_guard import (
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
 from napari_adaptiveclick.volume.stopping import (
     FEATURES,
+    TRIM_FEATURES,
     STOP_RULE_FILE,
     StopRule,
     appearance,
@@ -76,7 +77,7 @@ def test_evidence_measures_contrast_against_the_source_slice():
     source = appearance(image[8], truth[8])
     same = slice_evidence(image[9], truth[9], truth[9] * 0.9, truth[8], source)
     past = slice_evidence(image[15], truth[8], truth[8] * 0.9, truth[8], source)
-    assert set(same) == set(FEATURES)
+    assert set(same) == set(TRIM_FEATURES) and same["kept"] == 1.0
     assert same["contrast"] == pytest.approx(1.0, abs=0.15)
     assert abs(past["contrast"]) < 0.2 and past["shift"] > 0.8
     assert same["iou_prev"] > 0.8 and past["iou_prev"] == pytest.approx(1.0)
@@ -184,6 +185,27 @@ def test_the_fitted_rule_stops_at_the_ends_and_passes_the_copied_mask_guard():
     assert strict.stop_below >= 0.6 and strict.coef == rule.coef
     with pytest.raises(ValueError, match="copies the previous mask"):
         fit_stop_rule(results, guard=lambda r: ["always"])
+
+
+def test_a_rule_for_trimmed_propagations_also_weighs_the_share_the_trim_kept(tmp_path):
+    from napari_adaptiveclick.learning.propagation_calibration import fit_stop_rule
+
+    plain = _logged_objects()
+    assert fit_stop_rule(plain).features == FEATURES  # nothing trimmed: the shipped layout
+    trimmed = _logged_objects(seed=1)
+    for result in trimmed:  # past the end most of the model's mask is outside the range
+        for s in result.slices:
+            s.evidence["kept"] = 0.95 if s.present else 0.3
+    rule = fit_stop_rule(trimmed)
+    assert rule.features == TRIM_FEATURES and rule.coef[-1] > 0
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(rule.to_json()))
+    assert read_stop_rule(path) == rule
+    inside = {**trimmed[0].slices[0].evidence, "kept": 0.95}
+    assert rule.presence({**inside, "kept": 0.3}) < rule.presence(inside)
+    assert rule.presence({k: v for k, v in inside.items() if k != "kept"}) >= rule.presence(inside)
+    with pytest.raises(ValueError, match="must list the features"):
+        StopRule.from_json({**rule.to_json(), "features": [*FEATURES, "colour"]})
 
 
 def test_the_guard_catches_a_rule_that_never_stops():

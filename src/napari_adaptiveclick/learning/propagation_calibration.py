@@ -25,7 +25,7 @@ from napari_adaptiveclick.learning.objects3d import Object3D
 from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.propagation import PropagationSettings
-from napari_adaptiveclick.volume.stopping import FEATURES, StopRule
+from napari_adaptiveclick.volume.stopping import FEATURES, TRIM_FEATURES, StopRule
 
 
 @dataclass
@@ -144,8 +144,10 @@ def read_log(path) -> tuple[dict, list[ObjectResult]]:
         try:
             slices = [SliceLog(**s) for s in entry["slices"]]
             for s in slices:
-                if set(s.evidence) != set(FEATURES):
-                    raise ValueError(f"evidence lists {sorted(s.evidence)}, not {list(FEATURES)}")
+                if set(s.evidence) not in (set(FEATURES), set(TRIM_FEATURES)):
+                    raise ValueError(
+                        f"evidence lists {sorted(s.evidence)}, not {list(TRIM_FEATURES)}"
+                    )
             results.append(ObjectResult(**{**entry, "slices": slices}))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(
@@ -171,14 +173,23 @@ def logging_settings(obj: Object3D, margin: int = 12, **options) -> PropagationS
     )
 
 
-def _training_rows(results: list[ObjectResult]) -> tuple[np.ndarray, np.ndarray]:
+def _features(results: list[ObjectResult]) -> tuple[str, ...]:
+    """The evidence a rule for ``results`` uses: :data:`TRIM_FEATURES` when the logged
+    propagations trimmed to the source's intensities (``kept`` varies), else :data:`FEATURES`."""
+    trimmed = any(s.evidence.get("kept", 1.0) != 1.0 for r in results for s in r.slices)
+    return TRIM_FEATURES if trimmed else FEATURES
+
+
+def _training_rows(
+    results: list[ObjectResult], features: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Features and targets: present with IoU >= 0.5 -> 1, absent -> 0 (others left out)."""
     x, y = [], []
     for result in results:
         for s in result.slices:
             if s.present and not s.iou >= 0.5:
                 continue
-            x.append([s.evidence[name] for name in FEATURES])
+            x.append([s.evidence.get(name, 1.0) for name in features])
             y.append(1.0 if s.present else 0.0)
     return np.asarray(x, np.float64), np.asarray(y, np.float64)
 
@@ -212,7 +223,8 @@ def fit_stop_rule(
     among those with which ``guard`` finds nothing wrong (default: the copied-mask case of
     :mod:`.propagation_guard`; ValueError when no level passes it), and the doubtful level
     that flags 90 % of the absent slices still written."""
-    x, y = _training_rows(results)
+    features = _features(results)
+    x, y = _training_rows(results, features)
     if len(np.unique(y)) < 2:
         raise ValueError("Calibration needs slices where the object is present and absent.")
     low, high = np.percentile(x, 0.5, axis=0), np.percentile(x, 99.5, axis=0)
@@ -241,6 +253,7 @@ def fit_stop_rule(
         0.0,
         0.0,
         source,
+        features,
     )
     levels = np.round(np.arange(0.05, 0.96, 0.05), 2)
     costs = [_sequence_errors(results, rule, stop) for stop in levels]
@@ -276,4 +289,5 @@ def fit_stop_rule(
         stop,
         round(doubtful, 3),
         source,
+        features,
     )

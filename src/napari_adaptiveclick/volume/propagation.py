@@ -303,10 +303,11 @@ class Propagation:
         run.propagated = run.propagated or not run.records
         box = prediction.box
         written = annotator.written_mask(target, prediction.crop_mask, box)  # in ``box``
-        keep = EVERY_VALUE
+        keep, share = EVERY_VALUE, 1.0
         if self._range is not None:  # write only what looks like the source slice's object
             trimmed = trim_to_range(written, annotator.plane_values(target, box), self._range)
-            if trimmed.sum() >= (1.0 - self.settings.max_trim) * written.sum():
+            share = float(trimmed.sum() / max(written.sum(), 1))  # evidence for the rule too
+            if share >= 1.0 - self.settings.max_trim:
                 written, keep = trimmed, self._range
         area, source_area = int(written.sum()), int(source_crop.sum())
         written_box = bounding_box(written, (box.top, box.left))
@@ -320,7 +321,7 @@ class Propagation:
         rule, presence, evidence = self.settings.stop_rule, float("nan"), None
         if area:
             image = self._plane_image(target, window)
-            evidence = slice_evidence(image, here, probability, before, self._source_look)
+            evidence = slice_evidence(image, here, probability, before, self._source_look, share)
             presence = rule.presence(evidence) if rule is not None else presence
         reason = ""
         if area == 0:

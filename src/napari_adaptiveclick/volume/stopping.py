@@ -13,7 +13,10 @@ real continuations with evidence the prediction alone does not give:
   contrast;
 - ``log_area_prev`` / ``log_area_source``: area change against the previous and the source
   slice; ``iou_prev``: overlap with the previous slice;
-- ``confidence``: mean of ``|2p - 1|`` of the probability on the predicted mask.
+- ``confidence``: mean of ``|2p - 1|`` of the probability on the predicted mask;
+- ``kept``: the share of the predicted mask inside the annotated slice's intensity range
+  when the propagation trims to it (:mod:`napari_adaptiveclick.volume.consistency`; 1
+  otherwise). Only rules fitted on trimmed propagations use it (:attr:`StopRule.features`).
 
 A logistic model of these (:class:`StopRule`) gives the probability that the object is
 present on the slice; the propagation stops below ``stop_below`` and flags written slices
@@ -40,6 +43,7 @@ from napari_adaptiveclick.interactive.boxed import EMPTY_BOX, box_union, is_empt
 from napari_adaptiveclick.interactive.transforms import Box
 
 FEATURES = ("contrast", "shift", "log_area_prev", "log_area_source", "iou_prev", "confidence")
+TRIM_FEATURES = (*FEATURES, "kept")  # a rule for propagations that trim to the source's range
 STOP_RULE_FILE = Path(__file__).resolve().parents[1] / "weights" / "propagation_stop.json"
 MARGIN = 14  # px around the masks that the evidence looks at
 _EPS = 1e-6
@@ -112,11 +116,13 @@ def slice_evidence(
     probability: np.ndarray,
     previous: np.ndarray,
     source: Appearance,
+    kept: float = 1.0,
 ) -> dict[str, float]:
-    """The :data:`FEATURES` of a propagated slice: ``image`` (H, W) float normalised to about
-    [0, 1], the written ``mask`` and the ``probability`` (H, W) of the prediction, the
-    ``previous`` slice's mask, and the source slice's :class:`Appearance`. The arrays may be
-    the parts of a plane's in :func:`evidence_window` (the same result)."""
+    """The :data:`TRIM_FEATURES` of a propagated slice: ``image`` (H, W) float normalised to
+    about [0, 1], the written ``mask`` and the ``probability`` (H, W) of the prediction, the
+    ``previous`` slice's mask, the source slice's :class:`Appearance`, and the share of the
+    prediction the intensity trim ``kept``. The arrays may be the parts of a plane's in
+    :func:`evidence_window` (the same result)."""
     window = _window(mask, previous)
     region, before = mask[window], previous[window]
     area, area_prev = int(region.sum()), int(before.sum())
@@ -132,6 +138,7 @@ def slice_evidence(
         "log_area_source": math.log((area + 1) / (source.area + 1)),
         "iou_prev": float((region & before).sum() / max(union, 1)),
         "confidence": float(np.mean(np.abs(2.0 * p - 1.0))) if p.size else 0.0,
+        "kept": float(kept),
     }
 
 
@@ -142,6 +149,7 @@ class StopRule:
     ``presence = sigmoid(intercept + sum(coef * (feature - mean) / scale))`` with the
     features clipped to the ranges seen in calibration (``low``, ``high``). A propagation
     stops where ``presence < stop_below`` and flags written slices below ``doubtful_below``.
+    ``features``: the evidence it uses, :data:`FEATURES` or :data:`TRIM_FEATURES`.
     """
 
     mean: tuple[float, ...]
@@ -153,9 +161,15 @@ class StopRule:
     stop_below: float = 0.5
     doubtful_below: float = 0.75
     source: str = ""
+    features: tuple[str, ...] = FEATURES
 
     def __post_init__(self) -> None:
-        n = len(FEATURES)
+        if self.features not in (FEATURES, TRIM_FEATURES):
+            raise ValueError(
+                f"StopRule.features must be {list(FEATURES)} or {list(TRIM_FEATURES)}, got "
+                f"{self.features!r}."
+            )
+        n = len(self.features)
         for name in ("mean", "scale", "coef", "low", "high"):
             values = getattr(self, name)
             if (
@@ -176,20 +190,22 @@ class StopRule:
 
     def presence(self, evidence: dict[str, float]) -> float:
         """Probability in [0, 1] that the object is present on the slice."""
-        x = np.array([evidence[name] for name in FEATURES], np.float64)
+        x = np.array([evidence.get(name, 1.0) for name in self.features], np.float64)
         x = np.clip(x, self.low, self.high)
         z = self.intercept + float(np.dot(self.coef, (x - self.mean) / np.asarray(self.scale)))
         return float(1.0 / (1.0 + math.exp(-np.clip(z, -50.0, 50.0))))
 
     def to_json(self) -> dict:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        return {"features": list(FEATURES), **data}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "features"}
+        return {"features": list(self.features), **data}
 
     @classmethod
     def from_json(cls, data: dict) -> StopRule:
-        if not isinstance(data, dict) or tuple(data.get("features", ())) != FEATURES:
+        features = tuple(data.get("features", ())) if isinstance(data, dict) else ()
+        if features not in (FEATURES, TRIM_FEATURES):
             raise ValueError(
-                f"A stop rule file must list the features {list(FEATURES)}; got "
+                f"A stop rule file must list the features {list(FEATURES)} (or those and "
+                f"'kept'); got "
                 f"{data.get('features') if isinstance(data, dict) else type(data).__name__}."
             )
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

@@ -216,8 +216,8 @@ def test_spreadsheet_quirks_bom_header_spaces_and_blank_rows(tmp_path):
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_spreadsheets_that_separate_with_semicolons_or_tabs_load(tmp_path, sep):
     path = tmp_path / "clicks.csv"
-    rows = ["plane,row,col,positive,object_id", "2,84.5,90,WAHR,1", "2,10,10,FALSCH,1"]
-    text = "\r\n".join(line.replace(",", sep) for line in rows) + "\r\n"
+    rows = ["plane|row|col|positive|object_id", "2|84,5|90|WAHR|1", "2|10|10|FALSCH|1"]
+    text = "\r\n".join(line.replace("|", sep) for line in rows) + "\r\n"  # decimal commas
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     records = read_click_records(path)
     assert [(r.plane, r.row, r.col, r.positive) for r in records] == [

@@ -4,6 +4,7 @@ carry the range, and their replay."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import replace
@@ -27,6 +28,7 @@ from napari_adaptiveclick.volume.propagation import Propagation, PropagationSett
 from napari_adaptiveclick.volume.records import (
     ClickRecord,
     read_click_records,
+    record_dict,
     write_click_records,
 )
 from napari_adaptiveclick.volume.replay import replay_records
@@ -142,20 +144,29 @@ def test_a_trimmed_record_replays_with_its_trim(session):
     np.testing.assert_array_equal(replayed[1] == 1, expected)
 
 
-def test_propagation_records_carry_the_trim_and_replay_to_the_same_labels(session):
+@pytest.mark.parametrize("prompt", ["scribble", "click"])
+def test_propagation_records_carry_the_trim_and_replay_to_the_same_labels(session, prompt):
     image, disk = _bright_cylinder()
-    labels = np.zeros(image.shape, np.int32)
-    annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
-    annotator.add_click(0, 24, 24)
-    annotator.propagate(0, LENIENT)
+    image[:, binary_dilation(disk, iterations=4) & ~disk] = 0.45  # a halo the model takes in
+    start = np.zeros(image.shape, np.int32)
+    start[0][disk] = 1  # the annotated slice: the object's own mask, so its range is known
+    start[2, 20:28, 30:40] = 7  # another object across the disk's edge, inside the crops
+    settings = replace(LENIENT, prompt=prompt, max_trim=0.95)
+    propagated = {}
+    for quantile in (None, 0.05):
+        labels = start.copy()
+        annotator = VolumeAnnotator(image, labels, session, model_name="tiny")
+        annotator.select_object(1)
+        annotator.propagate(0, replace(settings, intensity_quantile=quantile))
+        propagated[quantile] = labels
+    assert (propagated[None] == 1).sum() > (labels == 1).sum()  # the trim took the halo
     records = annotator.records
-    ranges = {(r.intensity_min, r.intensity_max) for r in records[1:]}
-    assert records[0].keep == EVERY_VALUE  # the user's click is not trimmed
-    np.testing.assert_array_equal(replay_records(image, records, session), labels)
-    for r in records[1:]:  # each trimmed slice holds only the source's intensities
-        if r.keep.limits:
-            assert (image[r.plane][labels[r.plane] > 0] >= r.intensity_min - 1e-6).mean() > 0.9
-    assert len(ranges) <= 2  # one source range, or none where no trim was made
+    assert records and {r.plane for r in records} <= set(range(1, 6))
+    assert any(r.keep.limits for r in records), "no slice was trimmed: the test tests nothing"
+    for r in records:  # one range, the source's: from its 5 % quantile up (a bright object)
+        assert r.keep in (EVERY_VALUE, IntensityRange(low=float(np.float32(0.8))))
+    np.testing.assert_array_equal((labels == 7), (start == 7))  # the other object is kept
+    np.testing.assert_array_equal(replay_records(image, records, session, labels=start), labels)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
@@ -165,6 +176,9 @@ def test_intensity_ranges_round_trip_through_click_files(tmp_path, suffix):
         ClickRecord(1, 2.0, 3.0, True, 4, order=1, intensity_max=-3.5),
         ClickRecord(1, 2.0, 3.0, True, 4, order=2),
     ]
+    for record in records:  # the autosave and the layer metadata keep plain JSON too
+        json.loads(json.dumps(record_dict(record), allow_nan=False))
+        assert ClickRecord(**record_dict(record)) == record
     path = tmp_path / f"clicks{suffix}"
     write_click_records(path, records)
     assert "Infinity" not in path.read_text() and "inf" not in path.read_text()
@@ -174,6 +188,8 @@ def test_intensity_ranges_round_trip_through_click_files(tmp_path, suffix):
 def test_bad_intensity_bounds_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not NaN"):
         ClickRecord(1, 2.0, 3.0, True, 4, intensity_min=math.nan)
+    with pytest.raises(ValueError, match="must keep some values"):
+        ClickRecord(1, 2.0, 3.0, True, 4, intensity_min=math.inf)
     with pytest.raises(ValueError, match="above intensity_max"):
         ClickRecord(1, 2.0, 3.0, True, 4, intensity_min=2.0, intensity_max=1.0)
     with pytest.raises(ValueError, match="a mask record keeps its mask"):

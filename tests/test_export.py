@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -165,7 +166,9 @@ def test_export_records_how_a_box_is_fed(tmp_path, capsys):
 def test_checkpoints_are_readable_by_others_like_any_other_output(tmp_path):
     path = tmp_path / "model.pt"
     atomic_torch_save({"x": torch.zeros(2)}, path)
-    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would, not mkstemp's 0600
     path.chmod(0o600)  # a file the user made private stays private when rewritten
     atomic_torch_save({"x": torch.ones(2)}, path)
     assert path.stat().st_mode & 0o777 == 0o600

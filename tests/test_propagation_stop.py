@@ -20,8 +20,8 @@ from napari_adaptiveclick.learning.propagation_guard import (
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
 from napari_adaptiveclick.volume.stopping import (
     FEATURES,
-    TRIM_FEATURES,
     STOP_RULE_FILE,
+    TRIM_FEATURES,
     StopRule,
     appearance,
     default_stop_rule,

@@ -205,7 +205,7 @@ def _propagated_prompt(kind: str, previous: np.ndarray):
     """What propagation of ``kind`` prompts the slice after the one whose mask is ``previous``
     with: the box grown around that mask, or the stroke along its middle."""
     from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices
-    from napari_adaptiveclick.volume.propagation import grown_box, stroke_near
+    from napari_adaptiveclick.volume.propagation_prompts import grown_box, stroke_near
 
     box = bounding_box(previous)
     if kind == "box":
@@ -244,7 +244,7 @@ def test_propagation_settings_refuse_an_unknown_prompt_or_growth():
 
 def test_the_propagation_stroke_follows_the_largest_part_of_the_mask():
     from napari_adaptiveclick.interactive.transforms import Box
-    from napari_adaptiveclick.volume.propagation import stroke_near
+    from napari_adaptiveclick.volume.propagation_prompts import stroke_near
 
     crop = np.zeros((20, 40), bool)
     crop[5:15, 3:37] = True  # a bar along the columns, in plane rows 105-114
@@ -259,7 +259,7 @@ def test_the_propagation_stroke_follows_the_largest_part_of_the_mask():
 
 def test_grown_box_moves_each_side_out_and_stays_on_the_plane():
     from napari_adaptiveclick.interactive.transforms import Box
-    from napari_adaptiveclick.volume.propagation import grown_box
+    from napari_adaptiveclick.volume.propagation_prompts import grown_box
 
     box = grown_box(Box(10, 20, 30, 60), 0.1, (100, 100))
     assert box.points == ((6.0, 14.0), (34.0, 66.0))

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
@@ -29,6 +30,7 @@ from napari_adaptiveclick.learning.propagation_calibration import (
     read_log,
     run_object,
 )
+from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.learning.propagation_options import (
     SessionsByKind,
     add_propagation_options,
@@ -130,8 +132,11 @@ def _fit_and_write(out: Path, results: list, what: str, settings: dict | None) -
         if settings.get("mri_zoom_min_size") is not None:
             how += f", BraTS zoom-in at least {settings['mri_zoom_min_size']} px"
     source = f"training.calibrate_propagation on the training split ({what}, {how})"
-    try:
-        rule = fit_stop_rule(results, source=source)
+    quantile = (settings or {}).get("intensity_quantile")
+    try:  # the guard propagates as the logs did: trimmed when they were
+        rule = fit_stop_rule(
+            results, source=source, guard=partial(guard_failures, intensity_quantile=quantile)
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ with a different scale or translation still lands on the right pixel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from napari.layers import Image, Labels, Points, Shapes
 
 from napari_adaptiveclick.io.lazy import as_array
 from napari_adaptiveclick.io.pyramid import LabelsPyramid
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict
 
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"
@@ -254,7 +254,7 @@ def store_provenance(
     labels: Labels, records: Sequence[ClickRecord], settings: dict[str, Any]
 ) -> None:
     """Keep the click records (as dicts) and the settings that made them with ``labels``."""
-    labels.metadata[METADATA_KEY] = {"records": [asdict(r) for r in records], **settings}
+    labels.metadata[METADATA_KEY] = {"records": [record_dict(r) for r in records], **settings}
 
 
 def stored_records(labels: Labels) -> list[ClickRecord]:

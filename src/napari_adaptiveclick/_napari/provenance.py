@@ -19,7 +19,7 @@ from napari.utils.notifications import show_info
 
 from napari_adaptiveclick._napari.layers import METADATA_KEY, stored_records
 from napari_adaptiveclick._napari.loading import AnnotationSettings
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict, write_click_records
 
 
 def stored_settings(
@@ -49,7 +49,7 @@ class RecordMirror:
         self.labels = labels
         self.records: list[ClickRecord] = list(earlier)  # what the labels hold, in order
         self._offset = len(self.records)
-        self._dicts = [asdict(r) for r in self.records]  # the list kept in the metadata
+        self._dicts = [record_dict(r) for r in self.records]  # the list kept in the metadata
         self._seen: list[ClickRecord] = []  # the annotator's records at the last update
 
     def update(self, annotator_records: Sequence[ClickRecord], settings: dict[str, Any]) -> None:
@@ -64,6 +64,6 @@ class RecordMirror:
             if self._offset:
                 record = replace(record, order=record.order + self._offset)
             self.records.append(record)
-            self._dicts.append(asdict(record))
+            self._dicts.append(record_dict(record))
         self._seen = list(annotator_records)
         self.labels.metadata[METADATA_KEY] = {"records": self._dicts, **settings}

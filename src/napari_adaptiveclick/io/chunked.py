@@ -23,6 +23,7 @@ zarr, ome-zarr, zarr-n5 and h5py (the ``big`` extra) are imported inside the fun
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,15 +166,17 @@ def _ome_zarr(group: Any, multiscale: dict[str, Any], writable: bool = False) ->
         None,
     )
     spacing = tuple(float(scale[i]) if kinds[i] != "channel" else 1.0 for i in kept)
+    origin = tuple(float(translation[i]) if kinds[i] != "channel" else 0.0 for i in kept)
+    spatial = [i for i, a in enumerate(letters) if a != "c"]
     volume = ImageVolume(
         levels[0],
         spacing,
-        tuple(float(translation[i]) if kinds[i] != "channel" else 0.0 for i in kept),
+        origin,
         format="ome-zarr",
         axes=letters,
         unit=unit,
         affine=stored_affine(
-            group.attrs, [s for s, a in zip(spacing, letters, strict=True) if a != "c"]
+            group.attrs, [spacing[i] for i in spatial], [origin[i] for i in spatial]
         ),
     )
     volume.levels = levels
@@ -234,22 +237,23 @@ def _plain(data: LazyArray, attrs: Any, fmt: str, spacing: Any = None) -> ImageV
     origin = attrs.get("origin")
     if origin is None or len(origin) != data.ndim:
         origin = (0.0,) * data.ndim
-    spacing = tuple(float(s) for s in spacing)
+    spacing, origin = tuple(float(s) for s in spacing), tuple(float(o) for o in origin)
     return ImageVolume(
         data,
         spacing,
-        tuple(float(o) for o in origin),
+        origin,
         format=fmt,
         unit=unit if isinstance(unit, str) else None,
-        affine=stored_affine(attrs, spacing),
+        affine=stored_affine(attrs, spacing, origin),
     )
 
 
-def stored_affine(attrs: Any, spacing: tuple[float, ...] | list[float]) -> Any:
+def stored_affine(attrs: Any, spacing: Sequence[float], origin: Sequence[float]) -> Any:
     """The voxel-to-world matrix a labels store of :mod:`.stores` keeps beside its spacing
     (:data:`AFFINE_ATTR`: the flips and rotations of the image it was made for, which the
     spacing / origin and OME-Zarr's scale / translation cannot hold), as a float array; None
-    when there is none, or when it does not fit ``spacing`` (the standard metadata wins)."""
+    when there is none, or when it does not fit ``spacing`` and ``origin`` (a store another
+    tool rescaled or moved: the standard metadata wins)."""
     import numpy as np
 
     from napari_adaptiveclick.io import geometry
@@ -263,6 +267,8 @@ def stored_affine(attrs: Any, spacing: tuple[float, ...] | list[float]) -> Any:
     if value is None or affine.shape != (n + 1, n + 1) or not np.isfinite(affine).all():
         return None
     if not np.allclose(geometry.steps(affine), spacing, rtol=1e-5, atol=1e-12):
+        return None
+    if not np.allclose(geometry.offset(affine), origin, rtol=1e-5, atol=1e-6):
         return None
     return affine
 

@@ -25,7 +25,7 @@ from napari_adaptiveclick.learning.objects3d import Object3D
 from napari_adaptiveclick.learning.propagation_guard import guard_failures
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.propagation import PropagationSettings
-from napari_adaptiveclick.volume.stopping import FEATURES, TRIM_FEATURES, StopRule
+from napari_adaptiveclick.volume.stopping import FEATURES, TRIM_FEATURES, StopRule, with_kept
 
 
 @dataclass
@@ -146,7 +146,8 @@ def read_log(path) -> tuple[dict, list[ObjectResult]]:
             for s in slices:
                 if set(s.evidence) not in (set(FEATURES), set(TRIM_FEATURES)):
                     raise ValueError(
-                        f"evidence lists {sorted(s.evidence)}, not {list(TRIM_FEATURES)}"
+                        f"evidence lists {sorted(s.evidence)}, not {list(TRIM_FEATURES)} "
+                        f"(or those without 'kept')"
                     )
             results.append(ObjectResult(**{**entry, "slices": slices}))
         except (KeyError, TypeError, ValueError) as err:
@@ -189,7 +190,7 @@ def _training_rows(
         for s in result.slices:
             if s.present and not s.iou >= 0.5:
                 continue
-            x.append([s.evidence.get(name, 1.0) for name in features])
+            x.append([with_kept(s.evidence)[name] for name in features])
             y.append(1.0 if s.present else 0.0)
     return np.asarray(x, np.float64), np.asarray(y, np.float64)
 

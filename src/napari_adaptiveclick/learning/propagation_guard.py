@@ -92,19 +92,22 @@ class StubbornModel:
         return {p for p in range(PLANES) if self.mask(p).any()}
 
 
-def guard_failures(rule: StopRule | None) -> list[str]:
+def guard_failures(rule: StopRule | None, intensity_quantile: float | None = None) -> list[str]:
     """What goes wrong when ``rule`` stops the :class:`StubbornModel`'s propagation from plane
     :data:`SOURCE` (bright and dark disks): empty when it stops within one plane of each end
-    and writes every plane inside. The rule must do it alone: the intensity trim
-    (:mod:`napari_adaptiveclick.volume.consistency`), which would empty the copied mask past
-    these disks' ends by itself, is off."""
+    and writes every plane inside. The propagation trims as the rule was fitted for
+    (``intensity_quantile``; None: no trim): past the disks' ends the copied mask is all
+    tissue, so the trim is not made there (it would take the whole mask) and only the rule,
+    with the share the trim would have kept as its evidence, can stop it."""
     failures = []
     for dark in (False, True):
         image, truth = guard_volume(dark=dark)
         target = StubbornModel(image, truth[SOURCE], SOURCE)
         list(
             Propagation(
-                target, SOURCE, PropagationSettings(stop_rule=rule, intensity_quantile=None)
+                target,
+                SOURCE,
+                PropagationSettings(stop_rule=rule, intensity_quantile=intensity_quantile),
             )
         )
         written, kind = target.written(), "dark" if dark else "bright"

@@ -108,6 +108,18 @@ def default_checkpoint(name: str = "default") -> Path | None:
     return found[0]
 
 
+def new_file_mode() -> int:
+    """The mode ``open`` gives a new file: 0o666 less the process's umask (read without
+    changing it, from /proc on Linux; 0o022 assumed elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``:
     a crash never leaves a half-written file at ``path``."""
@@ -115,11 +127,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    mode = path.stat().st_mode & 0o777 if path.exists() else new_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, mode)  # mkstemp's 0600 would hide the checkpoint from other users
         with os.fdopen(fd, "wb") as handle:
+            try:  # mkstemp's 0600 would hide the checkpoint from other users
+                os.fchmod(handle.fileno(), mode)
+            except (OSError, AttributeError):  # a file system without modes, or Windows
+                pass
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())

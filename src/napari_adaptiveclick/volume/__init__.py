@@ -9,7 +9,8 @@ The public names live in small modules and are gathered here:
 - :mod:`.edits`: the edit log (runs of records, undo steps, :class:`PlanePatch`,
   :class:`ClickOutcome`);
 - :mod:`.predictor`: the ClickSession kept in step with the runs;
-- :mod:`.propagation`: :class:`Propagation`, its settings and reports, :func:`derived_click`;
+- :mod:`.propagation`: :class:`Propagation`, its settings and reports (its prompts,
+  :func:`derived_click` among them: :mod:`.propagation_prompts`);
 - :mod:`.replay`: :func:`replay_records`, labels from a click record file.
 - :mod:`.autosave`: :class:`~.autosave.AutosaveStore`, the crash-safe store of an annotation's
   records and changed label tiles (a journal, written in the background:
@@ -29,7 +30,9 @@ records of a session (:func:`replay_records`) gives back its labels:
    object's previous run, the lower one on ties), so that working slice by slice carries the
    object from one slice to the next; else nothing. A mask record's run starts from its mask.
 3. After every click the object's pixels on that plane are replaced by the predicted mask,
-   leaving pixels of other objects alone unless ``overwrite`` is set.
+   leaving pixels of other objects alone unless ``overwrite`` is set; a record with an
+   intensity range (a trimmed propagated slice) writes that mask trimmed to the range, holes
+   given back (:func:`~napari_adaptiveclick.volume.consistency.trim_to_range`).
 
 Manual edits of the labels (painting) are not part of the record.
 Torch is used only through the ClickSession; napari is never imported here.
@@ -46,8 +49,8 @@ from napari_adaptiveclick.volume.propagation import (
     Propagation,
     PropagationReport,
     PropagationSettings,
-    derived_click,
 )
+from napari_adaptiveclick.volume.propagation_prompts import derived_click
 from napari_adaptiveclick.volume.replay import replay_records
 from napari_adaptiveclick.volume.slicing import SliceGeometry, default_slicing_axis
 

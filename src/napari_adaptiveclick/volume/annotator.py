@@ -307,21 +307,22 @@ class VolumeAnnotator(PromptAnnotation):
         bool, or, with ``box``, its part inside ``box`` (e.g. a prediction's ``crop_mask`` in
         its ``box``: then the write costs the crop's size, not the plane's). ``keep``: the
         intensities ``mask`` was trimmed to (:mod:`.consistency`), recorded for replay."""
-        if not step.n_records:
-            self._history.append(step)
-        if not self._runs or self._runs[-1] is not run:
-            self._runs.append(run)
-        record = record_of(
+        new_run = not self._runs or self._runs[-1] is not run
+        record = record_of(  # first: a prompt it refuses changes nothing
             click,  # a click, or another prompt (:mod:`.prompt_annotation`)
             self.geometry.slice_shape,
             plane=run.plane,
             object_id=run.object_id,
-            order=sum(len(r.records) for r in self._runs),
+            order=sum(len(r.records) for r in self._runs) + (len(run.records) if new_run else 0),
             model=self.model_name,
             axis=self.geometry.axis,
             intensity_min=keep.low,
             intensity_max=keep.high,
         )
+        if not step.n_records:
+            self._history.append(step)
+        if new_run:
+            self._runs.append(run)
         run.records.append(record)
         self._predictor.hold(run)
         step.n_records += 1

@@ -34,7 +34,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,7 @@ from napari_adaptiveclick.volume.autosave_state import (
     write_manifest,
 )
 from napari_adaptiveclick.volume.image_key import SIDECAR_SUFFIX, ImageKey
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 __all__ = ["AutosaveError", "AutosaveSnapshot", "AutosaveStore"]
@@ -248,7 +247,7 @@ class AutosaveStore:
             "saved": pending.saved,
             "object_id": pending.object_id,
             "keep": keep,
-            "records": [asdict(r) for r in pending.records[keep:]],
+            "records": [record_dict(r) for r in pending.records[keep:]],
             "tiles": [list(key) for key in pending.tiles],
         }
         if pending.info is not None:
@@ -291,7 +290,7 @@ class AutosaveStore:
             "generation": generation,
             "saved": pending.saved if pending else time.time(),
             "object_id": object_id,
-            "records": [asdict(r) for r in records],
+            "records": [record_dict(r) for r in records],
             "info": info,
             "tiles": [list(k) for k in [*new, *carried]],
         }

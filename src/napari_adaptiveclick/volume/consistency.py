@@ -1,21 +1,21 @@
 """Intensity consistency with the annotated slice: what a propagation may write on a slice.
 
 A propagated mask drifts slice by slice, mostly by taking in tissue next to the object that
-the object never looked like on the annotated (source) slice: on the BraTS training cases
-most false pixels of the whole tumour's propagated masks were darker (FLAIR) than the darkest
-few per cent of the annotated slice's mask. When the source slice shows the object clearly
+the object never looked like on the annotated (source) slice: on 7 of the 8 BraTS training
+cases half or more of the false pixels of the whole tumour's propagated masks were darker
+(FLAIR) than the darkest 5 % of the annotated slice's mask. When the source slice shows the object clearly
 brighter (or darker) than its surroundings, :func:`source_range` gives the intensities from
 that slice's ``quantile`` of the object's up (down), and :func:`trim_to_range` takes the
 pixels outside it from a propagated mask, then gives back the holes this leaves inside the
 object (dark spots inside a tumour stay part of it). An object that its surroundings do not
-separate from by intensity (:func:`separability` within :data:`SEPARABLE` of 1 or 0:
-textured or ring-shaped objects) is left alone. Intensities are the image's own values (the
+separate by intensity (:func:`separability` strictly between ``1 - SEPARABLE`` and
+:data:`SEPARABLE`: textured or ring-shaped objects) is left alone. Intensities are the image's own values (the
 mean of the channels for RGB), so a record of the range replays on the same image whatever
 its display range.
 
 Provenance: the consistency of intensity with the source slice that issue #13 proposes for
-stopping, used here to limit the mask itself; the quantile was chosen on the training cases
-(BENCHMARKS.md, propagation section).
+stopping, used here to limit the mask itself. Off by default: on the training cases it makes
+the propagated slices better but stops no better (BENCHMARKS.md, propagation section).
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ from napari_adaptiveclick.volume.consistency import (
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.propagation_prompts import (
     carried,
-    derived_click,
     derived_click_near,
     grown_box,
     stroke_near,
@@ -44,19 +43,6 @@ from napari_adaptiveclick.volume.stopping import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
-
-
-__all__ = [
-    "PROPAGATION_PROMPTS",
-    "Propagation",
-    "PropagationReport",
-    "PropagationSettings",
-    "PropagatedSlice",
-    "PropagationTarget",
-    "derived_click",
-    "grown_box",
-    "stroke_near",
-]
 
 
 class PropagationTarget(Protocol):
@@ -223,16 +209,15 @@ class Propagation:
         self._origin = self._previous = (mask[box_slices(box)].copy(), box)  # crop, its box
         window = evidence_window([box], annotator.geometry.slice_shape)
         inside = mask[box_slices(window)]
-        self._source_look = appearance(self._plane_image(source, window), inside)
-        q, values = settings.intensity_quantile, annotator.plane_values(source, window)
+        values, q = annotator.plane_values(source, window), settings.intensity_quantile
+        self._source_look = appearance(self._normalised(values), inside)
         self._range = None if q is None else source_range(values, inside, q)
         self._start = time.perf_counter()
 
-    def _plane_image(self, plane: int, window: Box) -> np.ndarray:
-        """``window`` of the slice, normalised with the annotator's intensity range (RGB: grey)."""
-        data = self.annotator.plane_values(plane, window)
+    def _normalised(self, values: np.ndarray) -> np.ndarray:
+        """Image ``values`` normalised with the annotator's intensity range."""
         lo, hi = self.annotator.stats
-        return (data - lo) / max(hi - lo, 1e-6)
+        return (values - lo) / max(hi - lo, 1e-6)
 
     def __iter__(self) -> Iterator[PropagatedSlice]:
         while (result := self.step()) is not None:
@@ -292,10 +277,10 @@ class Propagation:
         annotator, shape = self.annotator, self.annotator.geometry.slice_shape
         source_crop, source_box = self._previous  # the object on ``source``, in its box
         start = annotator.start_mask(target)
-        kept = self.settings.prompt != "click" and carried(source_crop, source_box, start)
-        if kept and self.settings.prompt == "box":
+        is_carried = self.settings.prompt != "click" and carried(source_crop, source_box, start)
+        if is_carried and self.settings.prompt == "box":
             click = grown_box(source_box, self.settings.box_grow, shape)
-        elif kept:
+        elif is_carried:
             click = stroke_near(source_crop, source_box)
         else:
             click = derived_click_near(source_crop, source_box, start, shape)
@@ -320,7 +305,7 @@ class Propagation:
         uncertainty = float(np.mean(1.0 - np.abs(2.0 * p - 1.0))) if p.size else 1.0
         rule, presence, evidence = self.settings.stop_rule, float("nan"), None
         if area:
-            image = self._plane_image(target, window)
+            image = self._normalised(annotator.plane_values(target, window))
             evidence = slice_evidence(image, here, probability, before, self._source_look, share)
             presence = rule.presence(evidence) if rule is not None else presence
         reason = ""

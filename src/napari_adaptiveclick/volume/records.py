@@ -75,6 +75,10 @@ class ClickRecord:
         for name in ("intensity_min", "intensity_max"):
             value = getattr(self, name)
             object.__setattr__(self, name, _bound(value, name, name == "intensity_min"))
+        if self.intensity_min == math.inf or self.intensity_max == -math.inf:
+            raise ValueError(
+                "an intensity range must keep some values: no +inf minimum or -inf maximum"
+            )
         if self.intensity_min > self.intensity_max:
             raise ValueError(
                 f"intensity_min ({self.intensity_min}) is above intensity_max "
@@ -314,18 +318,13 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM
             header = handle.readline()
             handle.seek(0)  # (the decoder starts again: the mark is skipped again)
-            reader = csv.DictReader(handle, delimiter=_delimiter(header))
+            sep = _delimiter(header)
+            reader = csv.DictReader(handle, delimiter=sep)
             items = [row for row in reader if any(_filled(v) for v in row.values())]
+            if sep != ",":
+                items = [_decimal_points(row) for row in items]
     records = [_record_from_mapping(dict(item), str(path), i) for i, item in enumerate(items)]
     return sorted(records, key=lambda r: r.order)
-
-
-def _open_bounds(row: dict, empty: object) -> dict:
-    """``row`` with its infinite intensity bounds written as ``empty`` (the open side)."""
-    for name in ("intensity_min", "intensity_max"):
-        if row[name] is not None and not math.isfinite(row[name]):
-            row[name] = empty
-    return row
 
 
 def _delimiter(header: str) -> str:
@@ -335,6 +334,30 @@ def _delimiter(header: str) -> str:
         if sep in header:
             return sep
     return ","
+
+
+_DECIMAL_FIELDS = ("row", "col", "points", "intensity_min", "intensity_max")
+
+
+def _decimal_points(row: dict) -> dict:
+    """A row of a CSV separated by semicolons or tabs with its decimal commas (12,5) read as
+    decimal points (its numbers hold no thousands separators)."""
+    return {
+        k: v.replace(",", ".")
+        if isinstance(k, str) and k.strip().lower() in _DECIMAL_FIELDS and isinstance(v, str)
+        else v
+        for k, v in row.items()
+    }
+
+
+def record_dict(record: ClickRecord) -> dict:
+    """``record`` as plain data for JSON (click files, autosave, layer metadata): its open
+    intensity bounds (infinite) as None, which :class:`ClickRecord` reads back as open."""
+    row = asdict(record)
+    for name in ("intensity_min", "intensity_max"):
+        if not math.isfinite(row[name]):
+            row[name] = None
+    return row
 
 
 def _given(row: dict, name: str, default: object) -> object:
@@ -349,11 +372,11 @@ def _filled(value: object) -> bool:
 def write_click_records(path: str | Path, records: Sequence[ClickRecord]) -> None:
     """Write click records as CSV, or JSON when ``path`` ends with ``.json``."""
     path = Path(path)
-    rows = [_open_bounds(asdict(r), None) for r in records]
+    rows = [record_dict(r) for r in records]
     if path.suffix.lower() == ".json":
         path.write_text(json.dumps(rows, indent=1))
         return
-    rows = [{**_open_bounds(row, ""), "points": _format_points(row["points"])} for row in rows]
+    rows = [{**row, "points": _format_points(row["points"])} for row in rows]  # None: empty
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=_RECORD_FIELDS)
         writer.writeheader()

@@ -14,9 +14,11 @@ real continuations with evidence the prediction alone does not give:
 - ``log_area_prev`` / ``log_area_source``: area change against the previous and the source
   slice; ``iou_prev``: overlap with the previous slice;
 - ``confidence``: mean of ``|2p - 1|`` of the probability on the predicted mask;
-- ``kept``: the share of the predicted mask inside the annotated slice's intensity range
-  when the propagation trims to it (:mod:`napari_adaptiveclick.volume.consistency`; 1
-  otherwise). Only rules fitted on trimmed propagations use it (:attr:`StopRule.features`).
+- ``kept``: when the propagation trims to the annotated slice's intensity range
+  (:mod:`napari_adaptiveclick.volume.consistency`), the share of the mask the model may
+  write there (rule 3) that the trim leaves, logged also where the trim is not made
+  (``max_trim``); 1 without a trim. Only rules fitted on trimmed propagations use it
+  (:attr:`StopRule.features`).
 
 A logistic model of these (:class:`StopRule`) gives the probability that the object is
 present on the slice; the propagation stops below ``stop_below`` and flags written slices
@@ -142,6 +144,12 @@ def slice_evidence(
     }
 
 
+def with_kept(evidence: dict[str, float]) -> dict[str, float]:
+    """``evidence`` with ``kept`` = 1 where it lacks it (logged without a trim, or before the
+    feature existed); any other missing feature is a KeyError."""
+    return evidence if "kept" in evidence else {**evidence, "kept": 1.0}
+
+
 @dataclass(frozen=True)
 class StopRule:
     """Logistic model of "the object is present on this slice" from :func:`slice_evidence`.
@@ -190,7 +198,7 @@ class StopRule:
 
     def presence(self, evidence: dict[str, float]) -> float:
         """Probability in [0, 1] that the object is present on the slice."""
-        x = np.array([evidence.get(name, 1.0) for name in self.features], np.float64)
+        x = np.array([with_kept(evidence)[name] for name in self.features], np.float64)
         x = np.clip(x, self.low, self.high)
         z = self.intercept + float(np.dot(self.coef, (x - self.mean) / np.asarray(self.scale)))
         return float(1.0 / (1.0 + math.exp(-np.clip(z, -50.0, 50.0))))

@@ -186,6 +186,17 @@ def test_bad_model_name_and_threshold():
         ClickSession(3.5)
 
 
+def test_negative_prompts_alone_segment_nothing_and_a_positive_one_then_does(session, image):
+    session.set_image(image)
+    first = session.add_click(250, 200, positive=False)  # "not this" with no object yet
+    assert not first.mask.any()  # nothing says where an object is
+    assert not session.add_scribble([(20, 20), (40, 60)], positive=False).mask.any()
+    found = session.add_click(130, 115, positive=True)
+    assert found.mask[130, 115] and found.mask.sum() > 100
+    assert session.undo() is not None and not session.prediction.mask.any()  # undo: empty again
+    session.reset()
+
+
 def test_an_architecture_without_weights_warns_that_its_masks_mean_nothing(monkeypatch):
     from napari_adaptiveclick.models import registry
 

@@ -221,6 +221,13 @@ def check_prompt(prompt: Prompt, shape: tuple[int, int]) -> None:
             )
 
 
+def only_negative(given: Iterable[Stroke]) -> bool:
+    """True when every click and stroke of ``given`` (:func:`strokes`) is negative: nothing
+    says where the object is, so there is nothing to segment yet."""
+    given = tuple(given)
+    return bool(given) and not any(stroke.positive for stroke in given)
+
+
 def strokes(prompts: Iterable[Prompt], shape: tuple[int, int]) -> tuple[Stroke, ...]:
     """What the disk maps encode of a sequence of prompts: the clicks and strokes after the
     last mask prompt (a mask replaces what came before it), each box as its seed click."""

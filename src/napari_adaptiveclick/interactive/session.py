@@ -52,6 +52,7 @@ from napari_adaptiveclick.interactive.prompts import (
     Scribble,
     anchor_clicks,
     check_prompt,
+    only_negative,
     strokes,
 )
 from napari_adaptiveclick.interactive.results import ClickState, Prediction
@@ -294,6 +295,8 @@ class ClickSession:
             sizes = (self.zoom_expand, self.zoom_min_size, self.config.box_prior)
             roi, prior = box_start(prompt, self.image_shape, prior, *sizes)
             state = self._predict(prompts, prior, roi, limit)
+        elif self.protocol != "release" and only_negative(given) and not (prior.values > 0.5).any():
+            state = ClickState(prompts, None, Box(0, 0, 1, 1), np.zeros((1, 1), np.float32))
         elif self.protocol != "release" and len(given) == 1 and not (prior.values > 0.5).any():
             state = self._predict_first_click(prompts, prior, limit)
         else:

@@ -199,6 +199,19 @@ def test_an_input_file_is_never_the_output(tmp_path, image, capsys, no_model_loa
     assert {p: p.read_bytes() for p in before} == before  # nothing was written over
 
 
+def test_a_stack_stored_as_rgb_says_so_when_a_click_is_on_a_later_plane(
+    tmp_path, capsys, no_model_loading
+):
+    path = tmp_path / "three.tif"
+    tifffile.imwrite(
+        path, np.zeros((3, 40, 50), np.uint8), photometric="rgb", planarconfig="separate"
+    )
+    clicks = _clicks(tmp_path, ClickRecord(2, 10, 10, True, object_id=1))
+    assert _segment(path, clicks, tmp_path / "out.tif", "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert "outside the volume" in err and "was read as one RGB image" in err
+
+
 def test_4d_data_is_refused_with_what_to_do(tmp_path, capsys, no_model_loading):
     nib = pytest.importorskip("nibabel")
     path = tmp_path / "series.nii.gz"

@@ -123,7 +123,15 @@ def segment(args: argparse.Namespace) -> int:
             else _start_labels(start, volume.spatial_shape, max_id)
         )
     dtype = labels_dtype_for(max_id) if start_labels is None else start_labels.dtype
-    check_records(records, volume.spatial_shape, dtype)
+    try:
+        check_records(records, volume.spatial_shape, dtype)
+    except ValueError as err:
+        if volume.is_rgb and len(volume.spatial_shape) == 2 and any(r.plane for r in records):
+            raise ValueError(  # e.g. a 3-slice stack that tifffile stored as RGB
+                f"{err} {args.image} was read as one RGB image; if it is a stack of slices, "
+                "save it with one grey channel per page (tifffile: photometric='minisblack')."
+            ) from None
+        raise
     to_store = is_store_path(out)
     if not to_store:
         known = 0 if start_labels is None else int(np.asarray(start_labels).max(initial=0))

@@ -1,7 +1,8 @@
 """``python -m napari_adaptiveclick demo``: napari with the sample EM stack, the widget and
 the default model. ``--headless --out DIR`` plays a scripted click session through the
-widget (points added to the click layer as a user would), propagates the last object,
-writes ``labels.tif``, ``clicks.csv`` and ``screenshot.png`` into DIR and prints each step.
+widget's controller (each click as the click layer hands a point on), propagates the last
+object, writes ``labels.tif``, ``clicks.csv`` and ``screenshot.png`` into DIR and prints
+each step.
 """
 
 from __future__ import annotations

@@ -259,3 +259,22 @@ def test_sstem_sample_downloads_the_pinned_stack(tmp_path, local_server, monkeyp
     [(stack, kwargs, kind)] = sample_data.sstem_sample()
     assert kind == "image" and stack.shape == (20, 1024, 1024) and stack.dtype == np.uint8
     assert kwargs["scale"] == sample_data.SSTEM_SPACING
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".ome.zarr"])
+def test_a_labels_store_reopens_as_labels_whatever_its_name(tmp_path, suffix):
+    pytest.importorskip("zarr")
+    from napari_adaptiveclick.io.stores import write_labels_store
+
+    labels = np.zeros((3, 8, 9), np.uint16)
+    labels[1, 2:5, 3:6] = 4
+    path = write_labels_store(tmp_path / f"lesion{suffix}", labels)  # no "label" in the name
+    [(data, _, kind)] = get_reader(str(path))(str(path))
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), labels)
+    image = np.zeros((3, 8, 9), np.uint16)  # a plain integer array stays an image
+    import zarr
+
+    zarr.create_array(str(tmp_path / "stack.zarr"), shape=image.shape, dtype=image.dtype)
+    [(_, _, kind)] = get_reader(str(tmp_path / "stack.zarr"))(str(tmp_path / "stack.zarr"))
+    assert kind == "image"

@@ -100,7 +100,8 @@ def layer_data(volume: ImageVolume, name: str | None = None, labels: bool = Fals
     affine = geometry.without_scale(volume.affine, scale)
     kwargs: dict[str, Any] = {"name": name, "scale": scale, "metadata": {GEOMETRY_KEY: volume}}
     integer = np.issubdtype(volume.data.dtype, np.integer)
-    labels = labels or (integer and any(word in name.lower() for word in LABEL_WORDS))
+    words = any(word in name.lower() for word in LABEL_WORDS)
+    labels = labels or (integer and (volume.is_labels or words))
     if labels and not volume.is_rgb:
         data, multiscale = _labels_data(volume)
         return data, {**kwargs, "affine": affine, "multiscale": multiscale}, "labels"

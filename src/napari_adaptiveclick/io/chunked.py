@@ -41,6 +41,7 @@ STORE_SUFFIXES: dict[str, str] = {
 }
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 AFFINE_ATTR = "napari_adaptiveclick_affine"  # the full voxel-to-world matrix of a labels store
+LABELS_ATTR = "napari_adaptiveclick_labels"  # a plain zarr array that holds labels
 _NEEDS = "pip install 'napari-adaptiveclick[big]'"
 
 
@@ -178,6 +179,7 @@ def _ome_zarr(group: Any, multiscale: dict[str, Any], writable: bool = False) ->
         affine=stored_affine(
             group.attrs, [spacing[i] for i in spatial], [origin[i] for i in spatial]
         ),
+        is_labels="image-label" in ome_metadata(group),
     )
     volume.levels = levels
     volume.level_transforms = tuple(_kept_transforms(d, kept) for d in datasets)
@@ -245,6 +247,7 @@ def _plain(data: LazyArray, attrs: Any, fmt: str, spacing: Any = None) -> ImageV
         format=fmt,
         unit=unit if isinstance(unit, str) else None,
         affine=stored_affine(attrs, spacing, origin),
+        is_labels=attrs.get(LABELS_ATTR) is True,
     )
 
 

@@ -14,7 +14,8 @@ Where the labels go, by the path's form:
   copies of level 0, kept up to date in the box of each edit: :mod:`.pyramid`); the image's
   ``labels`` list names it (what napari-ome-zarr and other OME-Zarr viewers show).
 - ``NAME.ome.zarr``: a new OME-Zarr store whose one multiscale image is the labels.
-- ``NAME.zarr``: a plain zarr array with ``spacing`` / ``origin`` / ``unit`` attributes.
+- ``NAME.zarr``: a plain zarr array with ``spacing`` / ``origin`` / ``unit`` attributes and
+  a mark that it holds labels (:data:`~.chunked.LABELS_ATTR`).
 
 :func:`write_labels_store` writes a whole labels array (in memory or lazy) into such a store,
 plane slab by slab, into a temporary name that is renamed into place at the end, so a crash
@@ -34,7 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick.io.chunked import AFFINE_ATTR, ome_metadata, split_store_path
+from napari_adaptiveclick.io.chunked import (
+    AFFINE_ATTR,
+    LABELS_ATTR,
+    ome_metadata,
+    split_store_path,
+)
 from napari_adaptiveclick.io.lazy import LazyArray
 from napari_adaptiveclick.io.pyramid import LabelsPyramid, level_voxels
 from napari_adaptiveclick.io.volume import ImageIOError, ImageVolume
@@ -128,6 +134,7 @@ def create_labels_store(
     array = zarr.create_array(
         str(path), shape=shape, chunks=labels_chunks(shape), dtype=dtype, fill_value=0
     )
+    array.attrs[LABELS_ATTR] = True  # the reader opens it as labels, whatever its name
     if like is not None:
         spatial = [i for i, a in enumerate(like.axes) if a != "c"]
         array.attrs.update(

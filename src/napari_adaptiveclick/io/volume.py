@@ -43,6 +43,8 @@ class ImageVolume:
             each level lazy and in the same axes; empty for single-resolution images.
         level_transforms: for each of ``levels``, its OME-Zarr coordinate transformations
             (``scale`` and ``translation`` dicts) over the same axes.
+        is_labels: the store says it holds labels (OME-Zarr ``image-label`` metadata, or a
+            labels store of :mod:`.stores`), whatever its name.
     """
 
     data: np.ndarray
@@ -56,6 +58,7 @@ class ImageVolume:
     header: Any = None
     levels: tuple[Any, ...] = ()
     level_transforms: tuple[list[dict[str, Any]], ...] = ()
+    is_labels: bool = False
 
     def __post_init__(self) -> None:
         if not self.axes:

@@ -312,3 +312,14 @@ def test_the_table_gives_a_standard_error_only_with_more_than_one_held_out_objec
         assert "one held-out object: too few to tell" in text and "+-" not in text
     else:
         assert "-0.50 +- 0.29 (standard error over 3 objects" in text
+
+
+def test_4d_or_rgb_images_are_refused_with_the_fitting_advice():
+    from napari_adaptiveclick.io.volume import ImageVolume
+
+    series = ImageVolume(np.zeros((2, 3, 8, 8)), (1.0,) * 4, (0.0,) * 4)  # axes "tzyx"
+    with pytest.raises(AdaptInputError, match="save the time point or channel"):
+        collect_objects(series, as_volume(np.zeros((2, 3, 8, 8), np.uint8)))
+    rgb = ImageVolume(np.zeros((8, 8, 3)), (1.0,) * 3, (0.0,) * 3, axes="yxc")
+    with pytest.raises(AdaptInputError, match="convert RGB images to grey"):
+        collect_objects(rgb, as_volume(np.zeros((8, 8), np.uint8)))

@@ -120,7 +120,12 @@ def collect_objects(
     if image.axes not in ("yx", "zyx"):
         raise AdaptInputError(
             f"Adaptation needs a 2D grey image or a grey 3D volume; {_name(image, 'the image')} "
-            f"has axes {image.axes!r} and shape {image.data.shape} (convert RGB images to grey)."
+            f"has axes {image.axes!r} and shape {image.data.shape} ("
+            + (
+                "convert RGB images to grey)."
+                if "c" in image.axes
+                else "save the time point or channel you labelled as its own file)."
+            )
         )
     if min_area < 1:
         raise AdaptInputError(f"min_area must be at least 1 pixel, got {min_area}.")

@@ -119,7 +119,7 @@ def test_labels_of_a_killed_napari_are_restored_exactly(make_napari_viewer, qtbo
     widget, c = open_and_start(viewer, qtbot, path)
     records = read_click_records(out / "clicks.csv")
     assert not widget.restore_button.isHidden()
-    assert widget.restore_button.text().startswith("Restore unsaved annotation from ")
+    assert widget.restore_button.text().startswith("Restore the autosaved annotation from ")
     assert widget.restore_button.text().endswith(f"({len(records)} clicks)")
     assert not c.labels.data.any()
     widget.restore_button.click()
@@ -181,6 +181,19 @@ def test_restart_discard_damage_and_save(make_napari_viewer, qtbot, tmp_path):
     assert (sidecar / "autosave").is_dir()  # a new store for the edits that follow
     widget3.autosave_buttons["Clear autosave"].click()
     assert not (sidecar / "autosave").exists()
+
+    c3.add_click(3, 12, 12)  # File > Save Layers through this plugin's writer ends it too
+    idle(qtbot, c3)
+    assert (sidecar / "autosave").is_dir()
+    from napari.plugins.io import save_layers
+
+    save_layers(str(tmp_path / "saved.nii.gz"), [c3.labels], plugin="napari-adaptiveclick")
+    assert (tmp_path / "saved.nii.gz").is_file() and not (sidecar / "autosave").exists()
+    other_labels = third.add_labels(np.zeros_like(c3.labels.data))  # another layer: no effect
+    c3.add_click(3, 14, 14)
+    idle(qtbot, c3)
+    save_layers(str(tmp_path / "other.nii.gz"), [other_labels], plugin="napari-adaptiveclick")
+    assert (sidecar / "autosave").is_dir()
 
 
 def test_without_a_folder_beside_the_image_stores_go_to_the_cache(

@@ -25,7 +25,7 @@ exact.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +170,23 @@ def layer_affine(attributes: dict[str, Any], ndim: int) -> np.ndarray:
     return world.compose(physical).affine_matrix
 
 
+SAVED_HOOKS: list[Callable[[Any, list[str]], None]] = []  # told (data, paths) of each save
+
+
 def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer: Labels to NIfTI/MetaImage/NRRD with the source geometry
     (the image's affine and header when the layer came from this plugin's reader, otherwise
     the layer's own data-to-world transform), or to a zarr / OME-Zarr store (copied slab by
     slab; labels that already live in that store are left as they are). Multiscale Labels
-    are written from their full resolution."""
+    are written from their full resolution. Each of :data:`SAVED_HOOKS` is then told which
+    data was saved where (the autosave of an annotation ends once its labels are saved)."""
+    paths = _write_labels_layer(path, data, attributes)
+    for hook in list(SAVED_HOOKS):
+        hook(data, paths)
+    return paths
+
+
+def _write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     if isinstance(data, Sequence):  # napari's MultiScaleData: the levels, largest first
         data = data[0]
     labels = data if is_lazy(data) else np.asarray(data)

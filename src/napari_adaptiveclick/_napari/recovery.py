@@ -38,6 +38,7 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.files import SAVED_HOOKS
 from napari_adaptiveclick._napari.painting import changed_boxes, painted_objects
 from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
@@ -88,7 +89,7 @@ class Recovery:
         if self.offer is None:
             return ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.offer.saved))
-        return f"Restore unsaved annotation from {when} ({len(self.offer.records)} clicks)"
+        return f"Restore the autosaved annotation from {when} ({len(self.offer.records)} clicks)"
 
     # ------------------------------------------------------------------ session
     def begin(
@@ -107,6 +108,7 @@ class Recovery:
         self.end()
         self._labels, self._selection, self._annotator = labels, selection, annotator
         labels.events.paint.connect(self._on_paint)
+        SAVED_HOOKS.append(self._on_saved)  # File > Save Layers with this plugin's writer
         if is_lazy(annotator.labels):
             self._store, self.offer, self.problem, self._undecided = None, None, "", False
             self.note = "Labels on disk: each edit is written to their store at once."
@@ -137,8 +139,8 @@ class Recovery:
                 )
             show_warning(
                 self.problem
-                or f"Unsaved annotation of '{image.name}' found: press '{self.offer_text}' in "
-                "the AdaptiveClick panel, or Discard."
+                or f"An autosaved annotation of '{image.name}' was found: press "
+                f"'{self.offer_text}' in the AdaptiveClick panel, or Discard."
             )
         self.changed.emit()
 
@@ -147,8 +149,17 @@ class Recovery:
         waits to be written is written first)."""
         if self._labels is not None:
             self._labels.events.paint.disconnect(self._on_paint)
+        if self._on_saved in SAVED_HOOKS:
+            SAVED_HOOKS.remove(self._on_saved)
         self._labels = self._selection = self._annotator = None
         self._flush()
+
+    def _on_saved(self, data: object, paths: list[str]) -> None:
+        """The labels of this session were saved (the writer's hook): end the store, as
+        *Save labels...* does."""
+        if self._labels is not None and data is self._labels.data:
+            self._flush()
+            self.clear()
 
     def _flush(self) -> None:
         if self._store is not None and not self._store.flush():

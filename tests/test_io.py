@@ -377,3 +377,14 @@ def test_segment_refuses_a_metaimage_pointing_outside(tmp_path):
     )
     assert result.returncode != 0 and "outside the header's folder" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.tif").exists()
+
+
+def test_a_nifti_with_a_trailing_axis_of_one_is_a_3d_volume(tmp_path):
+    affine = np.array([[-1.0, 0, 0, 50], [0, 1, 0, -40], [0, 0, 3, 12], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.zeros((6, 7, 5, 1), np.int16), affine), tmp_path / "t1.nii.gz")
+    volume = read_image(tmp_path / "t1.nii.gz")  # X x Y x Z x 1, as FSL writes
+    assert (volume.axes, volume.data.shape) == ("zyx", (5, 7, 6))
+    back = write_labels(tmp_path / "labels.nii.gz", np.zeros((5, 7, 6), np.uint8), like=volume)
+    saved = nib.load(back)
+    assert saved.shape == (6, 7, 5)
+    np.testing.assert_allclose(saved.affine, affine)

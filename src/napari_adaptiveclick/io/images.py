@@ -160,7 +160,7 @@ def _read_pil(path: Path) -> ImageVolume:
 def _read_nifti(path: Path) -> ImageVolume:
     import nibabel as nib
 
-    img = nib.load(path)
+    img = nib.squeeze_image(nib.load(path))  # X x Y x Z x 1 (as FSL writes): a 3D volume
     data = np.ascontiguousarray(np.asanyarray(img.dataobj).transpose())  # keeps on-disk dtype
     affine = geometry.from_nifti(img.affine, data.ndim, img.header.get_zooms())
     unit = img.header.get_xyzt_units()[0]

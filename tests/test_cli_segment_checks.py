@@ -294,3 +294,10 @@ def test_scanner_files_are_replayed_with_the_mri_weights(
     assert _segment(source, clicks, tmp_path / f"o{suffix}") == 0
     expected = "default" if suffix == ".tif" else "default-mri"
     assert f"model {expected}," in capsys.readouterr().out
+
+
+def test_objects_left_without_pixels_are_named(tmp_path, image, capsys):
+    clicks = _clicks(tmp_path, ClickRecord(0, 5, 5, False, object_id=3))  # "not this" only
+    assert _segment(image, clicks, tmp_path / "out.tif", "--model", "tiny") == 0
+    assert "no pixels for object(s) 3" in capsys.readouterr().out
+    assert not tifffile.imread(tmp_path / "out.tif").any()

@@ -170,10 +170,22 @@ def segment(args: argparse.Namespace) -> int:
     if not to_store:
         write_labels(out, labels, like=volume, overwrite=args.overwrite)
     objects = sorted({r.object_id for r in records})
+    empty = "" if to_store else _without_pixels(labels, objects)
     print(
-        f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {model_label}, shape {labels.shape}"
+        f"wrote {out}: {len(objects)} object(s), {len(records)} click(s), model {model_label}, "
+        f"shape {labels.shape}{empty}"
     )
     return 0
+
+
+def _without_pixels(labels: np.ndarray, objects: list[int]) -> str:
+    """A note naming the clicked objects that got no pixels (e.g. only negative clicks)."""
+    present = set(np.unique(np.asarray(labels)).tolist())
+    missing = [o for o in objects if o not in present]
+    if not missing:
+        return ""
+    shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+    return f"; no pixels for object(s) {shown} (only negative clicks, or all overwritten)"
 
 
 def _lazy_start_labels(data: Any, shape: tuple[int, ...]) -> Any:

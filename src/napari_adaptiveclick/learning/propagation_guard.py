@@ -16,7 +16,7 @@ import numpy as np
 
 from napari_adaptiveclick.interactive.boxed import box_slices
 from napari_adaptiveclick.interactive.session import Prediction
-from napari_adaptiveclick.volume.consistency import EVERY_VALUE
+from napari_adaptiveclick.volume.consistency import EVERY_VALUE, trim_to_range
 from napari_adaptiveclick.volume.edits import Run, replace_object
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
 from napari_adaptiveclick.volume.records import record_of
@@ -75,6 +75,9 @@ class StubbornModel:
 
     def plane_values(self, plane: int, box) -> np.ndarray:
         return self.image[plane][box_slices(box)]
+
+    def trimmed_mask(self, plane: int, mask: np.ndarray, box, keep) -> np.ndarray:
+        return trim_to_range(mask, self.plane_values(plane, box), keep)
 
     def accept_click(self, run: Run, click, mask: np.ndarray, step, box=None, keep=EVERY_VALUE):
         replace_object(self.labels[run.plane], run.plane, 1, mask, box=box)

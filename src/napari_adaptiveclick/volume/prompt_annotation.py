@@ -169,6 +169,13 @@ class PromptAnnotation:
         data = np.asarray(self.image[self.geometry.index(plane)][box_slices(box)], np.float32)
         return data.mean(axis=-1) if data.ndim == 3 else data
 
+    def trimmed_mask(
+        self, plane: int, mask: np.ndarray, box: Box, keep: IntensityRange
+    ) -> np.ndarray:
+        """``mask`` (its part in ``box`` of ``plane``) trimmed to ``keep``, holes given back:
+        the one trim of a propagated slice, made when propagating and when replaying."""
+        return trim_to_range(mask, self.plane_values(plane, box), keep)
+
     # ------------------------------------------------------------------ propagation
     def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
         """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""
@@ -206,8 +213,6 @@ class PromptAnnotation:
         run, prediction, seconds = self.predict_prompt(plane, prompt)
         step, box, mask = Step(self.object_id), prediction.box, prediction.crop_mask
         if keep.limits:
-            mask = trim_to_range(
-                self.written_mask(plane, mask, box), self.plane_values(plane, box), keep
-            )
+            mask = self.trimmed_mask(plane, self.written_mask(plane, mask, box), box, keep)
         record = self.accept_click(run, prompt, mask, step, box=box, keep=keep)
         return ClickOutcome(record, self.area(plane), seconds)

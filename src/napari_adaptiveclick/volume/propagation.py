@@ -18,12 +18,7 @@ import numpy as np
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, paste
 from napari_adaptiveclick.interactive.prompts import Click
 from napari_adaptiveclick.interactive.transforms import Box
-from napari_adaptiveclick.volume.consistency import (
-    EVERY_VALUE,
-    IntensityRange,
-    source_range,
-    trim_to_range,
-)
+from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange, source_range
 from napari_adaptiveclick.volume.edits import Run, Step
 from napari_adaptiveclick.volume.propagation_prompts import (
     carried,
@@ -67,6 +62,10 @@ class PropagationTarget(Protocol):
     def written_mask(self, plane: int, mask: np.ndarray, box: Box | None = None) -> np.ndarray: ...
 
     def plane_values(self, plane: int, box: Box) -> np.ndarray: ...
+
+    def trimmed_mask(
+        self, plane: int, mask: np.ndarray, box: Box, keep: IntensityRange
+    ) -> np.ndarray: ...
 
     def accept_click(
         self,
@@ -290,7 +289,7 @@ class Propagation:
         written = annotator.written_mask(target, prediction.crop_mask, box)  # in ``box``
         keep, share = EVERY_VALUE, 1.0
         if self._range is not None:  # write only what looks like the source slice's object
-            trimmed = trim_to_range(written, annotator.plane_values(target, box), self._range)
+            trimmed = annotator.trimmed_mask(target, written, box, self._range)
             share = float(trimmed.sum() / max(written.sum(), 1))  # evidence for the rule too
             if share >= 1.0 - self.settings.max_trim:
                 written, keep = trimmed, self._range

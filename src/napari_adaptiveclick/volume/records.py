@@ -79,12 +79,8 @@ class ClickRecord:
             raise ValueError(
                 "an intensity range must keep some values: no +inf minimum or -inf maximum"
             )
-        if self.intensity_min > self.intensity_max:
-            raise ValueError(
-                f"intensity_min ({self.intensity_min}) is above intensity_max "
-                f"({self.intensity_max})"
-            )
-        if self.kind == "mask" and self.keep.limits:
+        keep = self.keep  # raises for NaN or a minimum above the maximum
+        if self.kind == "mask" and keep.limits:
             raise ValueError("a mask record keeps its mask as it is: no intensity range")
         n = len(self.points)
         if self.kind not in KINDS:
@@ -130,15 +126,13 @@ class ClickRecord:
 
 
 def _bound(value: object, name: str, lower: bool) -> float:
-    """An intensity bound: a number, or None / "" / +-inf for the open side (NaN refused)."""
+    """An intensity bound: a number, or None / "" for the open side (NaN and the bounds'
+    order are checked by :class:`IntensityRange`)."""
     if value is None or isinstance(value, str) and not value.strip():
         return -math.inf if lower else math.inf
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    number = float(value)  # type: ignore[arg-type]
-    if math.isnan(number):
-        raise ValueError(f"{name} must be a number, not NaN")
-    return number
+    return float(value)  # type: ignore[arg-type]
 
 
 def record_problem(record: ClickRecord, shape: tuple[int, int]) -> str | None:

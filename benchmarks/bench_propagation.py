@@ -9,7 +9,8 @@ ssTEM mitochondria spanning at least two planes of the split's planes, or with
 ``--sstem-stack whole`` at least three of all 20 planes, train and test, as one image
 stack: the test split has only four planes) the object's largest slice is
 clicked with the NoC simulator until IoU 0.9 (at most 5 clicks), then propagated both ways
-through the volume with the annotator's default settings. Reported per object: 3D Dice of the
+through the volume with the settings the plugin uses for the object's weights (the stop
+rule shipped for them and its intensity trim). Reported per object: 3D Dice of the
 object against the truth, slices written where the object is absent ("false"), slices of the
 object left empty ("missed"), the propagation's seconds, and which written slices it flagged
 as doubtful. ``--compare`` also runs the propagation without the calibrated stop rule (the
@@ -87,24 +88,35 @@ def main() -> int:
     objects += sstem_objects(
         root, "all" if whole else args.split, min_planes=3 if whole else 2, limit=args.sstem_objects
     )
-    default = PropagationSettings(**propagation_options(args))
+    rule = None
     if args.stop_rule:
         try:
-            default = replace(default, stop_rule=read_stop_rule(args.stop_rule))
+            rule = read_stop_rule(args.stop_rule)
         except ValueError as err:
             p.error(str(err))
-    arms = [("rule", default)]
-    if default.stop_rule is None:
-        print("note: no calibrated stop rule is installed; running without it")
-        arms = [("no rule", default)]
-    elif args.compare:
-        arms.append(("no rule", replace(default, stop_rule=None)))
+
+    def arms_for(name: str) -> list[tuple[str, PropagationSettings]]:
+        """The plugin's settings for the object's weights (their shipped rule and trim),
+        with the options' changes; and without a rule (--compare)."""
+        model = session_for.model_for(name)
+        settings = PropagationSettings.for_model(model, **propagation_options(args, model))
+        if rule is not None:
+            settings = replace(settings, stop_rule=rule)
+        if settings.stop_rule is None:
+            return [("no rule", settings)]
+        if args.compare:
+            return [("rule", settings), ("no rule", replace(settings, stop_rule=None))]
+        return [("rule", settings)]
+
     print(f"{'arm':9s} {'object':44s} cl srcIoU   Dice false missed seconds  doubtful slices")
     results: dict[tuple[str, str], list] = {}
     for obj in objects:
         group = obj.name.split("/")[0] + (
             "/" + obj.name.rsplit("/", 1)[1] if "brats" in obj.name else ""
         )
+        arms = arms_for(obj.name)
+        if arms[0][0] == "no rule" and not args.compare:
+            print(f"note: no calibrated stop rule is installed for {obj.name}; running without it")
         for label, settings in arms:
             r = run_object(obj, session_for(obj.name), settings)
             results.setdefault((label, group), []).append(r)

@@ -252,3 +252,105 @@ def test_calibration_refits_from_a_saved_log_and_refuses_a_malformed_one(tmp_pat
             main(clash)
         assert "must be different files" in capsys.readouterr().err
     assert log.read_text() == text  # the log was not overwritten
+
+
+def test_each_shipped_weights_file_propagates_with_its_own_rule_and_trim():
+    from napari_adaptiveclick.volume.stopping import STOP_RULE_FILES, shipped_stop_rule
+
+    em, mri = PropagationSettings.for_model("default"), PropagationSettings.for_model("default-mri")
+    assert em.stop_rule == default_stop_rule() and em.intensity_quantile is None
+    assert mri.stop_rule == read_stop_rule(STOP_RULE_FILES["default-mri"]) != em.stop_rule
+    assert mri.intensity_quantile == mri.stop_rule.intensity_quantile == 0.02
+    assert PropagationSettings.for_model("/my/adapted.pt") == em  # any other model: default's
+    assert (
+        PropagationSettings.for_model("default-mri", intensity_quantile=None).intensity_quantile
+        is None
+    )
+    for model in ("default", "default-mri"):  # each passes the guard as it propagates
+        rule = shipped_stop_rule(model)
+        assert guard_failures(rule, rule.intensity_quantile) == [], model
+
+
+def test_an_annotator_propagates_with_the_settings_of_its_model():
+    from napari_adaptiveclick.volume.annotator import VolumeAnnotator
+
+    image, truth = guard_volume()
+    labels = np.zeros(image.shape, np.uint8)
+    labels[8][truth[8]] = 1
+    for model, quantile in (("default-mri", 0.02), ("default", None), ("", None)):
+        annotator = VolumeAnnotator(image, labels, session=None, model_name=model)
+        annotator.select_object(1)
+        job = annotator.propagation(8)
+        assert job.settings == PropagationSettings.for_model(model or "default")
+        assert job.settings.intensity_quantile == quantile
+
+
+def test_a_rule_records_the_trim_it_was_fitted_with_and_refuses_a_bad_one(tmp_path):
+    from napari_adaptiveclick.learning.propagation_calibration import fit_stop_rule
+
+    rule = fit_stop_rule(_logged_objects(), intensity_quantile=0.05)
+    assert rule.intensity_quantile == 0.05
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(rule.to_json()))
+    assert read_stop_rule(path) == rule
+    for bad in (0.7, -0.1, "0.02", True):
+        path.write_text(json.dumps({**rule.to_json(), "intensity_quantile": bad}))
+        with pytest.raises(ValueError, match="intensity_quantile"):
+            read_stop_rule(path)
+
+
+def test_cross_validation_fits_each_fold_without_its_own_objects(monkeypatch):
+    from napari_adaptiveclick.learning import propagation_calibration as pc
+
+    results = _logged_objects(n=14)
+    for i, r in enumerate(results[:4]):  # two BraTS cases, whole tumour and core each
+        r.name = f"brats/case{i // 2}/{'wt' if i % 2 == 0 else 'tc'}"
+    fold = pc.case_folds(results)
+    assert fold(results[0]) == fold(results[1]) == "brats/case0" != fold(results[2])
+    assert [fold(r) for r in results[4:9]] == [f"sstem fold {i}" for i in range(5)]
+    assert fold(results[9]) == "sstem fold 0"
+    fitted_on, real_fit = [], pc.fit_stop_rule
+
+    def recording_fit(rest, **options):
+        fitted_on.append({r.name for r in rest})
+        return real_fit(rest, **options)
+
+    monkeypatch.setattr(pc, "fit_stop_rule", recording_fit)
+    errors = pc.cross_validated_errors(results, fold, guard=None)
+    assert set(errors) == {r.name for r in results} and len(fitted_on) == 7
+    for rest in fitted_on:  # every fold's rule saw all objects but its own fold's
+        held = {r.name for r in results} - rest
+        assert len({fold(r) for r in results if r.name in held}) == 1
+    monkeypatch.setattr(
+        pc, "fit_stop_rule", lambda rest, **o: real_fit(rest, guard=lambda r: ["x"])
+    )
+    with pytest.raises(ValueError, match="Fold brats/case0"):
+        pc.cross_validated_errors(results, fold)
+
+
+def test_calibration_cross_validates_and_fits_one_kind_from_several_logs(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from training.calibrate_propagation import main
+
+    objects = _logged_objects(n=12)
+    for i, r in enumerate(objects[:6]):
+        r.name = f"brats/case{i // 2}/{'wt' if i % 2 == 0 else 'tc'}"
+    brats, em, out = tmp_path / "brats.json", tmp_path / "em.json", tmp_path / "rule.json"
+    trimmed = {"margin": 12, "prompt": "scribble", "intensity_quantile": 0.02}
+    brats.write_text(json.dumps({"settings": trimmed, "objects": [asdict(r) for r in objects]}))
+    untrimmed = {**trimmed, "intensity_quantile": None}
+    em.write_text(json.dumps({"settings": untrimmed, "objects": [asdict(r) for r in objects[6:]]}))
+    assert main(["--objects", "brats", "--from-log", str(brats), str(em), "--out", str(out)]) == 0
+    rule = read_stop_rule(out)  # the BraTS entries of the first log only
+    assert "6 objects of" in rule.source and rule.intensity_quantile == 0.02
+    assert main(["--objects", "sstem", "--from-log", str(brats), "--cross-validate"]) == 0
+    printed = capsys.readouterr().out
+    assert "cross-validated false + missed slices per object" in printed
+    assert "all (6):" in printed and "ssTEM (6):" in printed
+    with pytest.raises(SystemExit):  # one rule for evidence logged with two trims
+        main(["--from-log", str(brats), str(em), "--out", str(out)])
+    assert "another intensity trim" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--from-log", str(brats)])
+    assert "--out" in capsys.readouterr().err and read_stop_rule(out) == rule

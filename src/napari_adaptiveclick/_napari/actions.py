@@ -22,7 +22,7 @@ nothing of layers or clicks on screen. Its interface:
   :meth:`~AnnotationActions.detach` overtook never touches the labels. The
   edits of a propagation or replay that ``detach`` stopped are undone when its worker ends.
   Undo right after a commit only reopens the committed object.
-- ``propagation_settings`` (read at each propagation), ``last_outcome`` (of the last click),
+- ``propagation_settings`` (read at each propagation; None: those for the annotator's model), ``last_outcome`` (of the last click),
   ``last_report`` (of the last propagation), ``others_pending()`` (prompts not yet recorded).
 - Signals: ``status(str)`` and ``failed(str)`` (messages for the user), ``edited()`` (the labels
   or the current object changed: redraw and store), ``prediction_ended()`` (a click's
@@ -79,7 +79,8 @@ class AnnotationActions:
     def __init__(self, jobs: JobQueue) -> None:
         self.jobs = jobs
         self.annotator: VolumeAnnotator | None = None
-        self.propagation_settings = PropagationSettings()
+        # None: the settings for the annotator's model (PropagationSettings.for_model)
+        self.propagation_settings: PropagationSettings | None = None
         self.last_outcome: ClickOutcome | None = None
         self.last_report: PropagationReport | None = None
         self._propagation: Propagation | None = None

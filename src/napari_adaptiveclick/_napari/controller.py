@@ -160,11 +160,12 @@ class AnnotationController:
         return self.click_input.positive
 
     @property
-    def propagation_settings(self) -> PropagationSettings:
+    def propagation_settings(self) -> PropagationSettings | None:
+        """None (the default): those shipped for the model (PropagationSettings.for_model)."""
         return self.actions.propagation_settings
 
     @propagation_settings.setter
-    def propagation_settings(self, settings: PropagationSettings) -> None:
+    def propagation_settings(self, settings: PropagationSettings | None) -> None:
         self.actions.propagation_settings = settings
 
     @property

@@ -195,22 +195,63 @@ def _training_rows(
     return np.asarray(x, np.float64), np.asarray(y, np.float64)
 
 
+def object_errors(result: ObjectResult, rule: StopRule, stop: float | None = None) -> int:
+    """False + missed slices of one logged object when each direction stops at its first
+    slice with presence below ``stop`` (default: the rule's ``stop_below``)."""
+    stop = rule.stop_below if stop is None else stop
+    cost = 0
+    for direction in (1, -1):
+        seq = sorted(
+            (s for s in result.slices if s.direction == direction), key=lambda s: s.distance
+        )
+        stopped = False
+        for s in seq:
+            stopped = stopped or rule.presence(s.evidence) < stop
+            cost += (not stopped and not s.present) + (stopped and s.present)
+    return cost
+
+
 def _sequence_errors(results: list[ObjectResult], rule: StopRule, stop: float) -> float:
-    """Mean over objects of (false + missed) slices when each direction of the logged
-    sequence stops at its first slice with presence below ``stop`` (objects weigh equally)."""
-    costs = []
-    for result in results:
-        cost = 0
-        for direction in (1, -1):
-            seq = sorted(
-                (s for s in result.slices if s.direction == direction), key=lambda s: s.distance
-            )
-            stopped = False
-            for s in seq:
-                stopped = stopped or rule.presence(s.evidence) < stop
-                cost += (not stopped and not s.present) + (stopped and s.present)
-        costs.append(cost)
+    """Mean over objects of :func:`object_errors` at ``stop`` (objects weigh equally)."""
+    costs = [object_errors(result, rule, stop) for result in results]
     return float(np.mean(costs)) if costs else 0.0
+
+
+def case_folds(results: list[ObjectResult], em_folds: int = 5) -> Callable[[ObjectResult], str]:
+    """The folds of :func:`cross_validated_errors` for the calibration's objects: a BraTS
+    case's objects (its whole tumour and core) form one fold; the ssTEM mitochondria, all of
+    one stack, are dealt into ``em_folds`` folds in their order in ``results``."""
+    order = {r.name: i for i, r in enumerate(r for r in results if not _is_mri(r.name))}
+
+    def fold(result: ObjectResult) -> str:
+        if _is_mri(result.name):
+            return "/".join(result.name.split("/")[:2])
+        return f"sstem fold {order[result.name] % em_folds}"
+
+    return fold
+
+
+def _is_mri(name: str) -> bool:
+    return name.startswith("brats")
+
+
+def cross_validated_errors(
+    results: list[ObjectResult], fold_of: Callable[[ObjectResult], str], **fit_options
+) -> dict[str, int]:
+    """False + missed slices of every object under a rule fitted (:func:`fit_stop_rule`
+    with ``fit_options``) on the objects of the other folds (``fold_of`` names an object's
+    fold: a case, so that a case's objects are held out together). ValueError naming the
+    fold when a fit fails."""
+    errors = {}
+    for fold in sorted({fold_of(r) for r in results}):
+        held = [r for r in results if fold_of(r) == fold]
+        rest = [r for r in results if fold_of(r) != fold]
+        try:
+            rule = fit_stop_rule(rest, **fit_options)
+        except ValueError as err:
+            raise ValueError(f"Fold {fold}: {err}") from None
+        errors.update({r.name: object_errors(r, rule) for r in held})
+    return errors
 
 
 def fit_stop_rule(
@@ -218,12 +259,14 @@ def fit_stop_rule(
     l2: float = 1.0,
     source: str = "",
     guard: Callable[[StopRule], list[str]] | None = guard_failures,
+    intensity_quantile: float | None = None,
 ) -> StopRule:
     """Logistic regression on the logged slices (L2-regularised, classes balanced), then the
     stop level that minimises the mean false + missed slices per object on the same logs
     among those with which ``guard`` finds nothing wrong (default: the copied-mask case of
     :mod:`.propagation_guard`; ValueError when no level passes it), and the doubtful level
-    that flags 90 % of the absent slices still written."""
+    that flags 90 % of the absent slices still written. ``intensity_quantile``: the trim the
+    logged propagations made, recorded in the rule (``guard`` should propagate with it)."""
     features = _features(results)
     x, y = _training_rows(results, features)
     if len(np.unique(y)) < 2:
@@ -291,4 +334,5 @@ def fit_stop_rule(
         round(doubtful, 3),
         source,
         features,
+        intensity_quantile,
     )

@@ -9,6 +9,8 @@ import argparse
 from napari_adaptiveclick.interactive.focus import ZOOM_MIN_SIZE
 from napari_adaptiveclick.volume.propagation import PROPAGATION_PROMPTS, PropagationSettings
 
+AUTO = "auto"  # --intensity-quantile: the trim of the shipped rule for the object's weights
+
 __all__ = [
     "SessionsByKind",
     "add_propagation_options",
@@ -121,22 +123,28 @@ def add_propagation_options(p) -> None:
     p.add_argument(
         "--intensity-quantile",
         type=_quantile,
-        default=PropagationSettings.intensity_quantile,
-        metavar="Q|none",
+        default=AUTO,
+        metavar="Q|none|auto",
         help="trim each propagated mask to the annotated slice's intensities from this quantile "
-        f"(default {PropagationSettings.intensity_quantile}; 'none': no trim; "
+        "('none': no trim; 'auto', the default: as the stop rule shipped for each object's "
+        "weights was fitted, 0.02 for default-mri, none for default; "
         "PropagationSettings.intensity_quantile)",
     )
 
 
-def propagation_options(args) -> dict:
-    """The :class:`PropagationSettings` fields that :func:`add_propagation_options` set."""
-    return {"prompt": args.prompt, "intensity_quantile": args.intensity_quantile}
+def propagation_options(args, model: str = "default") -> dict:
+    """The :class:`PropagationSettings` fields that :func:`add_propagation_options` set, for
+    an object annotated with the weights ``model`` (``--intensity-quantile auto``: the trim
+    of the rule shipped for them, :meth:`PropagationSettings.for_model`)."""
+    quantile = args.intensity_quantile
+    if quantile == AUTO:
+        quantile = PropagationSettings.for_model(model).intensity_quantile
+    return {"prompt": args.prompt, "intensity_quantile": quantile}
 
 
-def _quantile(text: str) -> float | None:
-    if text.strip().lower() == "none":
-        return None
+def _quantile(text: str) -> float | str | None:
+    if text.strip().lower() in ("none", AUTO):
+        return None if text.strip().lower() == "none" else AUTO
     try:
         value = float(text)
     except ValueError:

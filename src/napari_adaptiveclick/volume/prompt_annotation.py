@@ -178,8 +178,12 @@ class PromptAnnotation:
 
     # ------------------------------------------------------------------ propagation
     def propagation(self, plane: int, settings: PropagationSettings | None = None) -> Propagation:
-        """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`)."""
-        return Propagation(self, plane, settings or PropagationSettings())
+        """A stepper that propagates the current object from ``plane`` (see :class:`Propagation`);
+        ``settings`` default to those for this annotation's model
+        (:meth:`PropagationSettings.for_model`)."""
+        if settings is None:
+            settings = PropagationSettings.for_model(getattr(self, "model_name", "default"))
+        return Propagation(self, plane, settings)
 
     def propagate(
         self,

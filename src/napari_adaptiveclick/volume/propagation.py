@@ -33,6 +33,7 @@ from napari_adaptiveclick.volume.stopping import (
     appearance,
     default_stop_rule,
     evidence_window,
+    shipped_stop_rule,
     slice_evidence,
 )
 
@@ -120,12 +121,12 @@ class PropagationSettings:
     :func:`stroke_near`: on the training cases its propagations stop closer to the object's
     ends than with a click, BENCHMARKS.md); a slice that already holds its own mask of the
     object is always corrected with a derived click. ``intensity_quantile`` (None, the
-    default: off) trims each written mask to the annotated slice's intensities from that
+    default here: off) trims each written mask to the annotated slice's intensities from that
     quantile of its object (:mod:`napari_adaptiveclick.volume.consistency`; only for an
     object its surroundings separate, and not where the trim would take more than
-    ``max_trim`` of the mask): on the training cases it makes the propagated slices better
-    but stops no better, so it stays off (BENCHMARKS.md); a stop rule refit with it
-    (``calibrate_propagation --intensity-quantile``) belongs with it."""
+    ``max_trim`` of the mask); a stop rule fitted with it belongs with it. The plugin uses
+    :meth:`for_model`: the rule shipped for the weights, and that rule's trim (the MRI
+    weights' rule trims at 0.02, the EM weights' does not: BENCHMARKS.md)."""
 
     min_area_ratio: float = 0.25
     max_area_ratio: float = 4.0
@@ -137,6 +138,15 @@ class PropagationSettings:
     box_grow: float = 0.1
     intensity_quantile: float | None = None
     max_trim: float = 0.5
+
+    @classmethod
+    def for_model(cls, model: str = "default", **fields) -> PropagationSettings:
+        """The settings for annotating with the weights ``model`` (a shipped name, else
+        ``default``'s): the stop rule shipped for them (:func:`shipped_stop_rule`) and the
+        intensity trim it was fitted with; ``fields`` replace any of these."""
+        rule = shipped_stop_rule(model)
+        quantile = rule.intensity_quantile if rule is not None else None
+        return cls(**{"stop_rule": rule, "intensity_quantile": quantile, **fields})
 
     def __post_init__(self) -> None:
         if self.prompt not in PROPAGATION_PROMPTS:

@@ -23,7 +23,11 @@ real continuations with evidence the prediction alone does not give:
 A logistic model of these (:class:`StopRule`) gives the probability that the object is
 present on the slice; the propagation stops below ``stop_below`` and flags written slices
 below ``doubtful_below``. Its coefficients are fitted by ``python -m training.calibrate_propagation``
-on the training cases only (SPEC.md section 5) and shipped in ``weights/propagation_stop.json``.
+on the training cases only (SPEC.md section 5), one rule per shipped weights file (the evidence,
+the confidence above all, comes from the model): ``weights/propagation_stop.json`` for
+``default`` (EM, fitted on ssTEM mitochondria) and ``weights/propagation_stop_mri.json`` for
+``default-mri`` (fitted on BraTS tumours, whose propagations trim to the annotated slice's
+intensities: the rule's ``intensity_quantile``); :func:`shipped_stop_rule`.
 
 Provenance: an intensity-and-shape consistency check with the annotated slice as a stop
 criterion, in place of micro-sam's fixed IoU threshold between slices.
@@ -46,7 +50,12 @@ from napari_adaptiveclick.interactive.transforms import Box
 
 FEATURES = ("contrast", "shift", "log_area_prev", "log_area_source", "iou_prev", "confidence")
 TRIM_FEATURES = (*FEATURES, "kept")  # a rule for propagations that trim to the source's range
-STOP_RULE_FILE = Path(__file__).resolve().parents[1] / "weights" / "propagation_stop.json"
+_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+STOP_RULE_FILES = {  # the rule for each shipped weights file (models.checkpoint.SHIPPED_MODELS)
+    "default": _WEIGHTS / "propagation_stop.json",
+    "default-mri": _WEIGHTS / "propagation_stop_mri.json",
+}
+STOP_RULE_FILE = STOP_RULE_FILES["default"]  # also the rule of any other model
 MARGIN = 14  # px around the masks that the evidence looks at
 _EPS = 1e-6
 
@@ -158,6 +167,9 @@ class StopRule:
     features clipped to the ranges seen in calibration (``low``, ``high``). A propagation
     stops where ``presence < stop_below`` and flags written slices below ``doubtful_below``.
     ``features``: the evidence it uses, :data:`FEATURES` or :data:`TRIM_FEATURES`.
+    ``intensity_quantile``: the intensity trim of the propagations it was fitted on (None:
+    none); a propagation with the rule trims the same
+    (:meth:`~napari_adaptiveclick.volume.propagation.PropagationSettings.for_model`).
     """
 
     mean: tuple[float, ...]
@@ -170,8 +182,14 @@ class StopRule:
     doubtful_below: float = 0.75
     source: str = ""
     features: tuple[str, ...] = FEATURES
+    intensity_quantile: float | None = None
 
     def __post_init__(self) -> None:
+        q = self.intensity_quantile
+        if q is not None and not (
+            isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q < 0.5
+        ):
+            raise ValueError(f"StopRule.intensity_quantile must be in (0, 0.5) or null, got {q!r}.")
         if self.features not in (FEATURES, TRIM_FEATURES):
             raise ValueError(
                 f"StopRule.features must be {list(FEATURES)} or {list(TRIM_FEATURES)}, got "
@@ -231,7 +249,14 @@ def read_stop_rule(path: str | Path) -> StopRule:
         raise ValueError(f"Cannot read the propagation stop rule {path}: {err}") from None
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def shipped_stop_rule(model: str = "default") -> StopRule | None:
+    """The calibrated rule shipped for the weights ``model`` (a shipped name; any other
+    model, a checkpoint file too, gets ``default``'s); None when its file is not installed."""
+    path = STOP_RULE_FILES.get(model, STOP_RULE_FILE)
+    return read_stop_rule(path) if path.is_file() else None
+
+
 def default_stop_rule() -> StopRule | None:
-    """The calibrated rule shipped with the package (None when the file is not installed)."""
-    return read_stop_rule(STOP_RULE_FILE) if STOP_RULE_FILE.is_file() else None
+    """The rule shipped for ``default`` (:func:`shipped_stop_rule`)."""
+    return shipped_stop_rule("default")

@@ -79,8 +79,7 @@ class AnnotationActions:
     def __init__(self, jobs: JobQueue) -> None:
         self.jobs = jobs
         self.annotator: VolumeAnnotator | None = None
-        # None: the settings for the annotator's model (PropagationSettings.for_model)
-        self.propagation_settings: PropagationSettings | None = None
+        self.propagation_settings: PropagationSettings | None = None  # None: the model's
         self.last_outcome: ClickOutcome | None = None
         self.last_report: PropagationReport | None = None
         self._propagation: Propagation | None = None

@@ -160,8 +160,7 @@ class AnnotationController:
         return self.click_input.positive
 
     @property
-    def propagation_settings(self) -> PropagationSettings | None:
-        """None (the default): those shipped for the model (PropagationSettings.for_model)."""
+    def propagation_settings(self) -> PropagationSettings | None:  # None: the model's own
         return self.actions.propagation_settings
 
     @propagation_settings.setter

@@ -37,6 +37,7 @@ from napari_adaptiveclick.learning.propagation_options import (
     SessionsByKind,
     add_propagation_options,
     add_session_options,
+    is_mri_object,
     propagation_options,
 )
 from napari_adaptiveclick.learning.run_folder import atomic_write
@@ -45,7 +46,7 @@ KINDS = {"brats": ("brats",), "sstem": ("sstem",), "both": ("brats", "sstem")}
 
 
 def _kind(name: str) -> str:
-    return "brats" if name.startswith("brats") else "sstem"
+    return "brats" if is_mri_object(name) else "sstem"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from scipy.optimize import minimize
 from napari_adaptiveclick.evaluation.simulator import next_click
 from napari_adaptiveclick.learning.objects3d import Object3D
 from napari_adaptiveclick.learning.propagation_guard import guard_failures
+from napari_adaptiveclick.learning.propagation_options import is_mri_object
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
 from napari_adaptiveclick.volume.propagation import PropagationSettings
 from napari_adaptiveclick.volume.stopping import FEATURES, TRIM_FEATURES, StopRule, with_kept
@@ -221,18 +222,14 @@ def case_folds(results: list[ObjectResult], em_folds: int = 5) -> Callable[[Obje
     """The folds of :func:`cross_validated_errors` for the calibration's objects: a BraTS
     case's objects (its whole tumour and core) form one fold; the ssTEM mitochondria, all of
     one stack, are dealt into ``em_folds`` folds in their order in ``results``."""
-    order = {r.name: i for i, r in enumerate(r for r in results if not _is_mri(r.name))}
+    order = {r.name: i for i, r in enumerate(r for r in results if not is_mri_object(r.name))}
 
     def fold(result: ObjectResult) -> str:
-        if _is_mri(result.name):
+        if is_mri_object(result.name):
             return "/".join(result.name.split("/")[:2])
         return f"sstem fold {order[result.name] % em_folds}"
 
     return fold
-
-
-def _is_mri(name: str) -> bool:
-    return name.startswith("brats")
 
 
 def cross_validated_errors(

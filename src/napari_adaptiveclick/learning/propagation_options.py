@@ -62,15 +62,15 @@ class SessionsByKind:
 
         if self.checkpoint != "auto":
             return self.checkpoint
-        if self.mri_checkpoint and _is_mri(name):
+        if self.mri_checkpoint and is_mri_object(name):
             return self.mri_checkpoint
-        return default_for_image("scan.nii.gz" if _is_mri(name) else "stack.tif")
+        return default_for_image("scan.nii.gz" if is_mri_object(name) else "stack.tif")
 
     def __call__(self, name: str):
         from napari_adaptiveclick.interactive.session import ClickSession
 
         model, zoom = self.model_for(name), self.zoom_min_size
-        if self.mri_zoom_min_size is not None and _is_mri(name):
+        if self.mri_zoom_min_size is not None and is_mri_object(name):
             zoom = self.mri_zoom_min_size
         if (model, zoom) not in self.sessions:
             self.sessions[model, zoom] = ClickSession(
@@ -81,7 +81,7 @@ class SessionsByKind:
         return self.sessions[model, zoom]
 
 
-def _is_mri(name: str) -> bool:
+def is_mri_object(name: str) -> bool:
     """True for the objects of MRI volumes (``learning.objects3d`` names them brats*/...)."""
     return name.startswith("brats")
 

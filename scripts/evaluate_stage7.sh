@@ -14,6 +14,7 @@
 #   bash scripts/evaluate_stage7.sh soup      # the weight soup of stages 8-11 (model card)
 #   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
 #   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
+#   bash scripts/evaluate_stage7.sh stage14   # the same for the stage-14 MRI arm (session 17)
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
 #   bash scripts/evaluate_stage7.sh zoom      # the zoom-in crop's smallest side (200, 128, 80, 56 px)
 #                                             # on the folds and 40 BraTS-2018 training slices (session 14)
@@ -94,9 +95,10 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_soup_*/
     ;;
-  stage12|stage13)  # a later MRI arm (scripts/train_STAGE.sh) beside the default-mri it starts from
+  stage12|stage13|stage14)  # a later MRI arm (scripts/train_STAGE.sh) beside the default-mri it starts from
     arm=$1_mri tag=s${1#stage}mri base=dmri  # stage 12 started from the session-8 default-mri
     [ "$1" = stage13 ] && base=mri12  # stage 13 from the stage-12 file, default-mri since session 11
+    [ "$1" = stage14 ] && base=mri13  # stage 14 from the stage-13 file, default-mri since session 12
     [ -f runs/$arm.pt ] || "$py" -m training.export --checkpoint runs/$arm/final.pt \
       --out runs/$arm.pt --half
     ev fold_${base}_mri_plugin default-mri "${mri[@]}" &
@@ -181,7 +183,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -9,7 +9,8 @@
 # (bash scripts/evaluate_stage7.sh stage12).
 #   bash scripts/train_stage12.sh [DEFAULT_MRI_FILE]   # resumes when runs/stage12_mri exists
 # Stage 13 is this recipe again from the stage-12 file (scripts/train_stage13.sh sets STAGE,
-# SEED, STEPS, NEIGHBOUR_PROB and the start file; everything else is the same).
+# SEED, STEPS, NEIGHBOUR_PROB and the start file; everything else is the same; stage 14 also
+# EXTRA_MIX, more datasets appended to the mix).
 # The start is the default-mri file of session 8 (sha256 6a76f580...), pinned to its commit so
 # that the recipe stays the same after stage 12 is installed in its place.
 set -euo pipefail
@@ -21,7 +22,7 @@ python=${PYTHON:-.venv/bin/python}
 data=${ADAPTIVECLICK_DATA:-../shared/data}
 mri_fold='brats2015/brats_2013_pat0005_1/*'
 b15="brats2015:exclude=$mri_fold"
-mri="brats:modality=flair:weight=1,brats:modality=t2:weight=0.5,brats:modality=t1ce:weight=0.5,brats:modality=t1:weight=0.25,brats:modality=t1ce:target=tc:weight=0.5,brats:modality=t1ce:target=et:weight=0.25,brats:modality=flair:objects=components:weight=0.25,$b15:modality=flair:weight=2,$b15:modality=flair:objects=components:weight=0.5,$b15:modality=t1c:target=tc:weight=1,$b15:modality=t1c:target=et:weight=0.5,$b15:modality=flair:target=tc:weight=0.5"
+mri="brats:modality=flair:weight=1,brats:modality=t2:weight=0.5,brats:modality=t1ce:weight=0.5,brats:modality=t1:weight=0.25,brats:modality=t1ce:target=tc:weight=0.5,brats:modality=t1ce:target=et:weight=0.25,brats:modality=flair:objects=components:weight=0.25,$b15:modality=flair:weight=2,$b15:modality=flair:objects=components:weight=0.5,$b15:modality=t1c:target=tc:weight=1,$b15:modality=t1c:target=et:weight=0.5,$b15:modality=flair:target=tc:weight=0.5${EXTRA_MIX:-}"
 stage=${STAGE:-12}
 out=runs/stage${stage}_mri
 export OMP_NUM_THREADS=1

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,3 +55,19 @@ def fake_measure(scores: list[float]):
                 "clicks": 1, "score": value, "per_object": [value] * len(samples), "seconds": 0.0}  # fmt: skip
 
     return measure
+
+
+def unwritable_folder(tmp_path) -> Path:
+    """A real folder that refuses new files: a read-only (0o555) folder under ``tmp_path``, or,
+    for root (whom permissions do not stop), ``/sys``, which takes no new files for anyone.
+    Skips the test where neither refuses (nothing is written to try it but an empty probe)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/sys")):
+        try:
+            with tempfile.NamedTemporaryFile(dir=candidate):
+                pass
+        except OSError:
+            return candidate
+    pytest.skip("no folder here refuses new files (root on a system without /sys)")

@@ -28,7 +28,7 @@ from napari_adaptiveclick.models.checkpoint import (
     read_checkpoint,
     sha256sum,
 )
-from synthetic import disks_with_labels, fake_measure
+from synthetic import disks_with_labels, fake_measure, unwritable_folder
 
 FAST = ["--max-clicks", "3", "--batch-size", "1", "--threads", "1", "--check-every", "1"]
 
@@ -241,6 +241,30 @@ def test_outputs_that_may_not_be_written_are_refused(volume, tmp_path, capsys, n
         assert _cli(image, labels, out, *FAST) == 2
         assert message in capsys.readouterr().err
     assert existing.read_bytes() == b"x" and not (WEIGHTS_DIR / "new.pt").exists()
+
+
+def test_the_inputs_are_never_written_over_even_with_overwrite(
+    volume, tmp_path, capsys, no_training
+):
+    image, labels = volume
+    before = {p: p.read_bytes() for p in (image, labels)}
+    for out, message in [
+        (labels, "is one of the input files"),
+        (image, "is one of the input files"),
+        (tmp_path / "model.tif", "not a checkpoint name"),
+    ]:
+        assert _cli(image, labels, out, "--overwrite", *FAST) == 2
+        assert message in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "model.tif").exists()
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_before_training(
+    volume, tmp_path, capsys, no_training
+):
+    image, labels = volume
+    folder = unwritable_folder(tmp_path)
+    assert _cli(image, labels, folder / "m.pt", *FAST) == 2
+    assert "does not take new files" in capsys.readouterr().err
 
 
 def test_prepare_takes_arrays_as_a_widget_passes_them():

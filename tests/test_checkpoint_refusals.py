@@ -43,6 +43,19 @@ def test_non_finite_weights_are_refused(tmp_path, good):
             load_model(_write(tmp_path, ckpt))
 
 
+def test_bytes_changed_after_saving_are_called_damage_not_divergence(tmp_path, good):
+    path = _write(tmp_path, good)
+    with zipfile.ZipFile(path) as archive:  # the largest tensor record, where a bad copy hits
+        record = max(archive.infolist(), key=lambda r: r.file_size)
+        start = record.header_offset + 30 + len(record.filename) + len(record.extra)
+    data = bytearray(path.read_bytes())
+    data[start + 100 : start + 4196] = b"\xff" * 4096  # float32 0xFFFFFFFF is NaN
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="is damaged: its record .* does not match") as err:
+        load_model(path)
+    assert "diverged" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -12,6 +12,7 @@ from napari_adaptiveclick.interactive import session as session_module
 from napari_adaptiveclick.io.images import read_image
 from napari_adaptiveclick.models import registry
 from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+from synthetic import unwritable_folder
 
 SHAPE = (96, 80)
 OBJECT = (slice(30, 60), slice(20, 50))  # the bright square the clicks hit
@@ -197,6 +198,16 @@ def test_an_input_file_is_never_the_output(tmp_path, image, capsys, no_model_loa
     assert _segment(image, clicks, out, *extra) == 2
     assert f"is the --{which} file" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in before} == before  # nothing was written over
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_before_the_replay(
+    tmp_path, image, capsys, no_model_loading
+):
+    clicks = _clicks(tmp_path, _click(1))
+    out = unwritable_folder(tmp_path) / "labels.tif"
+    assert _segment(image, clicks, out, "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert "does not take new files" in err and "Traceback" not in err
 
 
 def test_a_stack_stored_as_rgb_says_so_when_a_click_is_on_a_later_plane(

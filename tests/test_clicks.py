@@ -156,7 +156,7 @@ def test_other_positive_values_are_refused(tmp_path, value):
     path.write_text(
         json.dumps([{"plane": 0, "row": 1, "col": 2, "positive": value, "object_id": 1}])
     )
-    with pytest.raises(ValueError, match=r"click 0 .*'positive' must be true/false"):
+    with pytest.raises(ValueError, match=r"click 1 .*'positive' must be true/false"):
         read_click_records(path)
 
 
@@ -195,7 +195,7 @@ def test_impossible_values_are_refused(tmp_path, field, value, message):
     row = {"plane": 1, "row": 3, "col": 4, "positive": True, "object_id": 2, field: value}
     path = tmp_path / "clicks.json"
     path.write_text(json.dumps([row]))
-    with pytest.raises(ValueError, match=f"click 0 is not valid: {message}"):
+    with pytest.raises(ValueError, match=f"click 1 is not valid: {message}"):
         read_click_records(path)
 
 
@@ -233,4 +233,18 @@ def test_json_with_a_byte_order_mark_loads_and_bad_json_names_the_file(tmp_path)
     assert read_click_records(path)[0].object_id == 4
     path.write_text("[{")
     with pytest.raises(ValueError, match=r"clicks.json is not valid JSON"):
+        read_click_records(path)
+
+
+def test_errors_name_the_click_from_1_its_line_the_column_and_unknown_columns(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("plane,row,col,positive,object_id\n0,1,2,true,1\n\n0,9a2,2,true,1\n")
+    with pytest.raises(
+        ValueError, match=r"click 2 \(line 4\) is not valid: row must be a number, got '9a2'"
+    ):
+        read_click_records(path)
+    path.write_text("plane,row,colum,positive,object_id\n0,1,2,true,1\n")
+    with pytest.raises(
+        ValueError, match=r"click 1 \(line 2\) lacks col;.*unknown column\(s\) 'colum'"
+    ):
         read_click_records(path)

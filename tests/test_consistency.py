@@ -196,7 +196,7 @@ def test_bad_intensity_bounds_are_refused(tmp_path):
         ClickRecord(1, 2.0, 3.0, True, 4, kind="mask", mask_label=2, intensity_min=0.0)
     path = tmp_path / "clicks.csv"
     path.write_text("plane,row,col,positive,object_id,intensity_min\n1,2,3,true,4,bright\n")
-    with pytest.raises(ValueError, match="click 0 is not valid"):
+    with pytest.raises(ValueError, match=r"click 1 \(line 2\) is not valid"):
         read_click_records(path)
     with pytest.raises(ValueError, match="intensity_quantile"):
         PropagationSettings(intensity_quantile=0.7)

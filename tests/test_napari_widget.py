@@ -205,6 +205,23 @@ def test_bad_input_keeps_the_viewer_working(make_napari_viewer, qtbot, tmp_path)
     viewer.add_points([[0, 1, 1]])  # the viewer still works
 
 
+def test_another_image_gets_fitting_labels_and_a_failed_start_says_what_goes_on(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    first = viewer.add_image(disk_volume(2, 32), name="first")
+    viewer.add_image(disk_volume(1, 24)[0], name="small")
+    widget = dock_widget(viewer, qtbot, first)
+    assert widget.labels_combo.currentText() == "first labels"
+    widget.image_combo.setCurrentText("small")  # those labels do not fit it: back to <new>
+    assert widget.labels_combo.currentText() == "<new>"
+    widget.labels_combo.setCurrentText("first labels")  # chosen anyway: Start refuses
+    widget.start()
+    status = widget.status.text()
+    assert "has shape (2, 32, 32)" in status and "Annotation of 'first' goes on." in status
+    assert widget.controller.ready and widget.controller.image is first
+
+
 def test_rgb_and_2d_images(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     rgb = np.stack([disk_volume(1, 32)[0]] * 3, axis=-1).astype(np.uint8)

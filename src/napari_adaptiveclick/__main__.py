@@ -26,6 +26,7 @@ import numpy as np
 
 from napari_adaptiveclick._adapt_command import add_adapt_parser, run_adapt
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
+from napari_adaptiveclick.io.writable import check_writable
 from napari_adaptiveclick.models.registry import model_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -136,7 +137,9 @@ def segment(args: argparse.Namespace) -> int:
     if not to_store:
         known = 0 if start_labels is None else int(np.asarray(start_labels).max(initial=0))
         _check_output(out, volume.spatial_shape, max(max_id, known))
-    elif not out.parent.is_dir() and out.parent.name != "labels":
+    elif out.parent.is_dir():
+        check_writable(out)
+    elif out.parent.name != "labels":
         raise FileNotFoundError(f"Cannot write {out}: folder {out.parent} does not exist.")
     load_model, model_label = _replay_model(args, records)
     session = ClickSession(
@@ -213,8 +216,7 @@ def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
         raise ValueError(
             f"Cannot write labels to {out.name}: {problem}; use .tif, .nii.gz or .mha."
         )
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"Cannot write {out}: folder {out.parent} does not exist.")
+    check_writable(out)  # the folder exists and takes a new file, before the replay
 
 
 # Whole numbers up to these are exact in each float dtype (2**mantissa bits): beyond them, ids

@@ -137,7 +137,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
     checkpoint = args.checkpoint or default_for_image(args.image)
     job = prepare(image, labels, checkpoint=checkpoint, settings=settings, axis=args.axis)
-    check_output(args.out, job.source["file"], args.overwrite)
+    check_output(args.out, job.source["file"], args.overwrite, job.input_files)
     split = job.split
     print(
         f"{len(job.objects.objects)} objects on {len(job.objects.planes)} plane(s) "

@@ -136,7 +136,7 @@ def prepare_adaptation(
     job = prepare(
         user.image, user.labels, checkpoint=adapt_source(model), settings=settings, axis=user.axis
     )
-    check_output(out, job.source["file"], overwrite)
+    check_output(out, job.source["file"], overwrite, job.input_files)
     return user, job
 
 

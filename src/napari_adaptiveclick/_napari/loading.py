@@ -59,6 +59,12 @@ def load_error_text(error: Exception, model: str) -> str:
     )
 
 
+UNTRAINED_WARNING = (  # the widget's warning beside 'Allow models without weights'
+    "Models without trained weights run random weights: their masks are meaningless, and a "
+    "vit_h click takes tens of seconds on a CPU. For testing only."
+)
+
+
 def untrained(model: str) -> bool:
     """True when ``model`` (a widget choice) names an architecture without installed trained
     weights, which would run randomly initialised; False for checkpoint paths."""

@@ -32,17 +32,18 @@ from qtpy.QtWidgets import (
 
 from napari_adaptiveclick._napari.adapt_panel import AdaptPanel
 from napari_adaptiveclick._napari.controller import AnnotationController
-from napari_adaptiveclick._napari.loading import AnnotationSettings, offered_models
+from napari_adaptiveclick._napari.layers import spatial_shape
+from napari_adaptiveclick._napari.loading import (
+    UNTRAINED_WARNING,
+    AnnotationSettings,
+    offered_models,
+)
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.models.registry import SHIPPED_MODELS, default_for_image
 
 NEW_LABELS = "<new>"
 AUTO_AXIS = "auto (coarsest spacing)"
 NO_AXIS = "none"
-UNTRAINED_WARNING = (
-    "Models without trained weights run random weights: their masks are meaningless, and a "
-    "vit_h click takes tens of seconds on a CPU. For testing only."
-)
 
 
 class AdaptiveClickWidget(QWidget):
@@ -99,7 +100,7 @@ class AdaptiveClickWidget(QWidget):
 
         setup = QFormLayout()
         setup.addRow("Image", self.image_combo)
-        self.image_combo.currentTextChanged.connect(self._suggest_model)
+        self.image_combo.currentTextChanged.connect(self._image_chosen)
         setup.addRow("Labels", self.labels_combo)
         setup.addRow("Model", self.model_combo)
         setup.addRow("", browse)
@@ -218,6 +219,14 @@ class AdaptiveClickWidget(QWidget):
             combo.blockSignals(False)
         self._suggest_model()
 
+    def _image_chosen(self, name: str) -> None:
+        """Labels chosen for an image of another size go back to '<new>', then the model."""
+        layers = {layer.name: layer for layer in self.viewer.layers}
+        image, labels = layers.get(name), layers.get(self.labels_combo.currentText())
+        if None not in (image, labels) and labels.data.shape[-2:] != spatial_shape(image)[-2:]:
+            self.labels_combo.setCurrentText(NEW_LABELS)
+        self._suggest_model()
+
     def _suggest_model(self, *_) -> None:
         """When the chosen image changes and the model is one of the shipped weights, choose
         the shipped weights for the image's kind (:func:`default_for_image`: MRI for the file
@@ -256,8 +265,10 @@ class AdaptiveClickWidget(QWidget):
         labels = None if labels_name in ("", NEW_LABELS) else layers.get(labels_name)
         try:
             self.controller.start(image, labels, self.settings())
-        except ValueError as error:
-            self.controller.report_error(str(error))
+        except ValueError as error:  # a session already running goes on: say which
+            c = self.controller
+            on = f" Annotation of '{c.image.name}' goes on." if c.ready else ""
+            c.report_error(f"{error}{on}")
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -371,14 +382,10 @@ class AdaptiveClickWidget(QWidget):
     def _show_report(self, report) -> None:
         """Doubtful slices first (marked, in orange), then the least sure of the others."""
         self.least_sure.clear()
-        entries = [
-            (p, f"plane {p}: DOUBTFUL, may be past the object's end") for p in report.doubtful
-        ]
-        entries += [
-            (p, f"plane {p}: uncertainty {u:.2f}")
-            for p, u in report.least_sure
-            if p not in report.doubtful
-        ]
+        doubt = "DOUBTFUL, may be past the object's end"
+        entries = [(p, f"plane {p}: {doubt}") for p in report.doubtful]
+        others = [(p, u) for p, u in report.least_sure if p not in report.doubtful]
+        entries += [(p, f"plane {p}: uncertainty {u:.2f}") for p, u in others]
         for plane, text in entries:
             item = QListWidgetItem(text)
             item.setData(256, plane)  # Qt.UserRole

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_adaptiveclick.io.images import ImageVolume
+from napari_adaptiveclick.io.writable import OutputNotWritableError, check_writable
 from napari_adaptiveclick.learning.adapt import (
     AdaptProgress,
     AdaptResult,
@@ -55,6 +56,11 @@ class AdaptJob:
 
     def subset(self, indices: tuple[int, ...]) -> Any:
         return self.objects.dataset.subset(indices)
+
+    @property
+    def input_files(self) -> tuple[str | None, str | None]:
+        """The image and labels files read (None for arrays made in memory)."""
+        return self.image["file"], self.labels["file"]
 
 
 def load_source(checkpoint: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
@@ -92,14 +98,32 @@ def load_source(checkpoint: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     return model, source
 
 
-def check_output(out: str | os.PathLike, source_file: str | None, overwrite: bool) -> Path:
+def check_output(
+    out: str | os.PathLike,
+    source_file: str | None,
+    overwrite: bool,
+    inputs: Sequence[str | os.PathLike | None] = (),
+) -> Path:
     """The output path, refused now rather than after training if it cannot or may not be
-    written: a folder, a missing parent folder, an existing file without ``overwrite``, the
-    source checkpoint, or anything in the package's weights folder (the default weights)."""
+    written: not a ``.pt`` / ``.pth`` name, a folder, a missing parent folder or one that takes
+    no new file, an existing file without ``overwrite``, the source checkpoint, one of the
+    ``inputs`` (the image and labels files: never written over, even with ``overwrite``), or
+    anything in the package's weights folder (the default weights)."""
     from napari_adaptiveclick.models.checkpoint import WEIGHTS_DIR
 
     out = Path(out)
     resolved = out.resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == resolved:
+            raise AdaptInputError(
+                f"--out {out} is one of the input files ({given}); adaptation never writes over "
+                "your image or labels. Choose another --out."
+            )
+    if out.suffix.lower() not in (".pt", ".pth"):
+        raise AdaptInputError(
+            f"--out {out} is not a checkpoint name: give the adapted model a .pt file name "
+            "such as model_adapted.pt."
+        )
     if resolved.is_relative_to(WEIGHTS_DIR.resolve()):
         raise AdaptInputError(
             f"--out {out} is in the package's weights folder {WEIGHTS_DIR}: adaptation never "
@@ -113,11 +137,10 @@ def check_output(out: str | os.PathLike, source_file: str | None, overwrite: boo
         raise AdaptInputError(
             f"{out} exists; pass --overwrite to replace it or choose another --out."
         )
-    if not out.parent.is_dir():
-        raise AdaptInputError(f"Cannot write {out}: folder {out.parent} does not exist.")
-    if not os.access(out.parent, os.W_OK):
-        raise AdaptInputError(f"Cannot write {out}: folder {out.parent} is not writable.")
-    return out
+    try:
+        return check_writable(out)
+    except OutputNotWritableError as err:
+        raise AdaptInputError(str(err)) from None
 
 
 def prepare(
@@ -204,7 +227,7 @@ def save_adapted(
     atomically; the output is checked again (:func:`check_output`)."""
     from napari_adaptiveclick.models.checkpoint import atomic_torch_save, checkpoint_dict
 
-    path = check_output(out, job.source["file"], overwrite)
+    path = check_output(out, job.source["file"], overwrite, job.input_files)
     extra = {PROVENANCE_KEY: provenance(job, result), "train_steps": result.steps}
     atomic_torch_save(checkpoint_dict(result.model, extra=extra), path)
     return path

@@ -187,13 +187,15 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"Checkpoint not found: {path}")
     _check_declared_sizes(path)
     data = path.read_bytes()
+    _check_record_checksums(data, path)
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         obj = read_restricted(data, path)
     except Exception as exc:  # zip/pickle framing errors: truncated or not a torch file
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})."
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}): the "
+            "file is damaged or is not a model file. Use the checkpoint file itself (.pt/.pth)."
         ) from None
     if (
         isinstance(obj, dict)
@@ -236,6 +238,27 @@ def _check_declared_sizes(path: Path) -> None:
         raise CheckpointError(
             f"{path} declares {what} to {total / 2**30:.1f} GiB: refused before reading "
             "(not a checkpoint this project or the release wrote)."
+        )
+
+
+def _check_record_checksums(data: bytes, path: Path) -> None:
+    """Refuse a zip checkpoint (``data``, the whole file) whose records do not match their
+    CRC-32: bytes changed after writing (a bad copy or disk) would otherwise load, as NaN or
+    random weights. torch itself does not check them."""
+    import zipfile
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        bad = f"? ({err})"
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} is damaged: its record {bad} does not match the checksum written with it "
+            "(the file was changed or cut after it was saved). Copy or download it again, or "
+            "use another checkpoint."
         )
 
 

@@ -216,7 +216,7 @@ def _whole(value: object, name: str, minimum: int) -> int:
     except ValueError:
         number = None
     if number is None:  # a float, or text such as "2.0" or "1e3"
-        real = float(value)
+        real = _number(value, name)
         if not real.is_integer() or abs(real) > _EXACT_FLOAT:
             raise ValueError(
                 f"{name} must be a whole number, got {value!r} (write large ids as integers, "
@@ -228,20 +228,32 @@ def _whole(value: object, name: str, minimum: int) -> int:
     return number
 
 
+def _number(value: object, name: str) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def _finite(value: object, name: str) -> float:
-    number = float(value)  # type: ignore[arg-type]
+    number = _number(value, name)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return number
 
 
-def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
+def _record_from_mapping(row: dict, where: str, index: int, line: int | None = None) -> ClickRecord:
+    """The record of one CSV row or JSON object, the file's ``index``-th (from 0; on ``line``
+    of a CSV): errors name it from 1, as people count, with its line."""
     row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    where = f"{where}: click {index + 1}" + ("" if line is None else f" (line {line})")
     missing = [name for name in _REQUIRED_FIELDS if row.get(name) in (None, "")]
     if missing:
+        unknown = [k for k in row if k not in _RECORD_FIELDS]
         raise ValueError(
-            f"{where}: click {index} lacks {', '.join(missing)}; expected columns "
+            f"{where} lacks {', '.join(missing)}; expected columns "
             f"{', '.join(_RECORD_FIELDS)} (all but the first five optional)"
+            + (f"; unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "")
             + ("; on a 2D image every click has plane 0." if "plane" in missing else ".")
         )
     try:
@@ -265,7 +277,7 @@ def _record_from_mapping(row: dict, where: str, index: int) -> ClickRecord:
             intensity_max=row.get("intensity_max"),
         )
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: click {index} is not valid: {exc}") from None
+        raise ValueError(f"{where} is not valid: {exc}") from None
 
 
 def _parse_points(value: object) -> Points:
@@ -308,16 +320,21 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
             items = items.get("clicks", [])
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ValueError(f"{path}: expected a JSON list of clicks (objects).")
+        lines: list[int | None] = [None] * len(items)
     else:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM
             header = handle.readline()
             handle.seek(0)  # (the decoder starts again: the mark is skipped again)
             sep = _delimiter(header)
             reader = csv.DictReader(handle, delimiter=sep)
-            items = [row for row in reader if any(_filled(v) for v in row.values())]
-            if sep != ",":
-                items = [_decimal_points(row) for row in items]
-    records = [_record_from_mapping(dict(item), str(path), i) for i, item in enumerate(items)]
+            rows = [(reader.line_num, row) for row in reader]
+            rows = [(n, row) for n, row in rows if any(_filled(v) for v in row.values())]
+            lines = [n for n, _ in rows]  # of the last physical line of each row
+            items = [row if sep == "," else _decimal_points(row) for _, row in rows]
+    records = [
+        _record_from_mapping(dict(item), str(path), i, line)
+        for i, (item, line) in enumerate(zip(items, lines, strict=True))
+    ]
     return sorted(records, key=lambda r: r.order)
 
 

@@ -177,6 +177,7 @@ def test_a_bad_last_click_is_refused_before_work(tmp_path, image, capsys, no_mod
             "PNG holds 2D labels up to 65535, these are (96, 80) with ids up to 70000",
         ),
         ("o.jpg", 1, "JPEG is lossy"),
+        ("o.xyz", 1, "unsupported file type; use one of .tif, .tiff, .png, .nii"),
         ("missing/o.tif", 1, "folder"),
     ],
 )

@@ -203,9 +203,14 @@ def _lazy_start_labels(data: Any, shape: tuple[int, ...]) -> Any:
 
 def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
     """Refuse now, not after the replay, an output the labels writer could not write."""
-    from napari_adaptiveclick.io.images import file_format
+    from napari_adaptiveclick.io.images import WRITE_EXTENSIONS, file_format, split_image_name
 
-    fmt = file_format(out)  # refuses an unsupported extension
+    if not split_image_name(out)[1]:  # what labels can be written to, not every image read
+        raise ValueError(
+            f"Cannot write labels to {out.name}: unsupported file type; use one of "
+            f"{', '.join(WRITE_EXTENSIONS)} (or a .zarr store)."
+        )
+    fmt = file_format(out)
     if fmt == "jpeg":
         problem = "JPEG is lossy"
     elif fmt == "png" and (len(shape) != 2 or max_label > 65535):

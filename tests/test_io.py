@@ -388,3 +388,10 @@ def test_a_nifti_with_a_trailing_axis_of_one_is_a_3d_volume(tmp_path):
     saved = nib.load(back)
     assert saved.shape == (6, 7, 5)
     np.testing.assert_allclose(saved.affine, affine)
+
+
+def test_a_4d_tiff_without_axis_names_reads_as_time_then_zyx(tmp_path):
+    path = tmp_path / "four.tif"
+    tifffile.imwrite(path, np.zeros((2, 3, 8, 8), np.uint8), photometric="minisblack")
+    volume = read_image(path)
+    assert volume.axes == "tzyx" and volume.data.shape == (2, 3, 8, 8)

@@ -132,6 +132,8 @@ def _read_tiff(path: Path) -> ImageVolume:
         if data.shape[-1] == 4:
             data = data[..., :3]
     axes = "".join(_TIFF_AXES.get(a, a.lower()) for a in series_axes)
+    while axes.count("z") > 1:  # unnamed leading axes (tifffile's Q): the first ones are time
+        axes = axes.replace("z", "t", 1)
     spacing = tuple(per_letter.get(a, 1.0) for a in axes)
     return ImageVolume(data, spacing, (0.0,) * data.ndim, axes=axes, unit=unit)
 

@@ -185,9 +185,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}")
-    _check_declared_sizes(path)
     data = path.read_bytes()
-    _check_record_checksums(data, path)
+    _check_archive(data, path)
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -213,47 +212,40 @@ MAX_RECORD_BYTES = 8 << 30  # the released ViT-H file is 2.6 GB
 MAX_EXPANSION = 64  # tensors compress poorly: a record that would grow more is a bomb
 
 
-def _check_declared_sizes(path: Path) -> None:
-    """Refuse a zip checkpoint whose records declare more than :data:`MAX_RECORD_BYTES`, or
-    that would expand far beyond their stored size, before anything is decompressed."""
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            records = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}).") from None
-    total = sum(r.file_size for r in records)
-    inflating = [
-        r.filename
-        for r in records
-        if r.compress_type != zipfile.ZIP_STORED
-        and r.file_size > 1 << 20
-        and r.file_size > MAX_EXPANSION * max(r.compress_size, 1)
-    ]
-    if total > MAX_RECORD_BYTES or inflating:
-        what = f"records {', '.join(inflating[:3])} that expand" if inflating else "records"
-        raise CheckpointError(
-            f"{path} declares {what} to {total / 2**30:.1f} GiB: refused before reading "
-            "(not a checkpoint this project or the release wrote)."
-        )
-
-
-def _check_record_checksums(data: bytes, path: Path) -> None:
-    """Refuse a zip checkpoint (``data``, the whole file) whose records do not match their
-    CRC-32: bytes changed after writing (a bad copy or disk) would otherwise load, as NaN or
-    random weights. torch itself does not check them."""
+def _check_archive(data: bytes, path: Path) -> None:
+    """Refuse a zip checkpoint (``data``, the whole file) whose records declare more than
+    :data:`MAX_RECORD_BYTES` or would expand far beyond their stored size (checked first,
+    before anything is decompressed), or whose records do not match their CRC-32: bytes
+    changed after writing (a bad copy or disk) would otherwise load as NaN or random weights,
+    and torch itself does not check them. Other files (legacy pickles) pass unchecked."""
     import zipfile
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
         return
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}).") from None
+    with archive:
+        records = archive.infolist()
+        total = sum(r.file_size for r in records)
+        inflating = [
+            r.filename
+            for r in records
+            if r.compress_type != zipfile.ZIP_STORED
+            and r.file_size > 1 << 20
+            and r.file_size > MAX_EXPANSION * max(r.compress_size, 1)
+        ]
+        if total > MAX_RECORD_BYTES or inflating:
+            what = f"records {', '.join(inflating[:3])} that expand" if inflating else "records"
+            raise CheckpointError(
+                f"{path} declares {what} to {total / 2**30:.1f} GiB: refused before reading "
+                "(not a checkpoint this project or the release wrote)."
+            )
+        try:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        bad = f"? ({err})"
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            bad = f"? ({type(err).__name__}: {err})"
     if bad is not None:
         raise CheckpointError(
             f"{path} is damaged: its record {bad} does not match the checksum written with it "

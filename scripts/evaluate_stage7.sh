@@ -15,6 +15,8 @@
 #   bash scripts/evaluate_stage7.sh stage12   # the stage-12 MRI arm beside default-mri
 #   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
 #   bash scripts/evaluate_stage7.sh stage14   # the same for the stage-14 MRI arm (session 17)
+#   bash scripts/evaluate_stage7.sh stage15   # the stage-15 EM arm and its mean with stage 3 (session 18)
+#   bash scripts/evaluate_stage7.sh mean1314  # the mean of the stage-13 and stage-14 MRI weights (session 18)
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
 #   bash scripts/evaluate_stage7.sh zoom      # the zoom-in crop's smallest side (200, 128, 80, 56 px)
 #                                             # on the folds and 40 BraTS-2018 training slices (session 14)
@@ -106,6 +108,30 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_${base}_mri_plugin/ runs/ev/fold_${tag}_mri_plugin/
     ;;
+  stage15)  # the stage-15 EM arm and the candidate, its mean with stage 3 (scripts/train_stage15.sh)
+    [ -f runs/stage15_em.pt ] || "$py" -m training.export --checkpoint runs/stage15_em/final.pt \
+      --out runs/stage15_em.pt --half
+    em_rows s3 runs/stage3.pt  # (done first when run beside the training)
+    ev fold_s3bp4_mito_box default "${mito[@]}" --first-prompt box  # stage 3, box prior 0.4
+    # the candidate first (it decides), then the arm alone (reported)
+    (ev fold_s15wise_mito_plugin runs/stage15_wise.pt "${mito[@]}"
+     ev fold_s15wise_mito_release runs/stage15_wise.pt "${mito[@]}" --protocol release
+     ev fold_s15em_mito_plugin runs/stage15_em.pt "${mito[@]}"
+     ev fold_s15em_mito_release runs/stage15_em.pt "${mito[@]}" --protocol release) &
+    (ev fold_s15wise_cells_plugin runs/stage15_wise.pt "${cells[@]}"
+     ev fold_s15wise_mito_box runs/stage15_wise.pt "${mito[@]}" --first-prompt box
+     ev fold_s15em_mito_box runs/stage15_em.pt "${mito[@]}" --first-prompt box
+     ev fold_s15em_cells_plugin runs/stage15_em.pt "${cells[@]}") &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_s3bp4_*/ runs/ev/fold_s15*/
+    ;;
+  mean1314)  # the uniform mean of the stage-13 (shipped default-mri) and stage-14 MRI weights
+    [ -f runs/mri_mean13_14.pt ] || "$py" -m training.export --checkpoint runs/stage13_mri_shipped.pt \
+      --average runs/stage14_mri.pt --half --out runs/mri_mean13_14.pt \
+      --note "uniform mean of the stage-13 and stage-14 MRI weights (session 18)"
+    ev fold_mean1314_mri_plugin runs/mri_mean13_14.pt "${mri[@]}"
+    "$py" -m training.evaluate --compare runs/ev/fold_mri13_mri_plugin/ runs/ev/fold_mean1314_mri_plugin/
+    ;;
   boxprior)  # the EM weights' box prior (0 = the seed click only, 0.2-0.45) on training rows (session 14)
     [ -f runs/stage3.pt ] || git show 1e11786:src/napari_adaptiveclick/weights/tiny_default.pt > runs/stage3.pt
     for bp in 2 3 4 45; do  # the stage-3 weights with box_prior 0.$bp (config only)
@@ -183,7 +209,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

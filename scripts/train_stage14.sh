@@ -13,6 +13,9 @@
 # is lower than stage 13's and its NoC@90 no higher, and a stop rule refit for it on the
 # training objects (python -m training.calibrate_propagation --objects brats, trim q 0.02)
 # passes the copied-mask guard.
+# (Session 17 ran steps 0-532 so, then stopped it and resumed steps 533-1,200 with two threads:
+# `.venv/bin/python -m training.finetune --resume runs/stage14_mri --max-steps 1200 --no-eval
+# --num-threads 2`; the model card says so.)
 #   bash scripts/train_stage14.sh      # resumes when runs/stage14_mri exists
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -56,6 +56,33 @@ def test_bytes_changed_after_saving_are_called_damage_not_divergence(tmp_path, g
     assert "diverged" not in str(err.value)
 
 
+def test_files_saved_without_checksums_load(tmp_path, good):
+    from torch.utils.serialization import config
+
+    with config.patch({"save.compute_crc32": False}):  # a documented torch option
+        path = _write(tmp_path, good)
+    with zipfile.ZipFile(path) as archive:
+        assert all(r.CRC == 0 for r in archive.infolist())
+    load_model(path)  # not "damaged"
+
+
+def test_a_record_that_cannot_be_decompressed_is_the_loaders_error(tmp_path, good):
+    stored = _write(tmp_path, good, "stored.pt")
+    path = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for record in src.infolist():
+            dst.writestr(record.filename, src.read(record))
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda r: r.compress_size)
+        start = record.header_offset + 30 + len(record.filename) + len(record.extra)
+    data = bytearray(path.read_bytes())
+    data[start] = 0xFF  # a deflate block of the reserved type: zlib.error, not BadZipFile
+    path.write_bytes(bytes(data))
+    readable = r"is not a readable PyTorch checkpoint: its record .* cannot be read \(error"
+    with pytest.raises(CheckpointError, match=readable):
+        load_model(path)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -211,8 +211,13 @@ def test_another_image_gets_fitting_labels_and_a_failed_start_says_what_goes_on(
     viewer = make_napari_viewer()
     first = viewer.add_image(disk_volume(2, 32), name="first")
     viewer.add_image(disk_volume(1, 24)[0], name="small")
+    viewer.add_image(disk_volume(3, 32), name="deeper")  # same rows and columns, more planes
     widget = dock_widget(viewer, qtbot, first)
     assert widget.labels_combo.currentText() == "first labels"
+    widget.image_combo.setCurrentText("deeper")
+    assert widget.labels_combo.currentText() == "<new>"
+    widget.image_combo.setCurrentText("first")
+    widget.labels_combo.setCurrentText("first labels")
     widget.image_combo.setCurrentText("small")  # those labels do not fit it: back to <new>
     assert widget.labels_combo.currentText() == "<new>"
     widget.labels_combo.setCurrentText("first labels")  # chosen anyway: Start refuses

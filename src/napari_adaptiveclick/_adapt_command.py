@@ -131,6 +131,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     settings.check()
+    check_output(args.out, None, args.overwrite, (args.image, args.labels))  # before reading
     image = read_grey(args.image, "--image")
     labels = read_grey(args.labels, "--labels")
     from napari_adaptiveclick.models.registry import default_for_image

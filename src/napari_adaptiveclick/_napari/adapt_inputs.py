@@ -19,6 +19,7 @@ import numpy as np
 from napari.layers import Labels
 
 from napari_adaptiveclick._napari import layers as L
+from napari_adaptiveclick._napari.jobs import brief
 from napari_adaptiveclick._napari.loading import avoid_triton_llvm_clash, untrained
 from napari_adaptiveclick._napari.placement import choose_volume
 from napari_adaptiveclick._napari.recovery import image_path
@@ -124,6 +125,9 @@ def read_user_labels(volumes: UserVolumes) -> UserLabels:
     return UserLabels(volume, snapshot, volumes.axis, left_out)
 
 
+SAVE_TO = "'Save to' file"  # what output messages call the panel's output
+
+
 def prepare_adaptation(
     volumes: UserVolumes, model: str, settings: AdaptSettings, out: Path, overwrite: bool
 ) -> Generator[UserLabels, None, tuple[UserLabels, AdaptJob]]:
@@ -136,7 +140,7 @@ def prepare_adaptation(
     job = prepare(
         user.image, user.labels, checkpoint=adapt_source(model), settings=settings, axis=user.axis
     )
-    check_output(out, job.source["file"], overwrite, job.input_files)
+    check_output(out, job.source["file"], overwrite, job.input_files, SAVE_TO)
     return user, job
 
 
@@ -203,10 +207,12 @@ class OutputChoice:
         self.confirmed: Path | None = None
 
     def target(self, text: str, image) -> Path:
-        """The file to write for the path ``text`` (empty: the default beside ``image``)."""
+        """The file to write for the path ``text`` (empty: the default beside ``image``; a
+        name without a suffix gets ``.pt``, as in the save dialog)."""
         if not text.strip():
             return default_checkpoint_path(image)
         path = Path(text.strip()).expanduser()
+        path = path if path.suffix else path.with_name(f"{path.name}.pt")
         return path if path == self.confirmed else fresh_path(path)
 
     def overwrite(self, text: str, image) -> bool:
@@ -317,4 +323,12 @@ def saved_text(result: AdaptResult, path: Path) -> str:
     return (
         f"{verdict}Saved the adapted model to {path} (provenance under 'adaptation'). "
         "'Use adapted model' annotates with it."
+    )
+
+
+def save_failed_text(error: Exception) -> str:
+    """What the panel says when the adapted checkpoint could not be written (it is kept)."""
+    return (
+        f"Could not save the adapted model: {brief(str(error), limit=300)} It is kept: "
+        "choose another file in 'Save to' and press Save."
     )

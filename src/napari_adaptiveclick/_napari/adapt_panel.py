@@ -1,25 +1,22 @@
 """The widget's "Adapt model" box: fine-tune the model on the user's committed objects.
 
 A thin form over :mod:`napari_adaptiveclick.learning.adapt_job`: :meth:`AdaptPanel.adapt`
-checks on the Qt thread only what reads no data (the Image and Labels layers, those being
-annotated, else those chosen in the form; their shapes; lazy volumes not too big; nothing
-running in the controller, which may be writing the labels), then reads the layers and checks
-everything with :func:`~.adapt_job.prepare` in a worker
-(:func:`.adapt_inputs.prepare_adaptation`: a problem is shown in the status and nothing
-trains; so are edits made while the labels were read), then runs
-:func:`~.adapt_job.run_job` in a worker, with a progress bar (step, loss, time left) and
-Cancel. At the end it shows the before / after NoC@85/90 table of the held-out objects and
-writes the adapted checkpoint in a third worker (:func:`~.adapt_job.save_adapted`), unless
-the held-out objects got worse and "Keep even if worse" is not ticked. It never overwrites a
-file the user did not confirm in the file dialog, and that file only once
-(:class:`.adapt_inputs.OutputChoice`): an existing name gets ``-2``, ``-3``, ... "Use adapted
-model" / "Use default model" put the checkpoint (or ``default``) into the widget's model
-choice and restart annotating on the same layers; the labels, and the clicks stored with
-them, stay.
+checks on the Qt thread only what reads no data (the layers being annotated, else those
+chosen; their shapes; lazy volumes not too big; nothing running in the controller, which may
+be writing the labels), then reads the layers and checks everything in a worker
+(:func:`.adapt_inputs.prepare_adaptation`: a problem, or an edit made while the labels were
+read, is shown in the status and nothing trains), then runs :func:`~.adapt_job.run_job` in a
+worker, with a progress bar (step, loss, time left) and Cancel. At the end it shows the
+before / after NoC@85/90 table of the held-out objects and writes the checkpoint in a third
+worker (:func:`~.adapt_job.save_adapted`), unless the held-out objects got worse and "Keep
+even if worse" is not ticked. A failed save keeps the result: Save writes it once another
+place is chosen. It never overwrites a file the user did not confirm in the file dialog, and
+that only once (:class:`.adapt_inputs.OutputChoice`): an existing name gets ``-2``, ``-3``...
+"Use adapted model" / "Use default model" put the checkpoint (or ``default``) into the
+widget's model choice and restart annotating on the same layers; labels and clicks stay.
 
-The objects are every 4-connected component of each label id on a plane of the slicing axis
-(:func:`~napari_adaptiveclick.learning.adapt_data.collect_objects`); while annotating, the
-object being edited (not yet committed) is left out (:func:`.adapt_inputs.read_user_labels`).
+The objects: each 4-connected component of an id on a plane, not the one being edited
+(:func:`.adapt_inputs.read_user_labels`).
 """
 
 from __future__ import annotations
@@ -47,6 +44,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_adaptiveclick._napari.adapt_inputs import (
+    SAVE_TO,
     EditWatch,
     OutputChoice,
     cannot_text,
@@ -54,12 +52,14 @@ from napari_adaptiveclick._napari.adapt_inputs import (
     prepare_adaptation,
     progress_text,
     result_text,
+    save_failed_text,
     saved_text,
     shipped_default,
     start_text,
     worse_text,
 )
 from napari_adaptiveclick._napari.jobs import brief, start_worker
+from napari_adaptiveclick._napari.model_switch import switch_model
 from napari_adaptiveclick.learning.adapt import (
     AdaptCancelled,
     AdaptProgress,
@@ -98,7 +98,7 @@ class AdaptPanel(QGroupBox):
         live = self._live = {"stop": self._stop}  # the current run's, for the closure below
         self.destroyed.connect(lambda *_: live["stop"].set())  # widget closed: end the run
         self._output = OutputChoice()  # where the adapted checkpoint goes
-        self._pending = False  # a worse result kept in memory, not saved
+        self._pending = False  # a result kept in memory, not saved (worse, or its save failed)
         self._save_due = False  # save once the adaptation's worker has ended
         self._ready = None  # (labels read, job, model): train once their worker has ended
         self._relay = _Relay()
@@ -120,11 +120,14 @@ class AdaptPanel(QGroupBox):
         self.path_edit.textChanged.connect(self._output.text_changed)
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
+        self.save_button = QPushButton("Save")
+        self.save_button.setToolTip("Save the adapted model kept in memory to 'Save to'.")
+        self.save_button.clicked.connect(self.save)
         self.keep_check = QCheckBox("Keep even if worse")
         self.keep_check.setToolTip(
             "Save the adapted model even when it does worse on the held-out objects."
         )
-        self.keep_check.toggled.connect(self._keep_toggled)
+        self.keep_check.toggled.connect(lambda keep: self.save() if keep else self._show_state())
         self.adapt_button = QPushButton("Adapt model")
         self.adapt_button.setToolTip(
             "Fine-tune the model on the committed objects of the Labels layer; a quarter of "
@@ -154,6 +157,7 @@ class AdaptPanel(QGroupBox):
         where = QHBoxLayout()
         where.addWidget(self.path_edit)
         where.addWidget(browse)
+        where.addWidget(self.save_button)
         form.addRow("Save to", where)
         form.addRow(self.keep_check)
         buttons = QGridLayout()
@@ -186,10 +190,12 @@ class AdaptPanel(QGroupBox):
         adapting = self.running and self.result is None
         self.cancel_button.setEnabled(adapting and not self._stop.is_set())
         self.use_adapted_button.setEnabled(self.saved_path is not None and not self.running)
+        self.save_button.setEnabled(self._savable())
         self.use_default_button.setEnabled(self._model() != shipped_default(self.controller))
 
-    def _say(self, text: str) -> None:
-        self.message.setText(text)
+    def _say(self, text: str | None) -> None:  # None: nothing new to say
+        if text:
+            self.message.setText(text)
 
     def _fail(self, text: str) -> None:
         self._say(text)
@@ -318,8 +324,14 @@ class AdaptPanel(QGroupBox):
             return
         self._save_due = True  # when its worker has ended (one worker at a time)
 
-    def _keep_toggled(self, keep: bool) -> None:
-        if keep and self._pending and not self.running:
+    def _savable(self) -> bool:  # a result in memory, not withheld as worse, nothing running
+        kept = self.result is not None and (not self.result.worse or self.keep_check.isChecked())
+        return self._pending and kept and not self.running
+
+    def save(self) -> None:
+        """Write the adapted model kept in memory (its save failed, or it was worse and is
+        now kept) to the path in "Save to"."""
+        if self._savable():
             self._save()
 
     # ------------------------------------------------------------------ save
@@ -362,6 +374,7 @@ class AdaptPanel(QGroupBox):
             self.job,
             result,
             overwrite,
+            SAVE_TO,
             on_return=saved,
             on_error=self._save_failed,
             on_finish=self._on_finished,
@@ -369,30 +382,15 @@ class AdaptPanel(QGroupBox):
         self._show_state()
 
     def _save_failed(self, error: Exception) -> None:
-        self._fail(f"Could not save the adapted model: {brief(str(error), limit=300)}")
+        self._pending = True  # nothing is lost: it can be saved elsewhere
+        self._fail(save_failed_text(error))
 
     # ------------------------------------------------------------------ switch
     def use_adapted(self) -> None:
         """Annotate with the saved adapted checkpoint."""
         if self.saved_path is not None:
-            self._switch(str(self.saved_path))
+            self._say(switch_model(self.widget, str(self.saved_path)))
 
     def use_default(self) -> None:
         """Annotate with the shipped weights for the image (``default-mri`` for scanner files)."""
-        self._switch(shipped_default(self.controller))
-
-    def _switch(self, model: str) -> None:
-        """Choose ``model`` in the widget and, while annotating, restart on the same layers
-        (the labels and their stored clicks stay; undo starts anew)."""
-        combo = self.widget.model_combo
-        if combo.findText(model) < 0:
-            combo.addItem(model)
-        combo.setCurrentText(model)
-        if not self.controller.ready:
-            self._say(f"Model set to '{model}': press Start to annotate with it.")
-            return
-        self.widget.image_combo.setCurrentText(self.controller.image.name)
-        self.widget.labels_combo.setCurrentText(self.controller.labels.name)
-        self.widget.start()  # a problem goes to the status
-        if self.controller.busy:  # loading the model
-            self._say(f"Restarting with model '{model}'; your labels stay as they are.")
+        self._say(switch_model(self.widget, shipped_default(self.controller)))

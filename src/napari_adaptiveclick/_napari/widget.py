@@ -223,7 +223,7 @@ class AdaptiveClickWidget(QWidget):
         """Labels chosen for an image of another size go back to '<new>', then the model."""
         layers = {layer.name: layer for layer in self.viewer.layers}
         image, labels = layers.get(name), layers.get(self.labels_combo.currentText())
-        if None not in (image, labels) and labels.data.shape[-2:] != spatial_shape(image)[-2:]:
+        if None not in (image, labels) and tuple(labels.data.shape) != spatial_shape(image):
             self.labels_combo.setCurrentText(NEW_LABELS)
         self._suggest_model()
 

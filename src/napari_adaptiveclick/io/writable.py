@@ -25,7 +25,7 @@ def check_writable(out: str | os.PathLike, flag: str = "--out") -> Path:
             "another path."
         )
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out.name}.", suffix=".probe"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".adaptiveclick-", suffix=".probe"):
             pass
     except OSError as err:
         reason = err.strerror or type(err).__name__

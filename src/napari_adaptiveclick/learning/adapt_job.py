@@ -103,12 +103,14 @@ def check_output(
     source_file: str | None,
     overwrite: bool,
     inputs: Sequence[str | os.PathLike | None] = (),
+    flag: str = "--out",
 ) -> Path:
     """The output path, refused now rather than after training if it cannot or may not be
     written: not a ``.pt`` / ``.pth`` name, a folder, a missing parent folder or one that takes
     no new file, an existing file without ``overwrite``, the source checkpoint, one of the
     ``inputs`` (the image and labels files: never written over, even with ``overwrite``), or
-    anything in the package's weights folder (the default weights)."""
+    anything in the package's weights folder (the default weights). The messages call the
+    output ``flag`` (the widget's: its "Save to" field)."""
     from napari_adaptiveclick.models.checkpoint import WEIGHTS_DIR
 
     out = Path(out)
@@ -116,29 +118,29 @@ def check_output(
     for given in inputs:
         if given is not None and Path(given).resolve() == resolved:
             raise AdaptInputError(
-                f"--out {out} is one of the input files ({given}); adaptation never writes over "
-                "your image or labels. Choose another --out."
+                f"{flag} {out} is one of the input files ({given}); adaptation never writes over "
+                f"your image or labels. Choose another {flag}."
             )
     if out.suffix.lower() not in (".pt", ".pth"):
         raise AdaptInputError(
-            f"--out {out} is not a checkpoint name: give the adapted model a .pt file name "
+            f"{flag} {out} is not a checkpoint name: give the adapted model a .pt file name "
             "such as model_adapted.pt."
         )
     if resolved.is_relative_to(WEIGHTS_DIR.resolve()):
         raise AdaptInputError(
-            f"--out {out} is in the package's weights folder {WEIGHTS_DIR}: adaptation never "
+            f"{flag} {out} is in the package's weights folder {WEIGHTS_DIR}: adaptation never "
             "writes over the default weights; choose another path."
         )
     if source_file is not None and resolved == Path(source_file).resolve():
-        raise AdaptInputError(f"--out {out} is the source checkpoint; choose another path.")
+        raise AdaptInputError(f"{flag} {out} is the source checkpoint; choose another path.")
     if out.is_dir():
-        raise AdaptInputError(f"--out {out} is a folder; give a file name such as model.pt.")
+        raise AdaptInputError(f"{flag} {out} is a folder; give a file name such as model.pt.")
     if out.exists() and not overwrite:
         raise AdaptInputError(
-            f"{out} exists; pass --overwrite to replace it or choose another --out."
+            f"{out} exists; pass --overwrite to replace it or choose another {flag}."
         )
     try:
-        return check_writable(out)
+        return check_writable(out, flag)
     except OutputNotWritableError as err:
         raise AdaptInputError(str(err)) from None
 
@@ -221,13 +223,17 @@ def provenance(job: AdaptJob, result: AdaptResult) -> dict[str, Any]:
 
 
 def save_adapted(
-    out: str | os.PathLike, job: AdaptJob, result: AdaptResult, overwrite: bool
+    out: str | os.PathLike,
+    job: AdaptJob,
+    result: AdaptResult,
+    overwrite: bool,
+    flag: str = "--out",
 ) -> Path:
     """Write the adapted weights (float32, exactly what was measured) with their provenance,
-    atomically; the output is checked again (:func:`check_output`)."""
+    atomically; the output is checked again (:func:`check_output`, naming it ``flag``)."""
     from napari_adaptiveclick.models.checkpoint import atomic_torch_save, checkpoint_dict
 
-    path = check_output(out, job.source["file"], overwrite, job.input_files)
+    path = check_output(out, job.source["file"], overwrite, job.input_files, flag)
     extra = {PROVENANCE_KEY: provenance(job, result), "train_steps": result.steps}
     atomic_torch_save(checkpoint_dict(result.model, extra=extra), path)
     return path

@@ -215,9 +215,10 @@ MAX_EXPANSION = 64  # tensors compress poorly: a record that would grow more is 
 def _check_archive(data: bytes, path: Path) -> None:
     """Refuse a zip checkpoint (``data``, the whole file) whose records declare more than
     :data:`MAX_RECORD_BYTES` or would expand far beyond their stored size (checked first,
-    before anything is decompressed), or whose records do not match their CRC-32: bytes
-    changed after writing (a bad copy or disk) would otherwise load as NaN or random weights,
-    and torch itself does not check them. Other files (legacy pickles) pass unchecked."""
+    before anything is decompressed), or whose records do not match their CRC-32
+    (:func:`_reads_back`): bytes changed after writing (a bad copy or disk) would otherwise
+    load as NaN or random weights, and torch itself does not check them. Other files (legacy
+    pickles) pass unchecked."""
     import zipfile
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
@@ -242,16 +243,35 @@ def _check_archive(data: bytes, path: Path) -> None:
                 f"{path} declares {what} to {total / 2**30:.1f} GiB: refused before reading "
                 "(not a checkpoint this project or the release wrote)."
             )
-        try:
-            bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            bad = f"? ({type(err).__name__}: {err})"
+        bad = next((r for r in records if r.CRC and not _reads_back(archive, r, path)), None)
     if bad is not None:
         raise CheckpointError(
-            f"{path} is damaged: its record {bad} does not match the checksum written with it "
-            "(the file was changed or cut after it was saved). Copy or download it again, or "
-            "use another checkpoint."
+            f"{path} is damaged: its record {bad.filename} does not match the checksum written "
+            "with it (the file was changed or cut after it was saved). Copy or download it "
+            "again, or use another checkpoint."
         )
+
+
+def _reads_back(archive, record, path: Path) -> bool:
+    """True when ``record`` of the zip ``archive`` decompresses to its CRC-32; False when it
+    does not (or its header is broken). A record that cannot be read at all (bad deflate data,
+    encrypted, an unknown compression) is a :class:`CheckpointError`. Records with CRC 0 are
+    not checked: torch writes 0 when saving with ``compute_crc32`` off."""
+    import zipfile
+
+    try:
+        with archive.open(record) as stream:
+            while stream.read(1 << 22):
+                pass
+    except zipfile.BadZipFile:  # "Bad CRC-32 for file ...", "Bad magic number ..."
+        return False
+    except Exception as err:  # zlib.error, RuntimeError (encrypted), NotImplementedError, ...
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint: its record {record.filename} cannot "
+            f"be read ({type(err).__name__}: {err}). Copy or download it again, or use another "
+            "checkpoint."
+        ) from None
+    return True
 
 
 def check_weights(state: dict, path: str | Path) -> None:

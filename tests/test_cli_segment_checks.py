@@ -201,11 +201,12 @@ def test_an_input_file_is_never_the_output(tmp_path, image, capsys, no_model_loa
     assert {p: p.read_bytes() for p in before} == before  # nothing was written over
 
 
+@pytest.mark.parametrize("name", ["labels.tif", "labels.zarr"])  # a file, a zarr store
 def test_a_folder_that_takes_no_new_file_is_refused_before_the_replay(
-    tmp_path, image, capsys, no_model_loading
+    tmp_path, image, capsys, no_model_loading, name
 ):
     clicks = _clicks(tmp_path, _click(1))
-    out = unwritable_folder(tmp_path) / "labels.tif"
+    out = unwritable_folder(tmp_path) / name
     assert _segment(image, clicks, out, "--model", "tiny") == 2
     err = capsys.readouterr().err
     assert "does not take new files" in err and "Traceback" not in err

@@ -96,6 +96,17 @@ def test_uint32_ids_above_2_31_replay(tmp_path, image):
     assert (written[:10, :10] == old).all() and (written[OBJECT] == new).any()
 
 
+@pytest.mark.parametrize(("suffix", "dtype"), [(".tif", np.uint16), (".nii.gz", np.int32)])
+def test_the_start_labels_dtype_is_kept_even_when_the_ids_are_small(tmp_path, image, suffix, dtype):
+    start = np.zeros(SHAPE, dtype)
+    start[:10, :10] = 3  # fits uint8, which the output would otherwise shrink to
+    out = tmp_path / f"labels{suffix}"
+    labels_arg = ("--labels", str(_labels_file(tmp_path, start)))
+    assert _segment(image, _clicks(tmp_path, _click(4)), out, "--model", "tiny", *labels_arg) == 0
+    written = read_image(out).data
+    assert written.dtype == dtype and set(np.unique(written).tolist()) == {0, 3, 4}
+
+
 def test_without_start_labels_any_uint64_id_is_kept(tmp_path, image):
     clicks = _clicks(tmp_path, _click(2**40))
     out = tmp_path / "labels.tif"

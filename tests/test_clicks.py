@@ -245,6 +245,6 @@ def test_errors_name_the_click_from_1_its_line_the_column_and_unknown_columns(tm
         read_click_records(path)
     path.write_text("plane,row,colum,positive,object_id\n0,1,2,true,1\n")
     with pytest.raises(
-        ValueError, match=r"click 1 \(line 2\) lacks col;.*unknown column\(s\) 'colum'"
+        ValueError, match=r"click 1 \(line 2\) lacks col and has unknown column\(s\) 'colum'"
     ):
         read_click_records(path)

@@ -196,12 +196,15 @@ def test_bad_input_keeps_the_viewer_working(make_napari_viewer, qtbot, tmp_path)
     c.points.add([1, 50, 50])  # outside the image
     assert "outside image" in widget.status.text() and len(c.points.data) == 0 and not c.busy
 
-    labels = c.labels
+    labels, inputs = c.labels, (c.click_input.layer, c.prompt_input.layer)
+    assert all(layer in viewer.layers for layer in inputs)
     c.add_click(1, 16, 16)
     viewer.layers.remove(image)  # deleted while the prediction runs
     idle(qtbot, c)
     assert not c.ready and "was removed" in widget.status.text()
     assert labels in viewer.layers and not labels.data.any()  # discarded: never written
+    # its clicks and prompts layers go too (just after the removal)
+    qtbot.waitUntil(lambda: not any(layer in viewer.layers for layer in inputs))
     viewer.add_points([[0, 1, 1]])  # the viewer still works
 
 

@@ -178,6 +178,9 @@ def test_box_chooses_the_focus_crop_and_a_mask_is_the_previous_mask(session, ima
         (lambda s: s.add_box(0, 0, np.nan, 5), "non-finite"),
         (lambda s: s.set_mask(np.ones((30, 30), bool)), "must match the image"),
         (lambda s: s.set_mask(np.zeros((300, 260), bool)), "no pixels"),
+        (lambda s: s.set_mask(np.full((300, 260), 0.3)), "other than 0 and 1.*set_previous_mask"),
+        (lambda s: s.set_mask(np.full((300, 260), np.nan)), "other than 0 and 1"),
+        (lambda s: s.set_mask(np.full((300, 260), "a")), "must be bool or numbers"),
         (lambda s: s.set_mask(np.ones((5, 5)), box=Box(298, 0, 303, 5)), "not inside the image"),
     ],
 )
@@ -230,11 +233,30 @@ def test_old_clicks_files_load_as_clicks(tmp_path):
         ("mask,", "either mask_label"),
         ("scribble,", "a scribble needs its points"),
         ("scribble,1 2;x 3", "points must be"),
+        ("box,1 2;3", r"pairs of numbers, got \[\[1.0, 2.0\], \[3.0\]\]"),
+        ("box,1 2;3 4,0", "has 1 more value"),
     ],
 )
 def test_bad_prompt_records_are_explained(tmp_path, columns, message):
     path = tmp_path / "bad.csv"
     path.write_text(f"plane,row,col,positive,object_id,kind,points\n0,1,2,1,1,{columns}\n")
+    with pytest.raises(ValueError, match=message):
+        read_click_records(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("plane,row,col,positive,object_id,kindd\n0,1,2,1,1,box\n", "unknown column.*'kindd'"),
+        (
+            "plane,row,col,positive,object_id,kind,points\n0,1,2,0,1,box,1 2;3 4\n",
+            "always positive",
+        ),
+    ],
+)
+def test_misspelt_columns_and_negative_boxes_are_refused(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)  # a misspelt kind column would have replayed the box as a click
     with pytest.raises(ValueError, match=message):
         read_click_records(path)
 

@@ -171,7 +171,8 @@ def segment(args: argparse.Namespace) -> int:
         labels = replay(labels=start_labels)
     print(file=sys.stderr)
     if not to_store:
-        write_labels(out, labels, like=volume, overwrite=args.overwrite)
+        kept = None if start_labels is None else dtype  # the dtype of the user's labels
+        write_labels(out, labels, like=volume, overwrite=args.overwrite, dtype=kept)
     objects = sorted({r.object_id for r in records})
     empty = "" if to_store else _without_pixels(labels, objects)
     print(

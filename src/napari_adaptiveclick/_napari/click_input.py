@@ -66,9 +66,10 @@ class ClickInput(InputLayer):
         return len(self._pending)
 
     # ------------------------------------------------------------------ attach / detach
-    def detach(self) -> None:
-        """Stop following the click layer (it stays in the viewer); pending clicks are dropped."""
-        super().detach()
+    def detach(self, remove: bool = False) -> None:
+        """Stop following the click layer (it stays in the viewer unless ``remove``); pending
+        clicks are dropped."""
+        super().detach(remove)
         self._clicks, self._pending = [], []
 
     def _new_layer(self, image) -> Points:

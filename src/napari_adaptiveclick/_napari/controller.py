@@ -319,15 +319,15 @@ class AnnotationController:
         self._loader = None
         self.changed.emit()
 
-    def stop(self) -> None:
-        """Detach from the layers; pending clicks are dropped, and so is the result of a
-        running job (the labels stay as they were before it)."""
+    def stop(self, remove_inputs: bool = False) -> None:
+        """Detach from the layers (``remove_inputs``: remove the clicks and prompts layers); pending
+        clicks are dropped, and so is a running job's result (the labels stay as before it)."""
         if self.jobs.running:
             self._stopped = self.labels
         self.jobs.cancel()
         self.recovery.end()
-        self.click_input.detach()
-        self.prompt_input.detach()
+        self.click_input.detach(remove_inputs)
+        self.prompt_input.detach(remove_inputs)
         self.label_choice.detach()
         self.actions.detach()
         self.placement = self.image = self.labels = None
@@ -337,7 +337,7 @@ class AnnotationController:
         layer = L.unwrap(event.value)
         if layer is self.image or layer is self.labels:
             running = self.jobs.running
-            self.stop()
+            self.stop(remove_inputs=True)  # its clicks and prompts layers go with it
             text = f"Layer '{layer.name}' was removed, so annotation stopped"
             if running:
                 self.report_error(

@@ -60,11 +60,15 @@ class InputLayer(ABC):
         self._placement = placement
         self._create_layer()
 
-    def detach(self) -> None:
-        """Stop following the input layer (it stays in the viewer)."""
-        if self._layer is not None:
-            self._layer.events.data.disconnect(self._on_data)
+    def detach(self, remove: bool = False) -> None:
+        """Stop following the input layer; it stays in the viewer unless ``remove`` (it is
+        removed just after: the viewer may be emitting another layer's removal)."""
+        layer = self._layer
+        if layer is not None:
+            layer.events.data.disconnect(self._on_data)
         self._layer = self._placement = None
+        if remove and layer is not None:
+            QTimer.singleShot(0, lambda: layer in self.viewer.layers and self.viewer.layers.remove(layer))  # fmt: skip
 
     @abstractmethod
     def _new_layer(self, image):

@@ -114,6 +114,23 @@ class BoxPrompt:
         return Click(float((b.top + b.bottom - 1) // 2), float((b.left + b.right - 1) // 2), True)
 
 
+def _mask_values(mask: np.ndarray) -> np.ndarray:
+    """``mask`` if it is bool, integer, or floats that are all 0 or 1; ValueError otherwise
+    (text, objects, NaN, or a probability, which ``set_previous_mask`` takes)."""
+    if mask.dtype == bool or np.issubdtype(mask.dtype, np.integer):
+        return mask
+    if not np.issubdtype(mask.dtype, np.floating):
+        raise ValueError(
+            f"The mask must be bool or numbers (non-zero: the object), got {mask.dtype}."
+        )
+    if not np.isin(mask, (0.0, 1.0)).all():
+        raise ValueError(
+            "The mask holds values other than 0 and 1 (NaN, or a probability): give a bool or "
+            "label mask, or threshold it first (a probability belongs in set_previous_mask)."
+        )
+    return mask
+
+
 @dataclass(frozen=True, eq=False)
 class MaskPrompt:
     """An existing mask: ``values`` (box.height, box.width) bool inside ``box`` of an image of
@@ -130,10 +147,12 @@ class MaskPrompt:
     def of(
         cls, mask: np.ndarray, shape: tuple[int, int], box: Box | None = None, **source
     ) -> MaskPrompt:
-        """The mask prompt of ``mask`` (H, W) (any dtype: non-zero is the object) on an image
-        of ``shape``; with ``box``, ``mask`` is its crop in ``box``. Raises ValueError for a
-        mask of the wrong shape, a box outside the image or a mask without pixels."""
-        mask = np.asarray(mask)
+        """The mask prompt of ``mask`` (H, W) on an image of ``shape``: bool, or numbers where
+        non-zero is the object (label ids; floats only 0 and 1); with ``box``, ``mask`` is its
+        crop in ``box``. Raises ValueError for a mask of the wrong shape or values (a
+        probability belongs in ``set_previous_mask``), a box outside the image or a mask
+        without pixels."""
+        mask = _mask_values(np.asarray(mask))
         shape = (int(shape[0]), int(shape[1]))
         where = Box(0, 0, *shape) if box is None else box
         if box is not None and not (
@@ -168,7 +187,12 @@ Stroke = Click | Scribble  # the prompts the disk maps encode
 
 def as_points(points: Iterable[Sequence[float]] | np.ndarray) -> Points:
     """(row, col) points as a tuple of float pairs; refuses other shapes and non-finite values."""
-    array = np.asarray(points, dtype=np.float64)
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged ("1 2;3") or not numbers
+        raise ValueError(
+            f"Points must be (row, col) pairs of numbers, got {points!r:.80}."
+        ) from None
     if array.size == 0:
         return ()
     if array.ndim != 2 or array.shape[1] != 2:

@@ -41,13 +41,16 @@ def write_labels(
     like: ImageVolume | None = None,
     *,
     overwrite: bool = False,
+    dtype: np.dtype | type | None = None,
 ) -> Path:
     """Write an integer label array in the format given by the extension of ``path``.
 
     ``labels`` is in napari order (same shape as ``like.spatial_shape`` when ``like`` is
     given); the file gets the geometry of ``like``: its affine (NIfTI: with its header;
     MetaImage/NRRD: as spacing, origin and direction), TIFF its spacing and unit. Values are
-    stored with the smallest unsigned dtype that fits. The file is written to a temporary
+    stored as ``dtype`` (an integer dtype that holds them, such as that of the labels the user
+    started from; PNG: only uint8 or uint16), else with the smallest unsigned dtype that fits
+    (the ids are the same either way). The file is written to a temporary
     folder beside ``path`` and moved into place, so a crash never leaves a half-written file.
     Refuses to replace an existing file unless ``overwrite=True``. Returns ``path``.
     """
@@ -58,7 +61,7 @@ def write_labels(
             f"Cannot write labels to {path.name}: JPEG is lossy. Use one of "
             f"{', '.join(WRITE_EXTENSIONS)}."
         )
-    labels = _checked_labels(labels, like)
+    labels = _checked_labels(labels, like, dtype, png=fmt == "png")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
     if path.exists() and not overwrite:
@@ -88,7 +91,9 @@ def write_labels(
     return path
 
 
-def _checked_labels(labels: np.ndarray, like: ImageVolume | None) -> np.ndarray:
+def _checked_labels(
+    labels: np.ndarray, like: ImageVolume | None, dtype=None, png: bool = False
+) -> np.ndarray:
     labels = np.asarray(labels)
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise ImageIOError(f"Labels must be an integer or bool array, got dtype {labels.dtype}.")
@@ -102,7 +107,10 @@ def _checked_labels(labels: np.ndarray, like: ImageVolume | None) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise ImageIOError(f"Labels must be >= 0, found {labels.min()}.")
     max_label = int(labels.max()) if labels.size else 0
-    return labels.astype(label_dtype(max_label), copy=False)
+    keep = dtype is not None and np.issubdtype(dtype, np.integer)
+    keep = keep and max_label <= np.iinfo(dtype).max and not (png and np.dtype(dtype).itemsize > 2)
+    keep = keep and not (png and np.issubdtype(dtype, np.signedinteger))
+    return labels.astype(dtype if keep else label_dtype(max_label), copy=False)
 
 
 def _spatial(like: ImageVolume, values: tuple[float, ...]) -> tuple[float, ...]:

@@ -91,6 +91,8 @@ class ClickRecord:
             raise ValueError("a scribble needs its points")
         if self.kind == "box" and n != 2:
             raise ValueError(f"a box needs 2 points, its corners; got {n}")
+        if self.kind == "box" and not self.positive:
+            raise ValueError("a box is always positive (it says where the object is): positive=1")
         if self.kind == "mask" and (self.mask_label > 0) == (n >= 3):
             raise ValueError(
                 "a mask needs either mask_label (the label it was read from) or the 3 or more "
@@ -245,15 +247,18 @@ def _finite(value: object, name: str) -> float:
 def _record_from_mapping(row: dict, where: str, index: int, line: int | None = None) -> ClickRecord:
     """The record of one CSV row or JSON object, the file's ``index``-th (from 0; on ``line``
     of a CSV): errors name it from 1, as people count, with its line."""
+    surplus = row.get(None)  # a CSV row with more values than the header has columns
     row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
     where = f"{where}: click {index + 1}" + ("" if line is None else f" (line {line})")
     missing = [name for name in _REQUIRED_FIELDS if row.get(name) in (None, "")]
-    if missing:
-        unknown = [k for k in row if k not in _RECORD_FIELDS]
+    unknown = [k for k in row if k not in _RECORD_FIELDS]
+    if missing or unknown or surplus:
+        what = [f"lacks {', '.join(missing)}"] if missing else []
+        what += [f"has unknown column(s) {', '.join(map(repr, unknown))}"] if unknown else []
+        what += [f"has {len(surplus)} more value(s) than the header"] if surplus else []
         raise ValueError(
-            f"{where} lacks {', '.join(missing)}; expected columns "
-            f"{', '.join(_RECORD_FIELDS)} (all but the first five optional)"
-            + (f"; unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "")
+            f"{where} {' and '.join(what)}; expected columns {', '.join(_RECORD_FIELDS)} (all "
+            "but the first five optional)"
             + ("; on a 2D image every click has plane 0." if "plane" in missing else ".")
         )
     try:

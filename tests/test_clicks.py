@@ -236,6 +236,14 @@ def test_json_with_a_byte_order_mark_loads_and_bad_json_names_the_file(tmp_path)
         read_click_records(path)
 
 
+def test_a_json_object_without_clicks_says_what_it_holds(tmp_path):
+    path = tmp_path / "clicks.json"
+    path.write_text('{"records": [{"plane": 0, "row": 1, "col": 2}]}')
+    with pytest.raises(ValueError, match="expected a list of clicks or an object with 'clicks' "
+                       r"\(it has 'records'\)"):  # fmt: skip
+        read_click_records(path)
+
+
 def test_errors_name_the_click_from_1_its_line_the_column_and_unknown_columns(tmp_path):
     path = tmp_path / "clicks.csv"
     path.write_text("plane,row,col,positive,object_id\n0,1,2,true,1\n\n0,9a2,2,true,1\n")

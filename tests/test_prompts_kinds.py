@@ -176,6 +176,7 @@ def test_box_chooses_the_focus_crop_and_a_mask_is_the_previous_mask(session, ima
         (lambda s: s.add_box(10, 10, 10, 50), "empty"),
         (lambda s: s.add_box(400, 400, 500, 500), "outside the image"),
         (lambda s: s.add_box(0, 0, np.nan, 5), "non-finite"),
+        (lambda s: s.add_click(np.nan, 5), r"Click \(nan, 5.0\) must be finite"),
         (lambda s: s.set_mask(np.ones((30, 30), bool)), "must match the image"),
         (lambda s: s.set_mask(np.zeros((300, 260), bool)), "no pixels"),
         (lambda s: s.set_mask(np.full((300, 260), 0.3)), "other than 0 and 1.*set_previous_mask"),

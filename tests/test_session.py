@@ -71,10 +71,14 @@ def test_volume_wide_statistics_are_used(session, image):
     assert not np.allclose(a, b)
 
 
-@pytest.mark.parametrize(("row", "col"), [(-1, 5), (5, -1), (300, 5), (5, 260), (np.nan, 3)])
-def test_click_outside_image_is_refused(session, image, row, col):
+@pytest.mark.parametrize(
+    ("row", "col", "message"),
+    [(-1, 5, "outside"), (5, -1, "outside"), (300, 5, "outside"), (5, 260, "outside"),
+     (np.nan, 3, "must be finite")],
+)  # fmt: skip
+def test_click_outside_image_is_refused(session, image, row, col, message):
     session.set_image(image)
-    with pytest.raises(ValueError, match="outside the image"):
+    with pytest.raises(ValueError, match=message):
         session.add_click(row, col)
     assert session.clicks == []
 

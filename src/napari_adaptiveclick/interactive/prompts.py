@@ -237,9 +237,9 @@ def check_prompt(prompt: Prompt, shape: tuple[int, int]) -> None:
         return
     kind = "Click" if isinstance(prompt, Click) else "Stroke point"
     for row, col in prompt.points:
-        if not (np.isfinite(row) and np.isfinite(col)) or not (
-            -0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5
-        ):
+        if not np.isfinite([row, col]).all():
+            raise ValueError(f"{kind} ({row}, {col}) must be finite numbers (row, col).")
+        if not (-0.5 <= row < h - 0.5 and -0.5 <= col < w - 0.5):
             raise ValueError(
                 f"{kind} ({row}, {col}) is outside the image of {h} x {w} pixels (row, col)."
             )

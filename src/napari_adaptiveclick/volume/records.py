@@ -321,10 +321,10 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
             items = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        if isinstance(items, dict):
-            items = items.get("clicks", [])
+        items = items.get("clicks", items) if isinstance(items, dict) else items
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ValueError(f"{path}: expected a JSON list of clicks (objects).")
+            keys = f" (it has {', '.join(map(repr, items))})" if isinstance(items, dict) else ""
+            raise ValueError(f"{path}: expected a list of clicks or an object with 'clicks'{keys}.")
         lines: list[int | None] = [None] * len(items)
     else:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM

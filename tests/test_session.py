@@ -63,6 +63,12 @@ def test_bad_images_are_explained(session, bad, message):
         session.set_image(bad)
 
 
+@pytest.mark.parametrize("stats", [(100, 5), (float("nan"), 5), (5, 5)])
+def test_bad_stats_are_blamed_not_the_image(session, image, stats):
+    with pytest.raises(ValueError, match=r"The intensity range stats=\(.*\) must be two finite"):
+        session.set_image(image, stats=stats)  # the image itself is fine
+
+
 def test_volume_wide_statistics_are_used(session, image):
     session.set_image(image, stats=(0.0, 1000.0))
     a = session.add_click(120, 100).probability

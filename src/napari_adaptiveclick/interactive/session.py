@@ -213,10 +213,10 @@ class ClickSession:
                 f"The image has {bad} NaN or infinite values. Replace them first, e.g. "
                 "np.nan_to_num(image, nan=image[np.isfinite(image)].min())."
             )
-        if stats is None:
-            stats = intensity_stats(sample_values(array) if lazy else array)
+        given = stats is not None
+        stats = stats if given else intensity_stats(sample_values(array) if lazy else array)
         stats = (float(stats[0]), float(stats[1]))
-        check_intensity_range(stats)
+        check_intensity_range(stats, given)
         self._image, self._stats = array, stats
         self._base = BoxedArray.zeros(array.shape[:2])
         self.reset()

@@ -8,6 +8,7 @@ release's convention (:data:`CONVENTIONS`), ``dst = src * s`` with ``align_corne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,9 +80,16 @@ def _bounded_sample(values: np.ndarray, max_samples: int, min_planes: int) -> np
     return np.concatenate([values[i].reshape(-1)[::step] for i in index])
 
 
-def check_intensity_range(stats: IntensityStats) -> None:
-    """Raise ``ValueError`` unless ``stats = (lo, hi)`` spans a range (hi > lo)."""
+def check_intensity_range(stats: IntensityStats, given: bool = False) -> None:
+    """Raise ``ValueError`` unless ``stats = (lo, hi)`` spans a range (hi > lo); ``given``:
+    they were passed by the caller (the message blames them, not the image)."""
     lo, hi = stats
+    if given and not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(
+            f"The intensity range stats=({lo:g}, {hi:g}) must be two finite numbers, the "
+            "first below the second (intensity_stats(volume) gives them); equal ones mean a "
+            "constant volume, with nothing to segment."
+        )
     if not hi > lo:
         raise ValueError(
             f"The image is constant (all values {lo:g}): there is nothing to segment. "

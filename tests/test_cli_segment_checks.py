@@ -234,6 +234,13 @@ def test_a_stack_stored_as_rgb_says_so_when_a_click_is_on_a_later_plane(
     assert _segment(path, clicks, tmp_path / "out.tif", "--model", "tiny") == 2
     err = capsys.readouterr().err
     assert "outside the volume" in err and "was read as one RGB image" in err
+    labels = tmp_path / "labels.tif"  # labels stored the same way: the hint too
+    tifffile.imwrite(labels, np.zeros((40, 50, 3), np.uint8), photometric="rgb")
+    clicks = _clicks(tmp_path, ClickRecord(0, 10, 10, True, object_id=1))
+    image = tmp_path / "grey.tif"
+    tifffile.imwrite(image, np.zeros((40, 50), np.uint8))
+    assert _segment(image, clicks, tmp_path / "out.tif", "--labels", str(labels)) == 2
+    assert "It was read as RGB: save a stack of label slices" in capsys.readouterr().err
 
 
 def test_4d_data_is_refused_with_what_to_do(tmp_path, capsys, no_model_loading):

@@ -238,7 +238,12 @@ def _start_labels(data: np.ndarray, shape: tuple[int, ...], max_id: int) -> np.n
     from napari_adaptiveclick.volume.replay import labels_dtype_for
 
     if data.shape != shape:
-        raise ValueError(f"--labels shape {data.shape} does not match the image {shape}.")
+        rgb = data.ndim == len(shape) + 1 and data.shape[-1] in (3, 4)
+        raise ValueError(
+            f"--labels shape {data.shape} does not match the image {shape}."
+            + (" It was read as RGB: save a stack of label slices with photometric='minisblack'"
+               " (tifffile), one grey page per slice." if rgb else "")
+        )  # fmt: skip
     if data.dtype == bool:
         return data.astype(np.uint8)
     if np.issubdtype(data.dtype, np.floating):

@@ -124,6 +124,13 @@ class PromptInput(InputLayer):
         except ValueError as error:
             self.status.emit(f"The {kind} on plane {plane} was discarded: {error}")
             return
+        area = 0.5 * abs(np.dot(rows, np.roll(cols, 1)) - np.dot(cols, np.roll(rows, 1)))
+        if kind == "lasso" and area < 1:  # the shoelace formula: a line, or one point
+            self.status.emit(
+                f"The lasso on plane {plane} was discarded: it encloses no area; draw it around "
+                "the object."
+            )
+            return
         if kind == "box":
             self.boxed.emit(plane, *(float(v) for v in edges))
         elif kind == "stroke":

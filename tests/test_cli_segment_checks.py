@@ -3,6 +3,8 @@ cannot do: ids that do not fit, float or negative labels, and models without tra
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tifffile
@@ -221,6 +223,35 @@ def test_a_folder_that_takes_no_new_file_is_refused_before_the_replay(
     assert _segment(image, clicks, out, "--model", "tiny") == 2
     err = capsys.readouterr().err
     assert "does not take new files" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        ({"mask_label": 7}, "label 7 is in no labels the replay starts from.*pass --labels"),
+        ({"points": ((-9, -9), (-9, -5), (-5, -5))}, "holds no pixel centre"),
+        ({"points": ((1, 1), (1, 20), (20, 20)), "mask_sha256": "a" * 64}, "SHA-256 differs"),
+    ],
+)
+def test_masks_that_cannot_be_replayed_are_refused_before_any_prediction(
+    tmp_path, image, capsys, no_model_loading, mask, message
+):
+    clicks = _clicks(
+        tmp_path, _click(1), ClickRecord(0, 5, 5, True, 2, order=1, kind="mask", **mask)
+    )
+    assert _segment(image, clicks, tmp_path / "out.tif", "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert re.search(f"Record 1 \\(mask, plane 0\\): .*{message}", err) and "Traceback" not in err
+
+
+def test_a_label_mask_of_the_start_labels_or_of_an_earlier_record_passes_the_checks(tmp_path):
+    from napari_adaptiveclick.volume.replay import check_records
+
+    refine = ClickRecord(0, 5, 5, True, 7, order=1, kind="mask", mask_label=7)
+    check_records([_click(7), refine], SHAPE, np.int32, start_ids=())  # made by record 0
+    check_records([refine], SHAPE, np.int32, start_ids=[0, 7])  # in the start labels
+    with pytest.raises(ValueError, match="label 7 is in no labels"):
+        check_records([refine], SHAPE, np.int32, start_ids=[0, 3])
 
 
 def test_a_stack_stored_as_rgb_says_so_when_a_click_is_on_a_later_plane(

@@ -313,8 +313,12 @@ def test_replay_refuses_a_mask_that_differs_and_prompts_outside_the_volume(sessi
     changed[1, 4, 4] = 0  # painted by hand since: not the recorded mask
     with pytest.raises(ValueError, match="SHA-256 differs"):
         replay_records(image, annotator.records, session, labels=changed)
+    with pytest.raises(ValueError, match="label 5 is in no labels the replay starts from"):
+        replay_records(image, annotator.records, session)  # refused before any prediction
+    elsewhere = np.zeros_like(initial)
+    elsewhere[0, 4:12, 4:12] = 5  # label 5, but not on the record's plane
     with pytest.raises(ValueError, match="Label 5 has no pixels on plane 1"):
-        replay_records(image, annotator.records, session)
+        replay_records(image, annotator.records, session, labels=elsewhere)
     outside = ClickRecord(0, 5.0, 5.0, True, 1, kind="scribble", points=((5, 5), (5, 40)))
     with pytest.raises(ValueError, match=r"Record 0 \(scribble, plane 0\): Stroke point"):
         replay_records(image, [outside], session)

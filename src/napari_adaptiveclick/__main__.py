@@ -125,7 +125,7 @@ def segment(args: argparse.Namespace) -> int:
         )
     dtype = labels_dtype_for(max_id) if start_labels is None else start_labels.dtype
     try:
-        check_records(records, volume.spatial_shape, dtype)
+        check_records(records, volume.spatial_shape, dtype, _start_ids(start_labels, records))
     except ValueError as err:
         if volume.is_rgb and len(volume.spatial_shape) == 2 and any(r.plane for r in records):
             raise ValueError(  # e.g. a 3-slice stack that tifffile stored as RGB
@@ -190,6 +190,19 @@ def _without_pixels(labels: np.ndarray, objects: list[int]) -> str:
         return ""
     shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
     return f"; no pixels for object(s) {shown} (only negative clicks, or all overwritten)"
+
+
+def _start_ids(start_labels: Any, records: list) -> Any:
+    """The ids in the labels the replay starts from, for checking label masks before any
+    prediction (:func:`check_records`): none without ``--labels``; None (not checked) for a
+    store, or when no record is a label mask (nothing to read)."""
+    from napari_adaptiveclick.io.lazy import is_lazy
+
+    if start_labels is None:
+        return ()
+    if is_lazy(start_labels) or not any(r.mask_label for r in records):
+        return None
+    return np.unique(start_labels)
 
 
 def _lazy_start_labels(data: Any, shape: tuple[int, ...]) -> Any:

@@ -168,6 +168,15 @@ class MaskPrompt:
         label, polygon = int(source.get("label", 0)), as_points(source.get("polygon", ()))
         return cls(boxed.values, boxed.box, shape, label, polygon)
 
+    @classmethod
+    def of_polygon(cls, polygon: Sequence[Sequence[float]], shape: tuple[int, int]) -> MaskPrompt:
+        """The mask prompt of the pixels whose centres lie inside ``polygon`` (a lasso) on an
+        image of ``shape``; ValueError when it holds none."""
+        full = polygon_mask(polygon, shape)
+        if not full.any():
+            raise ValueError("The polygon holds no pixel centre of the plane.")
+        return cls.of(full, shape, polygon=polygon)
+
     @property
     def points(self) -> Points:
         return self.polygon

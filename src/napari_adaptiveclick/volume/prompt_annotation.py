@@ -33,7 +33,6 @@ from napari_adaptiveclick.interactive.prompts import (
     Prompt,
     Scribble,
     check_prompt,
-    polygon_mask,
 )
 from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange, trim_to_range
@@ -129,10 +128,7 @@ class PromptAnnotation:
             raise ValueError("A mask prompt needs either a label id or a polygon, not both.")
         shape = self.geometry.slice_shape
         if polygon is not None:
-            full = polygon_mask(polygon, shape)
-            if not full.any():
-                raise ValueError("The polygon holds no pixel centre of the plane.")
-            return MaskPrompt.of(full, shape, polygon=polygon)
+            return MaskPrompt.of_polygon(polygon, shape)
         full = self.mask(plane, int(label))
         if not full.any():
             raise ValueError(f"Label {label} has no pixels on plane {plane}.")

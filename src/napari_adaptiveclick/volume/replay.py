@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
+from napari_adaptiveclick.interactive.prompts import MaskPrompt
 from napari_adaptiveclick.interactive.transforms import IntensityStats
 from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume.annotator import VolumeAnnotator
@@ -22,12 +23,18 @@ def labels_dtype_for(max_id: int) -> np.dtype:
 
 
 def check_records(
-    records: Sequence[ClickRecord], spatial_shape: Sequence[int], labels_dtype: np.dtype
+    records: Sequence[ClickRecord],
+    spatial_shape: Sequence[int],
+    labels_dtype: np.dtype,
+    start_ids: Collection[int] | None = None,
 ) -> int:
     """Refuse, before any prediction, records that cannot be replayed on a volume of
     ``spatial_shape`` (``(R, C)`` or ``(P, R, C)``) into labels of ``labels_dtype``: several
-    slicing axes, clicks outside the volume, object ids the dtype cannot hold. Returns the
-    slicing axis. Raises ValueError naming the first offending click (by ``order``)."""
+    slicing axes, clicks outside the volume, object ids the dtype cannot hold, a polygon mask
+    without pixels or with another SHA-256 than recorded, a label mask whose label neither the
+    start labels (``start_ids``, the ids in them; None: not known, not checked) nor an earlier
+    record has. Returns the slicing axis. Raises ValueError naming the first offending click
+    (by ``order``)."""
     shape = tuple(spatial_shape)
     geometry_shape = (1, *shape) if len(shape) == 2 else shape
     axes = {r.axis for r in records} or {0}
@@ -42,6 +49,8 @@ def check_records(
         raise ValueError(f"Labels must have an integer dtype, got {dtype}.")
     limit = int(np.iinfo(dtype).max)
     rows, cols = geometry.slice_shape
+    made: set[int] = set()  # object ids of the records before
+    start_ids = None if start_ids is None else {int(i) for i in start_ids}
     for r in sorted(records, key=lambda r: r.order):
         if not geometry.contains(r.plane, r.row, r.col):
             raise ValueError(
@@ -49,7 +58,9 @@ def check_records(
                 f"outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
                 f"{geometry.axis}); nothing was predicted."
             )
-        problem = record_problem(r, (rows, cols))
+        known = None if start_ids is None or r.kind != "mask" else start_ids | made
+        problem = record_problem(r, (rows, cols)) or _mask_problem(r, (rows, cols), known)
+        made.add(r.object_id)
         if problem is not None:
             raise ValueError(
                 f"Record {r.order} ({r.kind}, plane {r.plane}): {problem} Nothing was predicted."
@@ -61,6 +72,28 @@ def check_records(
                 "integer dtype (e.g. uint32 or uint64). Nothing was predicted."
             )
     return geometry.axis
+
+
+def _mask_problem(
+    record: ClickRecord, shape: tuple[int, int], start_ids: set[int] | None
+) -> str | None:
+    """Why the mask of ``record`` cannot be what it was (see :func:`check_records`), or None."""
+    if record.kind != "mask":
+        return None
+    if record.mask_label:
+        if start_ids is None or record.mask_label in start_ids:
+            return None
+        return (
+            f"label {record.mask_label} is in no labels the replay starts from, and no earlier "
+            "record makes it: pass --labels with the labels the annotation started from."
+        )
+    try:
+        prompt = MaskPrompt.of_polygon(record.points, shape)
+    except ValueError as err:
+        return str(err)
+    if record.mask_sha256 and prompt.sha256 != record.mask_sha256:
+        return "the polygon's mask is not the one recorded (its SHA-256 differs)."
+    return None
 
 
 def replay_records(
@@ -105,7 +138,8 @@ def replay_records(
         start = np.zeros(spatial, labels_dtype_for(max((r.object_id for r in records), default=0)))
     else:
         start = np.array(labels).reshape(spatial)  # a copy, in the caller's dtype
-    axis = check_records(records, spatial, start.dtype)
+    ids = None if is_lazy(start) or not any(r.mask_label for r in records) else np.unique(start)
+    axis = check_records(records, spatial, start.dtype, ids)
     annotator = VolumeAnnotator(volume, start, session, axis=axis, overwrite=overwrite, stats=stats)
     for done, _ in enumerate(annotator.replay(records), start=1):
         if progress is not None:

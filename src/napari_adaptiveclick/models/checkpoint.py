@@ -374,17 +374,16 @@ def read_model_weights(
 
 
 def average_models(models: list[nn.Module]) -> nn.Module:
-    """A uniform weight soup: the first of ``models`` with every floating-point weight
-    replaced by the mean over all of them (computed in float64). The models must share one
-    architecture (the same config); averaging makes sense for runs fine-tuned from the same
-    weights. Integer buffers are the first model's."""
+    """A uniform weight soup: the first of ``models`` (and its config) with every floating-point
+    weight the mean over all (in float64). They must share one architecture (the config, except
+    ``box_prior``); it makes sense for runs fine-tuned from the same weights."""
     import torch
 
     if not models:
         raise ValueError("average_models needs at least one model.")
     first = models[0]
     for other in models[1:]:
-        if other.config != first.config:
+        if {**other.config.to_dict(), "box_prior": 0} != {**first.config.to_dict(), "box_prior": 0}:
             raise CheckpointError(
                 f"Cannot average a '{other.config.name}' model {other.config.to_dict()} with a "
                 f"'{first.config.name}' model {first.config.to_dict()}: the architectures differ."

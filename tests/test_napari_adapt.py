@@ -128,7 +128,8 @@ def test_adapt_in_a_worker_saves_beside_the_image_then_switch_and_back(
     table = panel.table.toPlainText()
     assert not panel.table.isHidden()
     assert "before (source model)" in table and "after (step 1 of 1)" in table
-    assert "NoC@85" in table and "stopped: step limit" in table
+    assert "NoC@85" in table  # after its one step (a model good on these disks: a perfect check)
+    assert "stopped: step limit" in table or "stopped: held-out objects perfect" in table
 
     saved = tmp_path / "cells_adapted-2.pt"  # beside the image, never over an existing file
     assert panel.saved_path == saved and saved.is_file()

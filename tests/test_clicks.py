@@ -238,10 +238,20 @@ def test_json_with_a_byte_order_mark_loads_and_bad_json_names_the_file(tmp_path)
 
 def test_a_json_object_without_clicks_says_what_it_holds(tmp_path):
     path = tmp_path / "clicks.json"
-    path.write_text('{"records": [{"plane": 0, "row": 1, "col": 2}]}')
+    path.write_text('{"items": [{"plane": 0, "row": 1, "col": 2}]}')
     with pytest.raises(ValueError, match="expected a list of clicks or an object with 'clicks' "
-                       r"\(it has 'records'\)"):  # fmt: skip
+                       r"\(it has 'items'\)"):  # fmt: skip
         read_click_records(path)
+    path.write_text(
+        '{"records": [{"plane": 0, "row": 1, "col": 2, "positive": 1, "object_id": 3}]}'
+    )
+    assert read_click_records(path)[0].object_id == 3  # the layer metadata's layout
+
+
+def test_unnamed_columns_and_trailing_commas_load_as_before(tmp_path):
+    path = tmp_path / "clicks.csv"  # pandas' to_csv index, a spreadsheet's trailing commas
+    path.write_text(",plane,row,col,positive,object_id,\n0,0,1,2,1,1,\n1,0,3,4,0,1,\n")
+    assert [(r.row, r.positive) for r in read_click_records(path)] == [(1.0, True), (3.0, False)]
 
 
 def test_errors_name_the_click_from_1_its_line_the_column_and_unknown_columns(tmp_path):

@@ -47,6 +47,9 @@ def test_a_failed_save_keeps_the_model_until_saved_elsewhere(
     assert panel.saved_path is None and panel.result is not None
     assert panel.save_button.isEnabled() and not panel.use_adapted_button.isEnabled()
 
+    panel.adapt()  # a new run would drop the model in memory: it says so first
+    assert not panel.running and "not saved: press Save" in panel.message.text()
+
     other = tmp_path / "elsewhere.pt"
     panel.path_edit.setText(str(other))
     panel.save_button.click()
@@ -55,3 +58,16 @@ def test_a_failed_save_keeps_the_model_until_saved_elsewhere(
     assert read_checkpoint(other)["adaptation"]["steps"] == 1
     assert not panel.save_button.isEnabled()  # saved: nothing more to save
     assert panel.use_adapted_button.isEnabled()
+
+
+def test_a_typed_folder_is_not_turned_into_a_file_name(tmp_path):
+    from napari_adaptiveclick._napari.adapt_inputs import OutputChoice
+    from napari_adaptiveclick.learning.adapt_job import check_output
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    target = OutputChoice().target(str(folder), None)
+    assert target == folder  # refused below, not saved as models.pt beside it
+    with pytest.raises(ValueError, match="'Save to' file .* is a folder"):
+        check_output(target, None, False, flag="'Save to' file")
+    assert OutputChoice().target(str(tmp_path / "new"), None) == tmp_path / "new.pt"

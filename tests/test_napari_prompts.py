@@ -135,6 +135,10 @@ def test_prompt_input_on_its_own(make_napari_viewer, qtbot):
     layer.add(np.array([[2, 3, 1], [2, 9, 1], [8, 9, 1], [8, 3, 1]]), shape_type="ellipse")
     layer.add(np.array([[1, 1, 0], [3, 3, 0], [6, 6, 0]]), shape_type="polygon")  # a line
     assert got == []
+    eight = np.array([[0, 0, 0], [10, 10, 0], [10, 0, 0], [0, 10, 0]])  # crosses itself
+    layer.add(eight, shape_type="polygon")
+    assert got == [("lasso", 0, ((0.0, 0.0), (10.0, 10.0), (10.0, 0.0), (0.0, 10.0)))]
+    got.clear()
     assert "box on plane 1 was discarded" in said[0] and "outside the image" in said[0]
     assert "stroke on plane 1 was discarded" in said[1] and "(25.0, 9.0)" in said[1]
     assert "spans planes 0 to 2" in said[2] and "plane 9, outside image 'vol'" in said[3]

@@ -164,6 +164,15 @@ def test_box_chooses_the_focus_crop_and_a_mask_is_the_previous_mask(session, ima
     np.testing.assert_array_equal(session.prediction.mask, mask)
 
 
+def test_float_and_label_masks_are_taken(session, image):
+    session.set_image(image)
+    mask = np.zeros((300, 260))
+    mask[100:140, 100:150] = 1.0  # floats that are 0 or 1
+    assert session.set_mask(mask).mask[120, 120]
+    assert session.set_mask((mask * 7).astype(np.uint16)).mask[120, 120]  # a label id
+    session.reset()
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

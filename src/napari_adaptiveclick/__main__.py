@@ -193,16 +193,16 @@ def _without_pixels(labels: np.ndarray, objects: list[int]) -> str:
 
 
 def _start_ids(start_labels: Any, records: list) -> Any:
-    """The ids in the labels the replay starts from, for checking label masks before any
-    prediction (:func:`check_records`): none without ``--labels``; None (not checked) for a
-    store, or when no record is a label mask (nothing to read)."""
+    """The label-mask ids of ``records`` that the labels the replay starts from hold, for
+    checking label masks before any prediction (:func:`check_records`): none without
+    ``--labels``; None (not checked) for a store, whose values are not scanned."""
     from napari_adaptiveclick.io.lazy import is_lazy
 
     if start_labels is None:
         return ()
-    if is_lazy(start_labels) or not any(r.mask_label for r in records):
+    if is_lazy(start_labels):
         return None
-    return np.unique(start_labels)
+    return [i for i in {r.mask_label for r in records if r.mask_label} if (start_labels == i).any()]
 
 
 def _lazy_start_labels(data: Any, shape: tuple[int, ...]) -> Any:

@@ -126,6 +126,11 @@ def read_user_labels(volumes: UserVolumes) -> UserLabels:
 
 
 SAVE_TO = "'Save to' file"  # what output messages call the panel's output
+UNSAVED = "The adapted model in memory is not saved: press Save, or Adapt model again to drop it."
+BUSY = (
+    "Cannot adapt while a prediction, propagation or model loading runs: wait for it to finish "
+    "(or Cancel it), then adapt."
+)
 
 
 def prepare_adaptation(
@@ -212,6 +217,8 @@ class OutputChoice:
         if not text.strip():
             return default_checkpoint_path(image)
         path = Path(text.strip()).expanduser()
+        if path.is_dir():
+            return path  # refused as a folder when checked (adapt_job.check_output)
         path = path if path.suffix else path.with_name(f"{path.name}.pt")
         return path if path == self.confirmed else fresh_path(path)
 

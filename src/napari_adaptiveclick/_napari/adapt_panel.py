@@ -44,7 +44,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_adaptiveclick._napari.adapt_inputs import (
+    BUSY,
     SAVE_TO,
+    UNSAVED,
     EditWatch,
     OutputChoice,
     cannot_text,
@@ -98,7 +100,7 @@ class AdaptPanel(QGroupBox):
         live = self._live = {"stop": self._stop}  # the current run's, for the closure below
         self.destroyed.connect(lambda *_: live["stop"].set())  # widget closed: end the run
         self._output = OutputChoice()  # where the adapted checkpoint goes
-        self._pending = False  # a result kept in memory, not saved (worse, or its save failed)
+        self._pending = self._warned = False  # a result in memory, not saved; Adapt warned once
         self._save_due = False  # save once the adaptation's worker has ended
         self._ready = None  # (labels read, job, model): train once their worker has ended
         self._relay = _Relay()
@@ -207,11 +209,12 @@ class AdaptPanel(QGroupBox):
         then adapt in another; a problem is shown in the status (and nothing trains)."""
         if self.running:
             return
+        if self._pending and not self._warned:  # a result in memory would be lost
+            self._warned = True
+            self._say(UNSAVED)
+            return
         if self.controller.busy:  # a prediction or propagation may be writing the labels
-            self._fail(
-                "Cannot adapt while a prediction, propagation or model loading runs: wait for "
-                "it to finish (or Cancel it), then adapt."
-            )
+            self._fail(BUSY)
             return
         layers = {layer.name: layer for layer in self.widget.viewer.layers}
         image = layers.get(self.widget.image_combo.currentText())
@@ -224,7 +227,8 @@ class AdaptPanel(QGroupBox):
         except ValueError as error:
             self._cannot(error)
             return
-        self.job, self.result, self._pending, self.updates = None, None, False, []
+        self.job, self.result, self.updates = None, None, []
+        self._pending = self._warned = False
         self._stop = self._live["stop"] = threading.Event()
         self.table.setVisible(False)
         self.progress_bar.setValue(0)

@@ -338,7 +338,7 @@ class AnnotationController:
         if layer is self.image or layer is self.labels:
             running = self.jobs.running
             self.stop(remove_inputs=True)  # its clicks and prompts layers go with it
-            text = f"Layer '{layer.name}' was removed, so annotation stopped"
+            text = f"Layer '{layer.name}' was removed, so annotation stopped (its clicks and prompts layers go too)"
             if running:
                 self.report_error(
                     f"{text}; the prediction in progress was discarded (other layers are unchanged). Press Start to continue."

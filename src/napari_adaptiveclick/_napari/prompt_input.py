@@ -124,8 +124,8 @@ class PromptInput(InputLayer):
         except ValueError as error:
             self.status.emit(f"The {kind} on plane {plane} was discarded: {error}")
             return
-        area = 0.5 * abs(np.dot(rows, np.roll(cols, 1)) - np.dot(cols, np.roll(rows, 1)))
-        if kind == "lasso" and area < 1:  # the shoelace formula: a line, or one point
+        flat = np.linalg.matrix_rank(points - points.mean(axis=0), tol=1e-6) < 2
+        if kind == "lasso" and flat:  # its points lie on one line (or are one point)
             self.status.emit(
                 f"The lasso on plane {plane} was discarded: it encloses no area; draw it around "
                 "the object."

@@ -84,11 +84,10 @@ def check_intensity_range(stats: IntensityStats, given: bool = False) -> None:
     """Raise ``ValueError`` unless ``stats = (lo, hi)`` spans a range (hi > lo); ``given``:
     they were passed by the caller (the message blames them, not the image)."""
     lo, hi = stats
-    if given and not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+    if given and not (math.isfinite(lo) and math.isfinite(hi) and hi >= lo):
         raise ValueError(
             f"The intensity range stats=({lo:g}, {hi:g}) must be two finite numbers, the "
-            "first below the second (intensity_stats(volume) gives them); equal ones mean a "
-            "constant volume, with nothing to segment."
+            "first below the second (intensity_stats(volume) gives them)."
         )
     if not hi > lo:
         raise ValueError(

@@ -121,6 +121,8 @@ def check_output(
                 f"{flag} {out} is one of the input files ({given}); adaptation never writes over "
                 f"your image or labels. Choose another {flag}."
             )
+    if out.is_dir():
+        raise AdaptInputError(f"{flag} {out} is a folder; give a file name such as model.pt.")
     if out.suffix.lower() not in (".pt", ".pth"):
         raise AdaptInputError(
             f"{flag} {out} is not a checkpoint name: give the adapted model a .pt file name "
@@ -133,8 +135,6 @@ def check_output(
         )
     if source_file is not None and resolved == Path(source_file).resolve():
         raise AdaptInputError(f"{flag} {out} is the source checkpoint; choose another path.")
-    if out.is_dir():
-        raise AdaptInputError(f"{flag} {out} is a folder; give a file name such as model.pt.")
     if out.exists() and not overwrite:
         raise AdaptInputError(
             f"{out} exists; pass --overwrite to replace it or choose another {flag}."

@@ -247,8 +247,8 @@ def _finite(value: object, name: str) -> float:
 def _record_from_mapping(row: dict, where: str, index: int, line: int | None = None) -> ClickRecord:
     """The record of one CSV row or JSON object, the file's ``index``-th (from 0; on ``line``
     of a CSV): errors name it from 1, as people count, with its line."""
-    surplus = row.get(None)  # a CSV row with more values than the header has columns
-    row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    surplus = [v for v in row.get(None) or () if str(v).strip()]  # values past the header's
+    row = {str(k).strip().lower(): v for k, v in row.items() if k is not None and str(k).strip()}
     where = f"{where}: click {index + 1}" + ("" if line is None else f" (line {line})")
     missing = [name for name in _REQUIRED_FIELDS if row.get(name) in (None, "")]
     unknown = [k for k in row if k not in _RECORD_FIELDS]
@@ -321,7 +321,8 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
             items = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        items = items.get("clicks", items) if isinstance(items, dict) else items
+        if isinstance(items, dict):  # {"clicks": [...]}, or the layer metadata's {"records": ...}
+            items = items.get("clicks", items.get("records", items))
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             keys = f" (it has {', '.join(map(repr, items))})" if isinstance(items, dict) else ""
             raise ValueError(f"{path}: expected a list of clicks or an object with 'clicks'{keys}.")

@@ -85,7 +85,8 @@ def _mask_problem(
             return None
         return (
             f"label {record.mask_label} is in no labels the replay starts from, and no earlier "
-            "record makes it: pass --labels with the labels the annotation started from."
+            "record makes it: pass --labels with the labels the annotation started from (a label "
+            "painted by hand is in no record: paint it into those labels first)."
         )
     try:
         prompt = MaskPrompt.of_polygon(record.points, shape)

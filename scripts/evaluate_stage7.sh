@@ -16,6 +16,7 @@
 #   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
 #   bash scripts/evaluate_stage7.sh stage14   # the same for the stage-14 MRI arm (session 17)
 #   bash scripts/evaluate_stage7.sh stage15   # the stage-15 EM arm and its mean with stage 3 (session 18)
+#   bash scripts/evaluate_stage7.sh confirm15 # the stage-15 arm's confirmatory rows: fold synapses, 100 other cells
 #   bash scripts/evaluate_stage7.sh mean1314  # the mean of the stage-13 and stage-14 MRI weights (session 18)
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
 #   bash scripts/evaluate_stage7.sh zoom      # the zoom-in crop's smallest side (200, 128, 80, 56 px)
@@ -125,6 +126,14 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_s3bp4_*/ runs/ev/fold_s15*/
     ;;
+  confirm15)  # fold objects measured for neither model before (runs/decision_H.txt), 2 lanes
+    syn=(--dataset sstem --kind synapses --split train --only "$em_fold")
+    cells1=(--dataset sstem --kind cells --split train --only "$em_fold" --objects 100 --seed 1)
+    (ev conf_s3_syn runs/stage3.pt "${syn[@]}"; ev conf_s3_cells runs/stage3.pt "${cells1[@]}") &
+    (ev conf_s15em_syn runs/stage15_em.pt "${syn[@]}"; ev conf_s15em_cells runs/stage15_em.pt "${cells1[@]}") &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/conf_*/
+    ;;
   mean1314)  # the uniform mean of the stage-13 (shipped default-mri) and stage-14 MRI weights
     [ -f runs/mri_mean13_14.pt ] || "$py" -m training.export --checkpoint runs/stage13_mri_shipped.pt \
       --average runs/stage14_mri.pt --half --out runs/mri_mean13_14.pt \
@@ -209,7 +218,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|confirm15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

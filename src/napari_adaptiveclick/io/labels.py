@@ -107,10 +107,11 @@ def _checked_labels(
     if labels.size and labels.min() < 0:
         raise ImageIOError(f"Labels must be >= 0, found {labels.min()}.")
     max_label = int(labels.max()) if labels.size else 0
-    keep = dtype is not None and np.issubdtype(dtype, np.integer)
-    keep = keep and max_label <= np.iinfo(dtype).max and not (png and np.dtype(dtype).itemsize > 2)
-    keep = keep and not (png and np.issubdtype(dtype, np.signedinteger))
-    return labels.astype(dtype if keep else label_dtype(max_label), copy=False)
+    fits = dtype is not None and np.issubdtype(dtype, np.integer)
+    fits = fits and max_label <= np.iinfo(dtype).max
+    if fits and (not png or np.dtype(dtype) in (np.uint8, np.uint16)):  # PNG holds only these
+        return labels.astype(dtype, copy=False)
+    return labels.astype(label_dtype(max_label), copy=False)
 
 
 def _spatial(like: ImageVolume, values: tuple[float, ...]) -> tuple[float, ...]:

@@ -281,7 +281,8 @@ def run_widget(args) -> dict:
 def run_segment(args) -> dict:
     import resource
 
-    from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+    from napari_adaptiveclick.volume.clicks_file import write_click_records
+    from napari_adaptiveclick.volume.records import ClickRecord
 
     folder = Path(tempfile.mkdtemp(prefix="bench-segment-"))
     records = [

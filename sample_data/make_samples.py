@@ -22,7 +22,8 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+from napari_adaptiveclick.volume.clicks_file import write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "napari_adaptiveclick" / "sample_data"
 EM_SHAPE = (16, 256, 256)

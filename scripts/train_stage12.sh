@@ -35,7 +35,7 @@ else
   nice -n 10 "$python" -m training.finetune --init "$init" --data "$data" \
     --model tiny --loss afl --lr 5e-5 --warmup-steps 50 --clip-grad 1.0 --batch-size 8 \
     --max-steps "$steps" --scale-min 0.25 --scale-max 1.6 --fused-weight 1.0 \
-    --domain-randomization 0.5 --zoom-prob 0.15 --zoom-max 4 --box-prob 0.2 --stroke-prob 0.15 \
+    --domain-randomization 0.5 --zoom-prob 0.15 --zoom-max 4 --box-prob "${BOX_PROB:-0.2}" --stroke-prob 0.15 \
     --box-prior 0.4 --save-every 10 --seed "${SEED:-12}" --num-threads 1 --no-eval --dataset "$mri" \
     --out $out "${extra[@]}"
 fi >> $out.log 2>&1

@@ -10,7 +10,8 @@ from napari_adaptiveclick.__main__ import main
 from napari_adaptiveclick.io.images import read_image
 from napari_adaptiveclick.models.checkpoint import save_checkpoint
 from napari_adaptiveclick.models.registry import build_model
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+from napari_adaptiveclick.volume.clicks_file import write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from napari_adaptiveclick.__main__ import main
 from napari_adaptiveclick.interactive import session as session_module
 from napari_adaptiveclick.io.images import read_image
 from napari_adaptiveclick.models import registry
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records
+from napari_adaptiveclick.volume.clicks_file import write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 from synthetic import unwritable_folder
 
 SHAPE = (96, 80)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from napari_adaptiveclick.interactive.prompts import Click, disk_maps
-from napari_adaptiveclick.volume.records import ClickRecord, read_click_records, write_click_records
+from napari_adaptiveclick.volume.clicks_file import read_click_records, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 def test_disk_of_radius_one_is_a_plus_sign():

@@ -16,6 +16,7 @@ from scipy.ndimage import binary_dilation
 from napari_adaptiveclick.interactive.session import Prediction
 from napari_adaptiveclick.learning.propagation_guard import StubbornModel
 from napari_adaptiveclick.volume import VolumeAnnotator
+from napari_adaptiveclick.volume.clicks_file import read_click_records, write_click_records
 from napari_adaptiveclick.volume.consistency import (
     EVERY_VALUE,
     IntensityRange,
@@ -25,12 +26,7 @@ from napari_adaptiveclick.volume.consistency import (
 )
 from napari_adaptiveclick.volume.edits import Run
 from napari_adaptiveclick.volume.propagation import Propagation, PropagationSettings
-from napari_adaptiveclick.volume.records import (
-    ClickRecord,
-    read_click_records,
-    record_dict,
-    write_click_records,
-)
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict
 from napari_adaptiveclick.volume.replay import replay_records
 
 LENIENT = PropagationSettings(  # the trim on, no stop rule, forwards only

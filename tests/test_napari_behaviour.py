@@ -76,6 +76,8 @@ def test_threshold_applies_to_the_last_click_at_once(make_napari_viewer, qtbot):
         np.testing.assert_array_equal(c.labels.data[1] == 1, probability > threshold)
     assert c.labels.metadata["adaptiveclick"]["threshold"] == pytest.approx(0.05)
     assert len(c.annotator.records) == 1
+    assert c.annotator.records[0].threshold == pytest.approx(0.05)  # replays at 0.05
+    assert c.labels.metadata["adaptiveclick"]["records"][0]["threshold"] == pytest.approx(0.05)
     c.undo()  # the click and its threshold changes are one undo level
     idle(qtbot, c)
     assert not c.labels.data.any() and not c.annotator.can_undo

@@ -26,7 +26,7 @@ from napari.utils.interactions import (  # noqa: E402
 
 from napari_adaptiveclick.interactive.prompts import polygon_mask  # noqa: E402
 from napari_adaptiveclick.volume.autosave_state import open_state  # noqa: E402
-from napari_adaptiveclick.volume.records import read_click_records  # noqa: E402
+from napari_adaptiveclick.volume.clicks_file import read_click_records  # noqa: E402
 
 
 @dataclass

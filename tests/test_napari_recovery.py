@@ -22,7 +22,7 @@ from test_napari_widget import _quiet_random_model, dock_widget, idle  # noqa: F
 pytestmark = pytest.mark.gui
 
 from napari_adaptiveclick.volume.autosave_state import open_state  # noqa: E402
-from napari_adaptiveclick.volume.records import read_click_records  # noqa: E402
+from napari_adaptiveclick.volume.clicks_file import read_click_records  # noqa: E402
 
 CHILD = r"""
 import os, sys, time

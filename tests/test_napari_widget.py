@@ -25,7 +25,7 @@ if sys.platform.startswith("linux") and not (
     pytest.skip("napari's canvas needs a display: run under xvfb-run -a", allow_module_level=True)
 
 from napari_adaptiveclick.volume import PropagationSettings  # noqa: E402
-from napari_adaptiveclick.volume.records import read_click_records  # noqa: E402
+from napari_adaptiveclick.volume.clicks_file import read_click_records  # noqa: E402
 
 TIMEOUT_MS = 60_000
 

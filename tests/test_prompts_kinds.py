@@ -25,11 +25,8 @@ from napari_adaptiveclick.interactive.prompts import (
 )
 from napari_adaptiveclick.interactive.transforms import Box, CropResize
 from napari_adaptiveclick.volume import VolumeAnnotator, replay_records
-from napari_adaptiveclick.volume.records import (
-    ClickRecord,
-    read_click_records,
-    write_click_records,
-)
+from napari_adaptiveclick.volume.clicks_file import read_click_records, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 from synthetic import disk_volume
 
 

@@ -21,7 +21,8 @@ zarr = pytest.importorskip("zarr")
 pytest.importorskip("distributed")
 
 from napari_adaptiveclick.io.images import read_image  # noqa: E402
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records  # noqa: E402
+from napari_adaptiveclick.volume.clicks_file import write_click_records  # noqa: E402
+from napari_adaptiveclick.volume.records import ClickRecord  # noqa: E402
 
 SHAPE = (3, 64, 72)
 DASK = str(Path(sys.executable).with_name("dask"))

@@ -20,7 +20,8 @@ from napari_adaptiveclick.__main__ import main  # noqa: E402
 from napari_adaptiveclick.io import stores  # noqa: E402
 from napari_adaptiveclick.io.images import read_image  # noqa: E402
 from napari_adaptiveclick.io.lazy import LazyArray  # noqa: E402
-from napari_adaptiveclick.volume.records import ClickRecord, write_click_records  # noqa: E402
+from napari_adaptiveclick.volume.clicks_file import write_click_records  # noqa: E402
+from napari_adaptiveclick.volume.records import ClickRecord  # noqa: E402
 
 SHAPE = (5, 96, 112)
 OBJECT = (slice(1, 4), slice(30, 60), slice(40, 75))  # a bright box through planes 1..3

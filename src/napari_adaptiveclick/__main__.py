@@ -62,7 +62,13 @@ def _segment_parser(sub) -> None:
         "are noise); without it such a model is refused",
     )
     p.add_argument("--device", default="auto")
-    p.add_argument("--threshold", type=float, default=PREDICTION_THRESHOLD)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=PREDICTION_THRESHOLD,
+        help="mask threshold of records that do not hold their own (files from before it was "
+        "recorded); every other record replays at the threshold it was made with",
+    )
     p.add_argument(
         "--no-zoom-in", action="store_true", help="predict on the whole slice at every click"
     )
@@ -87,7 +93,7 @@ def segment(args: argparse.Namespace) -> int:
     from napari_adaptiveclick.io.lazy import is_lazy
     from napari_adaptiveclick.io.stores import copy_into, is_store_path, new_labels_store
     from napari_adaptiveclick.volume import replay_records
-    from napari_adaptiveclick.volume.records import read_click_records
+    from napari_adaptiveclick.volume.clicks_file import read_click_records
     from napari_adaptiveclick.volume.replay import check_records, labels_dtype_for
 
     if getattr(args, "batch", None):

@@ -269,9 +269,9 @@ class AnnotationActions:
             return
         record, prediction = self._last_click
         threshold = self.annotator.threshold
-        mask = prediction.crop > threshold
-        if self.annotator.rewrite_click(record, mask, box=prediction.box):
-            area = self.annotator.area(record.plane)
+        record = self.annotator.rewrite_click(record, prediction.crop > threshold, prediction.box)
+        if record is not None:  # the click's record now holds the new threshold
+            self._last_click, area = (record, prediction), self.annotator.area(record.plane)
             self.status.emit(
                 f"Threshold {threshold:.2f}: object {record.object_id}, plane {record.plane}: "
                 f"{area} px | {KEY_HINTS}"

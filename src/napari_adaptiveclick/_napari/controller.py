@@ -57,7 +57,8 @@ from napari_adaptiveclick.volume import (
     PropagationSettings,
     VolumeAnnotator,
 )
-from napari_adaptiveclick.volume.records import ClickRecord, read_click_records
+from napari_adaptiveclick.volume.clicks_file import read_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
 
 
 class AnnotationController:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from napari_adaptiveclick.io.labels import write_labels
-from napari_adaptiveclick.volume.records import read_click_records
+from napari_adaptiveclick.volume.clicks_file import read_click_records
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -19,7 +19,8 @@ from napari.utils.notifications import show_info
 
 from napari_adaptiveclick._napari.layers import METADATA_KEY, stored_records
 from napari_adaptiveclick._napari.loading import AnnotationSettings
-from napari_adaptiveclick.volume.records import ClickRecord, record_dict, write_click_records
+from napari_adaptiveclick.volume.clicks_file import write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict
 
 
 def stored_settings(

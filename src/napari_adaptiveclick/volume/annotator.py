@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +22,7 @@ from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_o
 from napari_adaptiveclick.volume.painted import PaintedObjects
 from napari_adaptiveclick.volume.predictor import RunPredictor
 from napari_adaptiveclick.volume.prompt_annotation import PromptAnnotation
-from napari_adaptiveclick.volume.records import ClickRecord, record_of
+from napari_adaptiveclick.volume.records import ClickRecord, record_of, record_threshold
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -318,6 +319,7 @@ class VolumeAnnotator(PromptAnnotation):
             axis=self.geometry.axis,
             intensity_min=keep.low,
             intensity_max=keep.high,
+            threshold=self.threshold,
         )
         if not step.n_records:
             self._history.append(step)
@@ -350,12 +352,14 @@ class VolumeAnnotator(PromptAnnotation):
         current = self._plane_labels(plane, box)
         return mask & ((current == 0) | (current == self._object_id))
 
-    def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None) -> bool:
+    def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None):
         """Give the current object exactly the pixels of ``mask`` (rows, cols) bool (with
         ``box``: its part inside ``box``) on the plane of ``record`` (rule 3), as part of that
         click's undo level, when ``record`` is the last record, of the current object, and its
         click alone is the last undo level (the widget re-applies a changed threshold to the
-        click's probability). False, with nothing written, otherwise."""
+        click's probability: ``mask`` is it above the annotator's threshold now). Returns the
+        record replacing ``record``, with that threshold (a replay gives the same mask); None,
+        with nothing written, otherwise."""
         run = self._runs[-1] if self._runs else None
         step = self._history[-1] if self._history else None
         if (
@@ -365,13 +369,23 @@ class VolumeAnnotator(PromptAnnotation):
             or step.n_records != 1
             or record.object_id != self._object_id
         ):
-            return False
+            return None
         self._write(run, mask, box, step)
-        return True
+        run.records[-1] = replace(record, threshold=self.threshold)
+        return run.records[-1]
 
     # ------------------------------------------------------------------ many clicks
     def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
-        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome."""
+        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome.
+        Each record is predicted at its own threshold (records without one: the annotator's);
+        the annotator's threshold is the same again afterwards."""
+        default = self.threshold
+        try:
+            yield from self._replay(records, default)
+        finally:
+            self.session.threshold = default
+
+    def _replay(self, records: Sequence[ClickRecord], default: float) -> Iterator[ClickOutcome]:
         for record in sorted(records, key=lambda r: r.order):
             if record.axis != self.geometry.axis:
                 raise ValueError(
@@ -381,4 +395,5 @@ class VolumeAnnotator(PromptAnnotation):
             if record.object_id != self._object_id:
                 self.select_object(record.object_id)
             self.model_name = record.model or self.model_name
+            self.session.threshold = record_threshold(record, default)
             yield self.replay_record(record)

@@ -18,21 +18,23 @@ A propagated slice whose mask was trimmed to the annotated slice's intensities
 ``intensity_max`` (image values; empty in CSV, null in JSON, when a side is open), and
 replay trims the same way.
 
+``threshold`` is the mask threshold the record's mask was written at (mask = probability >
+threshold; a changed threshold re-applied to the last prompt updates its record), and replay
+predicts each record at its own threshold. Files from before it was recorded leave it empty
+(None): such records replay at the threshold the replay is given.
+
 (row, col) of a prompt other than a click is a point inside the plane that stands for it
 (the stroke's first point, the box's seed, the centre of the mask's box). In CSV, ``points``
 is written ``r c;r c;...``; JSON keeps a list of [r, c] pairs. Files without the ``kind``
-column (clicks only, older versions) load as clicks.
+column (clicks only, older versions) load as clicks. Files: :mod:`.clicks_file`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.interactive.prompts import (
     BoxPrompt,
     Click,
@@ -69,9 +71,12 @@ class ClickRecord:
     mask_sha256: str = ""
     intensity_min: float = -math.inf
     intensity_max: float = math.inf
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", as_points(self.points))
+        if self.threshold is not None:
+            object.__setattr__(self, "threshold", checked_threshold(self.threshold))
         for name in ("intensity_min", "intensity_max"):
             value = getattr(self, name)
             object.__setattr__(self, name, _bound(value, name, name == "intensity_min"))
@@ -127,6 +132,22 @@ class ClickRecord:
         return self.click
 
 
+def checked_threshold(value: object) -> float:
+    """``value`` as a mask threshold: a number strictly between 0 and 1; ValueError otherwise."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number in (0, 1), got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 < number < 1.0:
+        raise ValueError(f"threshold must be a number in (0, 1), got {value!r}")
+    return number
+
+
+def record_threshold(record: ClickRecord, default: float = PREDICTION_THRESHOLD) -> float:
+    """The threshold ``record`` replays at: its own, or ``default`` when it has none."""
+    return default if record.threshold is None else record.threshold
+
+
 def _bound(value: object, name: str, lower: bool) -> float:
     """An intensity bound: a number, or None / "" for the open side (NaN and the bounds'
     order are checked by :class:`IntensityRange`)."""
@@ -152,7 +173,7 @@ def record_problem(record: ClickRecord, shape: tuple[int, int]) -> str | None:
 
 def record_of(prompt: Prompt, shape: tuple[int, int], **fields) -> ClickRecord:
     """The record of ``prompt`` put on a plane of ``shape`` (rows, cols); ``fields``: plane,
-    object_id, order, model, axis, intensity_min, intensity_max."""
+    object_id, order, model, axis, intensity_min, intensity_max, threshold."""
     if isinstance(prompt, Click):
         return ClickRecord(row=prompt.row, col=prompt.col, positive=prompt.positive, **fields)
     if isinstance(prompt, Scribble):
@@ -172,201 +193,6 @@ def record_of(prompt: Prompt, shape: tuple[int, int], **fields) -> ClickRecord:
     return ClickRecord(row=row, col=col, kind=kind, **fields)
 
 
-_RECORD_FIELDS = [f.name for f in fields(ClickRecord)]
-_REQUIRED_FIELDS = ["plane", "row", "col", "positive", "object_id"]
-
-
-# with the TRUE / FALSE that spreadsheets write in German, French, Spanish, Italian, Dutch
-_TRUE = {
-    "1",
-    "true",
-    "yes",
-    "y",
-    "positive",
-    "pos",
-    "+",
-    "wahr",
-    "vrai",
-    "verdadero",
-    "vero",
-    "waar",
-}
-_FALSE = {"0", "false", "no", "n", "negative", "neg", "-", "falsch", "faux", "falso", "onwaar"}
-_EXACT_FLOAT = 2**53  # floats hold every whole number up to here, and not all beyond
-
-
-def _parse_bool(value: object) -> bool:
-    """``positive``: JSON true/false, the numbers 1/0, or text such as "false", "FALSE", "0",
-    "no" (negative) and "true", "1", "yes" (positive); anything else is refused."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower() if isinstance(value, str) else None
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise ValueError(f"'positive' must be true/false, yes/no or 1/0, got {value!r}")
-
-
-def _whole(value: object, name: str, minimum: int) -> int:
-    """An integer field, read exactly: "3", 3, 3.0 and "3.0" are 3; 2.5 is refused (never
-    truncated), as are floats too large to be exact (above 2**53) and values below ``minimum``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    try:
-        number = int(value) if isinstance(value, int | str) else None
-    except ValueError:
-        number = None
-    if number is None:  # a float, or text such as "2.0" or "1e3"
-        real = _number(value, name)
-        if not real.is_integer() or abs(real) > _EXACT_FLOAT:
-            raise ValueError(
-                f"{name} must be a whole number, got {value!r} (write large ids as integers, "
-                "without a decimal point or exponent)"
-            )
-        number = int(real)
-    if number < minimum:
-        raise ValueError(f"{name} must be {minimum} or more, got {value!r}")
-    return number
-
-
-def _number(value: object, name: str) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _finite(value: object, name: str) -> float:
-    number = _number(value, name)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-def _record_from_mapping(row: dict, where: str, index: int, line: int | None = None) -> ClickRecord:
-    """The record of one CSV row or JSON object, the file's ``index``-th (from 0; on ``line``
-    of a CSV): errors name it from 1, as people count, with its line."""
-    surplus = [v for v in row.get(None) or () if str(v).strip()]  # values past the header's
-    row = {str(k).strip().lower(): v for k, v in row.items() if k is not None and str(k).strip()}
-    where = f"{where}: click {index + 1}" + ("" if line is None else f" (line {line})")
-    missing = [name for name in _REQUIRED_FIELDS if row.get(name) in (None, "")]
-    unknown = [k for k in row if k not in _RECORD_FIELDS]
-    if missing or unknown or surplus:
-        what = [f"lacks {', '.join(missing)}"] if missing else []
-        what += [f"has unknown column(s) {', '.join(map(repr, unknown))}"] if unknown else []
-        what += [f"has {len(surplus)} more value(s) than the header"] if surplus else []
-        raise ValueError(
-            f"{where} {' and '.join(what)}; expected columns {', '.join(_RECORD_FIELDS)} (all "
-            "but the first five optional)"
-            + ("; on a 2D image every click has plane 0." if "plane" in missing else ".")
-        )
-    try:
-        axis = _whole(_given(row, "axis", 0), "axis", 0)
-        if axis > 2:
-            raise ValueError(f"axis must be 0, 1 or 2, got {row['axis']!r}")
-        return ClickRecord(
-            plane=_whole(row["plane"], "plane", 0),
-            row=_finite(row["row"], "row"),
-            col=_finite(row["col"], "col"),
-            positive=_parse_bool(row["positive"]),
-            object_id=_whole(row["object_id"], "object_id", 1),
-            order=_whole(_given(row, "order", index), "order", 0),
-            model=str(row.get("model") or "").strip(),
-            axis=axis,
-            kind=str(_given(row, "kind", "click")).strip().lower(),
-            points=_parse_points(row.get("points")),
-            mask_label=_whole(_given(row, "mask_label", 0), "mask_label", 0),
-            mask_sha256=str(row.get("mask_sha256") or "").strip().lower(),
-            intensity_min=row.get("intensity_min"),
-            intensity_max=row.get("intensity_max"),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where} is not valid: {exc}") from None
-
-
-def _parse_points(value: object) -> Points:
-    """``points``: JSON [[r, c], ...] or text ``r c;r c;...`` (empty: none)."""
-    if value is None or isinstance(value, str) and not value.strip():
-        return ()
-    if isinstance(value, str):
-        try:
-            pairs = [[float(v) for v in pair.split()] for pair in value.split(";") if pair.strip()]
-        except ValueError:
-            raise ValueError(f"points must be 'row col;row col;...', got {value!r}") from None
-        return as_points(pairs)
-    return as_points(value)  # type: ignore[arg-type]
-
-
-def _format_points(points: Points) -> str:
-    return ";".join(f"{row!r} {col!r}" for row, col in points)
-
-
-def read_click_records(path: str | Path) -> list[ClickRecord]:
-    """Read click records from CSV (header ``plane,row,col,positive,object_id[,order,model,axis,
-    kind,points,mask_label,mask_sha256,intensity_min,intensity_max]``) or JSON (a list of
-    objects with those keys).
-    Records are returned sorted by ``order``; files of clicks only (no ``kind``) load as clicks.
-
-    Spreadsheet exports load as written: a UTF-8 byte-order mark, header names in any case or
-    with spaces around them, and blank rows are accepted. Ids are read exactly (up to uint64);
-    fractional or negative ids, non-finite positions and unclear ``positive`` values are
-    refused with the click's index.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Click file not found: {path}")
-    if path.suffix.lower() == ".json":
-        try:
-            items = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        if isinstance(items, dict):  # {"clicks": [...]}, or the layer metadata's {"records": ...}
-            items = items.get("clicks", items.get("records", items))
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            keys = f" (it has {', '.join(map(repr, items))})" if isinstance(items, dict) else ""
-            raise ValueError(f"{path}: expected a list of clicks or an object with 'clicks'{keys}.")
-        lines: list[int | None] = [None] * len(items)
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # spreadsheets add a BOM
-            header = handle.readline()
-            handle.seek(0)  # (the decoder starts again: the mark is skipped again)
-            sep = _delimiter(header)
-            reader = csv.DictReader(handle, delimiter=sep)
-            rows = [(reader.line_num, row) for row in reader]
-            rows = [(n, row) for n, row in rows if any(_filled(v) for v in row.values())]
-            lines = [n for n, _ in rows]  # of the last physical line of each row
-            items = [row if sep == "," else _decimal_points(row) for _, row in rows]
-    records = [
-        _record_from_mapping(dict(item), str(path), i, line)
-        for i, (item, line) in enumerate(zip(items, lines, strict=True))
-    ]
-    return sorted(records, key=lambda r: r.order)
-
-
-def _delimiter(header: str) -> str:
-    """The separator of a clicks CSV, from its header line: commas, or the semicolons or tabs
-    of spreadsheets set to a locale that writes decimal commas."""
-    for sep in (",", ";", "\t"):
-        if sep in header:
-            return sep
-    return ","
-
-
-_DECIMAL_FIELDS = ("row", "col", "points", "intensity_min", "intensity_max")
-
-
-def _decimal_points(row: dict) -> dict:
-    """A row of a CSV separated by semicolons or tabs with its decimal commas (12,5) read as
-    decimal points (its numbers hold no thousands separators)."""
-    return {
-        k: v.replace(",", ".")
-        if isinstance(k, str) and k.strip().lower() in _DECIMAL_FIELDS and isinstance(v, str)
-        else v
-        for k, v in row.items()
-    }
-
-
 def record_dict(record: ClickRecord) -> dict:
     """``record`` as plain data for JSON (click files, autosave, layer metadata): its open
     intensity bounds (infinite) as None, which :class:`ClickRecord` reads back as open."""
@@ -375,26 +201,3 @@ def record_dict(record: ClickRecord) -> dict:
         if not math.isfinite(row[name]):
             row[name] = None
     return row
-
-
-def _given(row: dict, name: str, default: object) -> object:
-    value = row.get(name)
-    return default if value is None or (isinstance(value, str) and not value.strip()) else value
-
-
-def _filled(value: object) -> bool:
-    return bool(value.strip()) if isinstance(value, str) else value is not None
-
-
-def write_click_records(path: str | Path, records: Sequence[ClickRecord]) -> None:
-    """Write click records as CSV, or JSON when ``path`` ends with ``.json``."""
-    path = Path(path)
-    rows = [record_dict(r) for r in records]
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(rows, indent=1))
-        return
-    rows = [{**row, "points": _format_points(row["points"])} for row in rows]  # None: empty
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_RECORD_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)

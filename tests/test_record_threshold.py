@@ -1,0 +1,93 @@
+"""The mask threshold in the click records: every record keeps the threshold its mask was
+written at, the clicks file carries it (older files without it still load), and a replay
+predicts each record at its own threshold, whatever threshold the replay is given.
+
+The model is a randomly initialised ``tiny``: its probabilities are meaningless, but they are
+spread enough that 0.3 and 0.7 give other masks (asserted), so the replay assertions can fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from napari_adaptiveclick.volume import VolumeAnnotator, replay_records
+from napari_adaptiveclick.volume.clicks_file import read_click_records, write_click_records
+from napari_adaptiveclick.volume.records import ClickRecord
+from synthetic import disk_volume
+
+
+@pytest.fixture(scope="module")
+def session(random_tiny_session):
+    return random_tiny_session
+
+
+def _annotate(session, image, labels):
+    """Object 1 on plane 1 at threshold 0.3, object 2 on plane 2 at 0.7."""
+    annotator = VolumeAnnotator(image, labels, session)
+    annotator.threshold = 0.3
+    annotator.add_click(1, 20, 20)
+    annotator.commit()
+    annotator.threshold = 0.7
+    annotator.add_click(2, 12, 30)
+    annotator.add_click(2, 25, 10, positive=False)
+    return annotator
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_a_replay_uses_each_records_threshold_from_the_file(session, tmp_path, suffix):
+    image = disk_volume(3, 40)
+    labels = np.zeros((3, 40, 40), np.int32)
+    session.threshold = 0.49
+    annotator = _annotate(session, image, labels)
+    assert [r.threshold for r in annotator.records] == [0.3, 0.7, 0.7]
+    path = tmp_path / f"clicks{suffix}"
+    write_click_records(path, annotator.records)
+    records = read_click_records(path)
+    assert records == annotator.records
+
+    session.threshold = 0.49  # the replay's own threshold (segment --threshold) differs
+    np.testing.assert_array_equal(replay_records(image, records, session), labels)
+    assert session.threshold == 0.49  # given back after the replay
+
+    # the threshold decides here: without it the same clicks give other labels
+    unrecorded = [replace(r, threshold=None) for r in records]
+    assert not np.array_equal(replay_records(image, unrecorded, session), labels)
+
+
+def test_a_changed_threshold_on_the_last_click_updates_its_record(session):
+    image = disk_volume(3, 40)
+    labels = np.zeros((3, 40, 40), np.int32)
+    session.threshold = 0.49
+    annotator = VolumeAnnotator(image, labels, session)
+    record = annotator.add_click(1, 20, 20).record
+    assert record.threshold == 0.49
+    probability = session.probability  # the plane's, of the last click
+    assert ((probability > 0.3) != (probability > 0.49)).any()  # so the replay can differ
+    annotator.threshold = 0.3  # the widget re-applies it to the click's probability
+    new = annotator.rewrite_click(record, probability > 0.3)
+    assert new is not None and new.threshold == 0.3 and annotator.records == [new]
+    assert annotator.rewrite_click(record, probability > 0.3) is None  # a stale record
+    np.testing.assert_array_equal(labels[1] == 1, probability > 0.3)
+
+    session.threshold = 0.49
+    np.testing.assert_array_equal(replay_records(image, annotator.records, session), labels)
+
+
+def test_files_without_a_threshold_load_and_bad_thresholds_are_refused(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("plane,row,col,positive,object_id\n0,5,5,1,1\n")
+    [record] = read_click_records(old)
+    assert record.threshold is None
+    semicolons = tmp_path / "locale.csv"  # a spreadsheet that writes decimal commas
+    semicolons.write_text("plane;row;col;positive;object_id;threshold\n0;5,5;5;1;1;0,3\n")
+    assert read_click_records(semicolons)[0].threshold == pytest.approx(0.3)
+    for bad in ("1.5", "0", "abc", "nan"):
+        path = tmp_path / "bad.csv"
+        path.write_text(f"plane,row,col,positive,object_id,threshold\n0,5,5,1,1,{bad}\n")
+        with pytest.raises(ValueError, match=r"click 1 \(line 2\) is not valid: threshold must"):
+            read_click_records(path)
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        ClickRecord(0, 5, 5, True, 1, threshold=True)  # type: ignore[arg-type]

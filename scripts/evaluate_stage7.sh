@@ -16,6 +16,7 @@
 #   bash scripts/evaluate_stage7.sh stage13   # the same for the stage-13 MRI arm
 #   bash scripts/evaluate_stage7.sh stage14   # the same for the stage-14 MRI arm (session 17)
 #   bash scripts/evaluate_stage7.sh stage15   # the stage-15 EM arm and its mean with stage 3 (session 18)
+#   bash scripts/evaluate_stage7.sh stage16   # the stage-16 MRI arm, clicks and boxes, beside stage 13 (session 19)
 #   bash scripts/evaluate_stage7.sh confirm15 # the stage-15 arm's confirmatory rows: fold synapses, 100 other cells
 #   bash scripts/evaluate_stage7.sh mean1314  # the mean of the stage-13 and stage-14 MRI weights (session 18)
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
@@ -126,6 +127,15 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_s3_*/ runs/ev/fold_s3bp4_*/ runs/ev/fold_s15*/
     ;;
+  stage16)  # the stage-16 MRI arm (boxes in 40 % of samples) beside stage 13 (default-mri), clicks and boxes (runs/decision_I.txt)
+    [ -f runs/stage16_mri.pt ] || "$py" -m training.export --checkpoint runs/stage16_mri/final.pt \
+      --out runs/stage16_mri.pt --half
+    (ev fold_mri13_mri_plugin default-mri "${mri[@]}"; ev fold_mri13_mri_box default-mri "${mri[@]}" --first-prompt box) &
+    (ev fold_s16mri_mri_plugin runs/stage16_mri.pt "${mri[@]}"
+     ev fold_s16mri_mri_box runs/stage16_mri.pt "${mri[@]}" --first-prompt box) &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_mri13_mri_*/ runs/ev/fold_s16mri_mri_*/
+    ;;
   confirm15)  # fold objects measured for neither model before (runs/decision_H.txt), 2 lanes
     syn=(--dataset sstem --kind synapses --split train --only "$em_fold")
     cells1=(--dataset sstem --kind cells --split train --only "$em_fold" --objects 100 --seed 1)
@@ -218,7 +228,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|confirm15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|stage16|confirm15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -91,3 +91,21 @@ def test_files_without_a_threshold_load_and_bad_thresholds_are_refused(tmp_path)
             read_click_records(path)
     with pytest.raises(ValueError, match="threshold must be a number in"):
         ClickRecord(0, 5, 5, True, 1, threshold=True)  # type: ignore[arg-type]
+
+
+def test_a_threshold_set_during_a_replay_holds_after_it(session):
+    """The widget sets the threshold on the Qt thread while a replay runs on its worker: the
+    replay's records keep their own thresholds, and the new one holds once it ends."""
+    image = disk_volume(3, 40)
+    session.threshold = 0.49
+    made = _annotate(session, image, np.zeros((3, 40, 40), np.int32)).records
+    annotator = VolumeAnnotator(image, np.zeros((3, 40, 40), np.int32), session)
+    replaying = annotator.replay(made)
+    next(replaying)
+    annotator.threshold = 0.6  # during the replay
+    assert session.threshold == 0.3  # the next records still predict at their own
+    for _ in replaying:
+        pass
+    assert annotator.threshold == session.threshold == 0.6
+    assert [r.threshold for r in annotator.records] == [0.3, 0.7, 0.7]
+    assert annotator.add_click(0, 20, 20).record.threshold == 0.6

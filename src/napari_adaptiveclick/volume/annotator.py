@@ -89,18 +89,22 @@ class VolumeAnnotator(PromptAnnotation):
         self._max_id = self._start_id = max_value(labels)
         self._changed: dict[int, Box] = {}  # plane -> box written since take_changes()
         self.painted = PaintedObjects()  # painted by hand: the viewer notes each paint
+        self._threshold, self._replaying = session.threshold, False
         self.select_object(None)
 
     @property
     def threshold(self) -> float:
-        """Mask threshold of the session's predictions (mask = probability > threshold)."""
-        return self.session.threshold
+        """Mask threshold of new predictions (mask = probability > threshold). A replay
+        predicts each record at its own and then goes on at this one, set during it or not."""
+        return self._threshold
 
     @threshold.setter
     def threshold(self, value: float) -> None:
         if not 0.0 < value < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {value}.")
-        self.session.threshold = value
+        self._threshold = value
+        if not self._replaying:
+            self.session.threshold = value
 
     # ------------------------------------------------------------------ objects
     @property
@@ -319,7 +323,7 @@ class VolumeAnnotator(PromptAnnotation):
             axis=self.geometry.axis,
             intensity_min=keep.low,
             intensity_max=keep.high,
-            threshold=self.threshold,
+            threshold=self.session.threshold,  # the one its mask was predicted at
         )
         if not step.n_records:
             self._history.append(step)
@@ -353,13 +357,11 @@ class VolumeAnnotator(PromptAnnotation):
         return mask & ((current == 0) | (current == self._object_id))
 
     def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None):
-        """Give the current object exactly the pixels of ``mask`` (rows, cols) bool (with
-        ``box``: its part inside ``box``) on the plane of ``record`` (rule 3), as part of that
-        click's undo level, when ``record`` is the last record, of the current object, and its
-        click alone is the last undo level (the widget re-applies a changed threshold to the
-        click's probability: ``mask`` is it above the annotator's threshold now). Returns the
-        record replacing ``record``, with that threshold (a replay gives the same mask); None,
-        with nothing written, otherwise."""
+        """Give the current object exactly ``mask`` (rows, cols; with ``box``, its part in
+        ``box``) on ``record``'s plane (rule 3) in that click's undo level, when ``record`` is
+        the last record, of the current object, alone in the last undo level (the widget
+        re-applies a changed threshold to its probability). Returns the record replacing it,
+        with :attr:`threshold` (a replay gives the same mask); None, writing nothing, else."""
         run = self._runs[-1] if self._runs else None
         step = self._history[-1] if self._history else None
         if (
@@ -376,14 +378,13 @@ class VolumeAnnotator(PromptAnnotation):
 
     # ------------------------------------------------------------------ many clicks
     def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
-        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome.
-        Each record is predicted at its own threshold (records without one: the annotator's);
-        the annotator's threshold is the same again afterwards."""
-        default = self.threshold
+        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome;
+        each at its own threshold (records without one: :attr:`threshold` when it began)."""
+        self._replaying = True
         try:
-            yield from self._replay(records, default)
+            yield from self._replay(records, self.threshold)
         finally:
-            self.session.threshold = default
+            self._replaying, self.session.threshold = False, self.threshold
 
     def _replay(self, records: Sequence[ClickRecord], default: float) -> Iterator[ClickOutcome]:
         for record in sorted(records, key=lambda r: r.order):

@@ -8,14 +8,15 @@ spread enough that 0.3 and 0.7 give other masks (asserted), so the replay assert
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from napari_adaptiveclick.volume import VolumeAnnotator, replay_records
+from napari_adaptiveclick.volume import PropagationSettings, VolumeAnnotator, replay_records
 from napari_adaptiveclick.volume.clicks_file import read_click_records, write_click_records
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict, with_threshold
 from synthetic import disk_volume
 
 
@@ -103,9 +104,89 @@ def test_a_threshold_set_during_a_replay_holds_after_it(session):
     replaying = annotator.replay(made)
     next(replaying)
     annotator.threshold = 0.6  # during the replay
-    assert session.threshold == 0.3  # the next records still predict at their own
+    assert session.threshold == 0.6  # between records: the user's; each record sets its own
     for _ in replaying:
         pass
     assert annotator.threshold == session.threshold == 0.6
     assert [r.threshold for r in annotator.records] == [0.3, 0.7, 0.7]
     assert annotator.add_click(0, 20, 20).record.threshold == 0.6
+
+
+def test_a_replay_stopped_early_leaves_the_users_threshold(session):
+    """A viewer stops a replay by no longer asking for records (the generator is not
+    closed at once): between records the session is back at the user's threshold."""
+    image = disk_volume(3, 40)
+    session.threshold = 0.49
+    made = _annotate(session, image, np.zeros((3, 40, 40), np.int32)).records
+    session.threshold = 0.49
+    annotator = VolumeAnnotator(image, np.zeros((3, 40, 40), np.int32), session)
+    replaying = annotator.replay(made)
+    next(replaying)  # then abandoned, not closed
+    assert session.threshold == 0.49
+    annotator.threshold = 0.6
+    assert session.threshold == 0.6
+    assert annotator.add_click(0, 20, 20).record.threshold == 0.6
+    replaying.close()
+    assert session.threshold == 0.6
+
+
+def test_a_rethresholded_first_click_on_a_large_plane_replays_the_same(session):
+    """The first click's window grows while its mask touches the window's edge; that test
+    cuts at the fixed 0.49, so the probability, and the replay, do not depend on the
+    user's threshold."""
+    image = disk_volume(1, 700)  # larger than the 256 px first-click window
+    labels = np.zeros((1, 700, 700), np.int32)
+    session.threshold = 0.5
+    annotator = VolumeAnnotator(image, labels, session)
+    record = annotator.add_click(0, 350, 350).record
+    probability = session.probability
+    annotator.threshold = 0.05
+    assert annotator.rewrite_click(record, probability > 0.05) is not None
+    session.threshold = 0.49
+    np.testing.assert_array_equal(replay_records(image, annotator.records, session), labels)
+
+
+def test_propagated_slices_record_the_threshold_and_replay_the_same(session):
+    image = disk_volume(5, 40)
+    labels = np.zeros((5, 40, 40), np.int32)
+    session.threshold = 0.49
+    annotator = VolumeAnnotator(image, labels, session)
+    annotator.threshold = 0.3
+    annotator.add_click(2, 20, 20)
+    lenient = PropagationSettings(min_area_ratio=0.0, max_area_ratio=np.inf, min_iou=0.0)
+    annotator.propagate(2, lenient)
+    assert len(annotator.records) > 1, "nothing was propagated: the test tests nothing"
+    assert {r.threshold for r in annotator.records} == {0.3}
+    session.threshold = 0.49
+    np.testing.assert_array_equal(replay_records(image, annotator.records, session), labels)
+
+
+def test_records_stored_before_the_field_take_the_stored_sessions_threshold(tmp_path):
+    old = [ClickRecord(0, 5, 5, True, 1), ClickRecord(0, 6, 6, True, 1, order=1, threshold=0.7)]
+    assert [r.threshold for r in with_threshold(old, 0.3)] == [0.3, 0.7]
+    assert with_threshold(old, None) == old
+    items = [{k: v for k, v in record_dict(r).items() if k != "threshold"} for r in old[:1]]
+    path = tmp_path / "metadata.json"  # the layer metadata's layout, with its settings
+    path.write_text(json.dumps({"records": items, "threshold": 0.25}))
+    assert read_click_records(path)[0].threshold == 0.25
+    path.write_text(json.dumps({"records": items, "threshold": "high"}))
+    with pytest.raises(ValueError, match="settings are not valid: threshold must be"):
+        read_click_records(path)
+    for bad in ('"abc"', "true", "1.5", "[0.3]"):
+        path.write_text(
+            f'[{{"plane": 0, "row": 1, "col": 1, "positive": 1, "object_id": 1, '
+            f'"threshold": {bad}}}]'
+        )
+        with pytest.raises(ValueError, match="click 1 is not valid: threshold must"):
+            read_click_records(path)
+
+
+def test_layer_metadata_from_before_the_field_gives_its_records_the_sessions_threshold():
+    pytest.importorskip("napari")
+    from types import SimpleNamespace
+
+    from napari_adaptiveclick._napari.layers import METADATA_KEY, stored_records
+
+    item = {k: v for k, v in record_dict(ClickRecord(0, 5, 5, True, 1)).items() if k != "threshold"}
+    labels = SimpleNamespace(metadata={METADATA_KEY: {"records": [item], "threshold": 0.35}})
+    assert [r.threshold for r in stored_records(labels)] == [0.35]

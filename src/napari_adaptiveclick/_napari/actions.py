@@ -249,12 +249,11 @@ class AnnotationActions:
             return
         if label is not None and label != annotator.object_id:
             annotator.select_object(label)
-        mask = prediction.crop > annotator.threshold  # in the focus crop: costs its size
-        step = Step(annotator.object_id)
-        record = annotator.accept_click(run, prompt, mask, step, box=prediction.box)
+        cut = annotator.threshold
+        mask, step = prediction.crop > cut, Step(annotator.object_id)  # costs the crop's size
+        record = annotator.accept_click(run, prompt, mask, step, prediction.box, threshold=cut)
         self._last_click = (record, prediction)
-        outcome = ClickOutcome(record, annotator.area(record.plane), seconds)
-        self.last_outcome = outcome
+        self.last_outcome = outcome = ClickOutcome(record, annotator.area(record.plane), seconds)
         if not drawn:
             return
         self.edited.emit()
@@ -267,11 +266,12 @@ class AnnotationActions:
     def _do_rethreshold(self) -> None:
         if self._last_click is None:
             return
-        record, prediction = self._last_click
-        threshold = self.annotator.threshold
-        record = self.annotator.rewrite_click(record, prediction.crop > threshold, prediction.box)
+        (record, prediction), threshold = self._last_click, self.annotator.threshold
+        mask, box = prediction.crop > threshold, prediction.box
+        record = self.annotator.rewrite_click(record, mask, box, threshold)
         if record is not None:  # the click's record now holds the new threshold
             self._last_click, area = (record, prediction), self.annotator.area(record.plane)
+            self.last_outcome = ClickOutcome(record, area, self.last_outcome.seconds)
             self.status.emit(
                 f"Threshold {threshold:.2f}: object {record.object_id}, plane {record.plane}: "
                 f"{area} px | {KEY_HINTS}"

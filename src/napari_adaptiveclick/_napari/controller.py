@@ -12,8 +12,7 @@ its own file, and wires them together:
 - ``jobs`` (:class:`~.jobs.JobQueue`): runs callables in order, one worker at a time;
 - ``click_input`` (:class:`~.click_input.ClickInput`): the click layer; emits clicks;
 - ``prompt_input`` (:class:`~.prompt_input.PromptInput`): the shapes layer: boxes, strokes, lassos;
-- ``actions`` (:class:`~.actions.AnnotationActions`): what each action does to the annotator,
-  queued on ``jobs``;
+- ``actions`` (:class:`~.actions.AnnotationActions`): each action's work on the annotator, queued;
 - ``label_choice`` (:class:`~.label_choice.LabelChoice`): the Labels layer's selected label;
 - ``placement`` (:class:`~.placement.VolumePlacement`): where the volume sits in the viewer;
 - ``recovery`` (:class:`~.recovery.Recovery`): saves each edit at once, offers to restore.

@@ -18,7 +18,7 @@ from napari.layers import Image, Labels, Points, Shapes
 
 from napari_adaptiveclick.io.lazy import as_array
 from napari_adaptiveclick.io.pyramid import LabelsPyramid
-from napari_adaptiveclick.volume.records import ClickRecord, record_dict
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict, with_threshold
 
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"
@@ -259,5 +259,6 @@ def store_provenance(
 
 def stored_records(labels: Labels) -> list[ClickRecord]:
     """Click records stored with ``labels`` by :func:`store_provenance`, in order."""
-    items = labels.metadata.get(METADATA_KEY, {}).get("records", [])
-    return sorted((ClickRecord(**item) for item in items), key=lambda r: r.order)
+    stored = labels.metadata.get(METADATA_KEY, {})
+    records = sorted((ClickRecord(**i) for i in stored.get("records", [])), key=lambda r: r.order)
+    return with_threshold(records, stored.get("threshold"))  # older records: the session's

@@ -46,7 +46,7 @@ from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume import VolumeAnnotator
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveSnapshot, AutosaveStore
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, with_threshold
 
 
 def image_path(image: Image) -> str | None:
@@ -283,7 +283,8 @@ class Recovery:
             show_warning(text)
         self.status.emit(text)
         self.changed.emit()
-        return list(snapshot.records), snapshot.object_id
+        records = with_threshold(snapshot.records, snapshot.info.get("threshold"))
+        return records, snapshot.object_id  # (older records: the session's threshold)
 
     def discard(self) -> None:
         """Set the store found at Start aside (renamed, nothing deleted)."""

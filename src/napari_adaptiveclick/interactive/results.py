@@ -24,10 +24,20 @@ class Prediction:
     ``(box.height, box.width)``, hold the probability and the mask inside it. Made from whole
     arrays, ``Prediction(probability, mask, seconds)``; with ``box=`` and ``shape=`` (H, W)
     the first two arguments are the crops, and ``probability`` / ``mask`` are made on first
-    use (that costs the image's size: use the crops where you can).
+    use (that costs the image's size: use the crops where you can). ``threshold``: the one
+    the mask was cut at (mask = probability > threshold; None: not said).
     """
 
-    __slots__ = ("_mask", "_probability", "box", "crop", "crop_mask", "seconds", "shape")
+    __slots__ = (
+        "_mask",
+        "_probability",
+        "box",
+        "crop",
+        "crop_mask",
+        "seconds",
+        "shape",
+        "threshold",
+    )
 
     def __init__(
         self,
@@ -37,8 +47,10 @@ class Prediction:
         *,
         box: Box | None = None,
         shape: tuple[int, int] | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.crop, self.crop_mask, self.seconds = probability, mask, seconds
+        self.threshold = threshold
         if box is None:
             self.shape = tuple(probability.shape)
             self.box = Box(0, 0, *self.shape)

@@ -317,31 +317,30 @@ class ClickSession:
         return state.values
 
     def _prediction(self, state: ClickState, seconds: float = 0.0) -> Prediction:
-        values = self._values(state)
-        return Prediction(
-            values, values > self.threshold, seconds, box=state.box, shape=self.image_shape
-        )
+        values, cut = self._values(state), self.threshold  # read once: the mask's
+        shape = self.image_shape
+        return Prediction(values, values > cut, seconds, box=state.box, shape=shape, threshold=cut)
 
     def _predict_first_click(self, prompts: tuple, prior: BoxedArray, limit: Box | None):
         """The first click or stroke of an object (no mask yet): with zoom-in and
         ``first_click_window`` it sees a window around it (small objects keep their pixels),
         else the whole image (the release). With ``first_click_grow``, while the mask touches
-        an edge of the window inside the image, the window doubles (the whole image at last)."""
+        an edge of the window inside the image, the window doubles (the whole image at last).
+        The edge test cuts at PREDICTION_THRESHOLD, not :attr:`threshold`: the probability
+        does not depend on the mask threshold (a changed one re-cuts it)."""
         size = self.first_click_window if self.zoom_in else None
         anchor = points_box(strokes(prompts, self.image_shape)[0].points)
         roi = window_around(anchor, self.image_shape, size)
         state = self._predict(prompts, prior, roi, limit)
-        while (
-            self.first_click_grow
-            and roi is not None
-            and touches_inner_edge(
-                self._values(state) > self.threshold, roi, self.image_shape, (roi.top, roi.left)
-            )
-        ):
+        while self.first_click_grow and roi is not None and self._at_edge(state, roi):
             size = 2 * max(roi.height, roi.width)
             roi = window_around(anchor, self.image_shape, size)
             state = self._predict(prompts, prior, roi, limit)
         return state
+
+    def _at_edge(self, state: ClickState, roi: Box) -> bool:
+        mask = self._values(state) > PREDICTION_THRESHOLD
+        return touches_inner_edge(mask, roi, self.image_shape, (roi.top, roi.left))
 
     def _focus_roi(self, given: tuple, previous: ClickState, prior: BoxedArray) -> Box | None:
         """The zoom-in crop of a click or stroke on an existing mask (the release's rules under

@@ -79,7 +79,9 @@ class StubbornModel:
     def trimmed_mask(self, plane: int, mask: np.ndarray, box, keep) -> np.ndarray:
         return trim_to_range(mask, self.plane_values(plane, box), keep)
 
-    def accept_click(self, run: Run, click, mask: np.ndarray, step, box=None, keep=EVERY_VALUE):
+    def accept_click(
+        self, run: Run, click, mask: np.ndarray, step, box=None, keep=EVERY_VALUE, threshold=None
+    ):
         replace_object(self.labels[run.plane], run.plane, 1, mask, box=box)
         return record_of(
             click,
@@ -88,6 +90,7 @@ class StubbornModel:
             object_id=1,
             intensity_min=keep.low,
             intensity_max=keep.high,
+            threshold=threshold,
         )
 
     def written(self) -> set[int]:

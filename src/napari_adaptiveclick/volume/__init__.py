@@ -11,6 +11,8 @@ The public names live in small modules and are gathered here:
 - :mod:`.predictor`: the ClickSession kept in step with the runs;
 - :mod:`.propagation`: :class:`Propagation`, its settings and reports (its prompts,
   :func:`derived_click` among them: :mod:`.propagation_prompts`);
+- :mod:`.records`: :class:`~.records.ClickRecord`, a prompt as kept for provenance (with
+  the mask threshold it was made at); :mod:`.clicks_file`: their CSV / JSON files;
 - :mod:`.replay`: :func:`replay_records`, labels from a click record file.
 - :mod:`.autosave`: :class:`~.autosave.AutosaveStore`, the crash-safe store of an annotation's
   records and changed label tiles (a journal, written in the background:

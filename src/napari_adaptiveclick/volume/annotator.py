@@ -6,14 +6,15 @@ Torch is used only through the ClickSession; napari is never imported here.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box_union
+from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.interactive.prompts import Click, Prompt
 from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
 from napari_adaptiveclick.io.lazy import as_array, contains, is_lazy, max_value, sample_values
@@ -22,7 +23,7 @@ from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_o
 from napari_adaptiveclick.volume.painted import PaintedObjects
 from napari_adaptiveclick.volume.predictor import RunPredictor
 from napari_adaptiveclick.volume.prompt_annotation import PromptAnnotation
-from napari_adaptiveclick.volume.records import ClickRecord, record_of, record_threshold
+from napari_adaptiveclick.volume.records import ClickRecord, record_of
 from napari_adaptiveclick.volume.slicing import SliceGeometry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,22 +90,10 @@ class VolumeAnnotator(PromptAnnotation):
         self._max_id = self._start_id = max_value(labels)
         self._changed: dict[int, Box] = {}  # plane -> box written since take_changes()
         self.painted = PaintedObjects()  # painted by hand: the viewer notes each paint
-        self._threshold, self._replaying = session.threshold, False
+        self._threshold = getattr(session, "threshold", PREDICTION_THRESHOLD)
+        self._threshold_lock = threading.Lock()
+        self._replaying = False  # (the threshold and replay: PromptAnnotation)
         self.select_object(None)
-
-    @property
-    def threshold(self) -> float:
-        """Mask threshold of new predictions (mask = probability > threshold). A replay
-        predicts each record at its own and then goes on at this one, set during it or not."""
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {value}.")
-        self._threshold = value
-        if not self._replaying:
-            self.session.threshold = value
 
     # ------------------------------------------------------------------ objects
     @property
@@ -237,7 +226,8 @@ class VolumeAnnotator(PromptAnnotation):
         click = Click(float(row), float(col), bool(positive))
         run, prediction, seconds = self.predict_click(plane, click)
         step = Step(self._object_id)
-        record = self.accept_click(run, click, prediction.crop_mask, step, box=prediction.box)
+        mask, box = prediction.crop_mask, prediction.box
+        record = self.accept_click(run, click, mask, step, box=box, threshold=prediction.threshold)
         return ClickOutcome(record, self.area(plane), seconds)
 
     def area(self, plane: int) -> int:
@@ -306,12 +296,14 @@ class VolumeAnnotator(PromptAnnotation):
         step: Step,
         box: Box | None = None,
         keep: IntensityRange = EVERY_VALUE,
+        threshold: float | None = None,
     ) -> ClickRecord:
         """Record ``click`` in ``run``, write ``mask`` into the labels (rule 3) and add both
         to ``step``, which becomes an undo level with its first record. ``mask``: (rows, cols)
         bool, or, with ``box``, its part inside ``box`` (e.g. a prediction's ``crop_mask`` in
         its ``box``: then the write costs the crop's size, not the plane's). ``keep``: the
-        intensities ``mask`` was trimmed to (:mod:`.consistency`), recorded for replay."""
+        intensities ``mask`` was trimmed to (:mod:`.consistency`), recorded for replay;
+        ``threshold``: the one ``mask`` was cut at (None: the session's now), recorded too."""
         new_run = not self._runs or self._runs[-1] is not run
         record = record_of(  # first: a prompt it refuses changes nothing
             click,  # a click, or another prompt (:mod:`.prompt_annotation`)
@@ -323,7 +315,7 @@ class VolumeAnnotator(PromptAnnotation):
             axis=self.geometry.axis,
             intensity_min=keep.low,
             intensity_max=keep.high,
-            threshold=self.session.threshold,  # the one its mask was predicted at
+            threshold=self.session.threshold if threshold is None else threshold,
         )
         if not step.n_records:
             self._history.append(step)
@@ -356,12 +348,15 @@ class VolumeAnnotator(PromptAnnotation):
         current = self._plane_labels(plane, box)
         return mask & ((current == 0) | (current == self._object_id))
 
-    def rewrite_click(self, record: ClickRecord, mask: np.ndarray, box: Box | None = None):
+    def rewrite_click(
+        self, record: ClickRecord, mask: np.ndarray, box: Box | None = None, threshold=None
+    ) -> ClickRecord | None:
         """Give the current object exactly ``mask`` (rows, cols; with ``box``, its part in
         ``box``) on ``record``'s plane (rule 3) in that click's undo level, when ``record`` is
         the last record, of the current object, alone in the last undo level (the widget
         re-applies a changed threshold to its probability). Returns the record replacing it,
-        with :attr:`threshold` (a replay gives the same mask); None, writing nothing, else."""
+        with ``threshold``, the one ``mask`` was cut at (default :attr:`threshold`: a replay
+        gives the same mask); None, writing nothing, else."""
         run = self._runs[-1] if self._runs else None
         step = self._history[-1] if self._history else None
         if (
@@ -373,28 +368,5 @@ class VolumeAnnotator(PromptAnnotation):
         ):
             return None
         self._write(run, mask, box, step)
-        run.records[-1] = replace(record, threshold=self.threshold)
+        run.records[-1] = replace(record, threshold=threshold or self.threshold)
         return run.records[-1]
-
-    # ------------------------------------------------------------------ many clicks
-    def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
-        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome;
-        each at its own threshold (records without one: :attr:`threshold` when it began)."""
-        self._replaying = True
-        try:
-            yield from self._replay(records, self.threshold)
-        finally:
-            self._replaying, self.session.threshold = False, self.threshold
-
-    def _replay(self, records: Sequence[ClickRecord], default: float) -> Iterator[ClickOutcome]:
-        for record in sorted(records, key=lambda r: r.order):
-            if record.axis != self.geometry.axis:
-                raise ValueError(
-                    f"Click {record.order} was made on slices along axis {record.axis}, but "
-                    f"this volume is cut along axis {self.geometry.axis}."
-                )
-            if record.object_id != self._object_id:
-                self.select_object(record.object_id)
-            self.model_name = record.model or self.model_name
-            self.session.threshold = record_threshold(record, default)
-            yield self.replay_record(record)

@@ -21,7 +21,7 @@ the same mask again or refuses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,7 +43,7 @@ from napari_adaptiveclick.volume.propagation import (
     PropagationReport,
     PropagationSettings,
 )
-from napari_adaptiveclick.volume.records import ClickRecord
+from napari_adaptiveclick.volume.records import ClickRecord, record_threshold
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
@@ -90,6 +90,48 @@ class PromptAnnotation:
         it."""
         self.select_object(label)
         return self.set_mask(plane, label=label)
+
+    # ------------------------------------------------------------------ threshold, replay
+    @property
+    def threshold(self) -> float:
+        """Mask threshold of new predictions (mask = probability > threshold). A replay
+        predicts each record at its own, and this one holds between records and after."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {value}.")
+        with self._threshold_lock:  # set from a viewer's thread while a replay runs
+            self._threshold = value
+            if not self._replaying:
+                self.session.threshold = value
+
+    def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
+        """Apply records of any kind in ``order`` (each one undo level), yielding each outcome;
+        each is predicted at its own threshold (records without one: :attr:`threshold` when
+        the replay began)."""
+        default = self.threshold
+        for record in sorted(records, key=lambda r: r.order):
+            if record.axis != self.geometry.axis:
+                raise ValueError(
+                    f"Click {record.order} was made on slices along axis {record.axis}, but "
+                    f"this volume is cut along axis {self.geometry.axis}."
+                )
+            if record.object_id != self.object_id:
+                self.select_object(record.object_id)
+            self.model_name = record.model or self.model_name
+            yield self._replayed(record, record_threshold(record, default))
+
+    def _replayed(self, record: ClickRecord, threshold: float) -> ClickOutcome:
+        """:meth:`replay_record` at ``threshold``; :attr:`threshold` again once it returns."""
+        with self._threshold_lock:
+            self._replaying, self.session.threshold = True, threshold
+        try:
+            return self.replay_record(record)
+        finally:
+            with self._threshold_lock:
+                self._replaying, self.session.threshold = False, self._threshold
 
     def replay_record(self, record: ClickRecord) -> ClickOutcome:
         """Apply ``record`` (any kind) to the current object as it was made. A mask record
@@ -214,5 +256,6 @@ class PromptAnnotation:
         step, box, mask = Step(self.object_id), prediction.box, prediction.crop_mask
         if keep.limits:
             mask = self.trimmed_mask(plane, self.written_mask(plane, mask, box), box, keep)
-        record = self.accept_click(run, prompt, mask, step, box=box, keep=keep)
+        cut = prediction.threshold
+        record = self.accept_click(run, prompt, mask, step, box=box, keep=keep, threshold=cut)
         return ClickOutcome(record, self.area(plane), seconds)

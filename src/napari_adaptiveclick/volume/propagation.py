@@ -76,6 +76,7 @@ class PropagationTarget(Protocol):
         step: Step,
         box: Box | None = None,
         keep: IntensityRange = EVERY_VALUE,
+        threshold: float | None = None,
     ) -> ClickRecord: ...
 
 
@@ -330,7 +331,8 @@ class Propagation:
                 f"{self.source}: presence {presence:.2f})"
             )
         if not reason:  # one undo level, listed once something is written
-            annotator.accept_click(run, click, written, self._step, box=box, keep=keep)
+            cut = prediction.threshold
+            annotator.accept_click(run, click, written, self._step, box, keep, threshold=cut)
             self._previous = (written[box_slices(_shifted(written_box, box))].copy(), written_box)
         doubtful = not reason and rule is not None and presence < rule.doubtful_below
         return PropagatedSlice(

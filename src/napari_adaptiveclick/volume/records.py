@@ -32,7 +32,8 @@ column (clicks only, older versions) load as clicks. Files: :mod:`.clicks_file`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.interactive.prompts import (
@@ -146,6 +147,16 @@ def checked_threshold(value: object) -> float:
 def record_threshold(record: ClickRecord, default: float = PREDICTION_THRESHOLD) -> float:
     """The threshold ``record`` replays at: its own, or ``default`` when it has none."""
     return default if record.threshold is None else record.threshold
+
+
+def with_threshold(records: Iterable[ClickRecord], threshold: object) -> list[ClickRecord]:
+    """``records`` with ``threshold`` given to those that hold none (records stored before
+    the field existed, beside settings that kept the session's threshold); as they are when
+    ``threshold`` is None. ValueError for a threshold outside (0, 1)."""
+    if threshold is None:
+        return list(records)
+    cut = checked_threshold(threshold)
+    return [r if r.threshold is not None else replace(r, threshold=cut) for r in records]
 
 
 def _bound(value: object, name: str, lower: bool) -> float:

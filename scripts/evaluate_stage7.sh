@@ -17,6 +17,7 @@
 #   bash scripts/evaluate_stage7.sh stage14   # the same for the stage-14 MRI arm (session 17)
 #   bash scripts/evaluate_stage7.sh stage15   # the stage-15 EM arm and its mean with stage 3 (session 18)
 #   bash scripts/evaluate_stage7.sh stage16   # the stage-16 MRI arm, clicks and boxes, beside stage 13 (session 19)
+#   bash scripts/evaluate_stage7.sh mean1316  # the mean of the stage-13 and stage-16 MRI weights (session 19)
 #   bash scripts/evaluate_stage7.sh confirm15 # the stage-15 arm's confirmatory rows: fold synapses, 100 other cells
 #   bash scripts/evaluate_stage7.sh mean1314  # the mean of the stage-13 and stage-14 MRI weights (session 18)
 #   bash scripts/evaluate_stage7.sh flip      # flip test-time augmentation (plugin protocol) on the folds
@@ -136,6 +137,15 @@ case ${1:-fold} in
     wait
     "$py" -m training.evaluate --compare runs/ev/fold_mri13_mri_*/ runs/ev/fold_s16mri_mri_*/
     ;;
+  mean1316)  # the uniform mean of the stage-13 (default-mri) and stage-16 MRI weights, second candidate of runs/decision_I.txt
+    [ -f runs/mri_mean13_16.pt ] || "$py" -m training.export --checkpoint runs/stage13_mri_shipped.pt \
+      --average runs/stage16_mri/final.pt --half --out runs/mri_mean13_16.pt \
+      --note "uniform mean of the stage-13 and stage-16 MRI weights (session 19)"
+    ev fold_mean1316_mri_plugin runs/mri_mean13_16.pt "${mri[@]}" &
+    ev fold_mean1316_mri_box runs/mri_mean13_16.pt "${mri[@]}" --first-prompt box &
+    wait
+    "$py" -m training.evaluate --compare runs/ev/fold_mri13_mri_*/ runs/ev/fold_mean1316_mri_*/
+    ;;
   confirm15)  # fold objects measured for neither model before (runs/decision_H.txt), 2 lanes
     syn=(--dataset sstem --kind synapses --split train --only "$em_fold")
     cells1=(--dataset sstem --kind cells --split train --only "$em_fold" --objects 100 --seed 1)
@@ -228,7 +238,7 @@ case ${1:-fold} in
     "$py" -m training.evaluate --compare runs/ev/s7_*/ runs/ev/s9_brats_box/ runs/ev/s14_*/
     ;;
   *)
-    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|stage16|confirm15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
+    echo "usage: $0 baseline|fold|stage8|stage9|stage10|stage11|soup|stage12|stage13|stage14|stage15|stage16|mean1316|confirm15|mean1314|flip|zoom|zoom-test|boxprior|test [EM_CHECKPOINT] [MRI_CHECKPOINT]" >&2
     exit 2
     ;;
 esac

@@ -35,7 +35,7 @@ def _write_nifti(path, data, spacing):
     nib.save(nib.Nifti1Image(np.transpose(data, (2, 1, 0)), affine), path)
 
 
-def test_volume_replay_writes_labels_on_the_clicked_planes(tmp_path, checkpoint):
+def test_volume_replay_writes_labels_on_the_clicked_planes(tmp_path, checkpoint, capsys):
     rng = np.random.default_rng(0)
     vol = _volume(rng)
     image = tmp_path / "vol.nii.gz"
@@ -52,6 +52,7 @@ def test_volume_replay_writes_labels_on_the_clicked_planes(tmp_path, checkpoint)
     out = tmp_path / "labels.nii.gz"
     ckpt = ("--checkpoint", str(checkpoint), "--device", "cpu")
     assert _segment(image, clicks, out, *ckpt) == 0
+    assert "3 of 3 records hold no threshold" in capsys.readouterr().err  # said, not guessed
     labels = read_image(out)
     assert labels.data.shape == vol.shape
     np.testing.assert_allclose(labels.spacing, read_image(image).spacing)

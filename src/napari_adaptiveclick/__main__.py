@@ -120,6 +120,12 @@ def segment(args: argparse.Namespace) -> int:
     records = read_click_records(args.clicks)
     if not records:
         raise ValueError(f"{args.clicks} holds no clicks.")
+    if unset := sum(r.threshold is None for r in records):
+        print(
+            f"{unset} of {len(records)} records hold no threshold (an older file): they replay "
+            f"at --threshold {args.threshold}",
+            file=sys.stderr,
+        )
     max_id = max(r.object_id for r in records)
     start_labels = None  # zeros of labels_dtype_for(max_id)
     if args.labels:

@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from napari_adaptiveclick.interactive.prompts import Points, as_points
-from napari_adaptiveclick.volume.records import ClickRecord, record_dict, with_threshold
+from napari_adaptiveclick.volume.records import ClickRecord, record_dict
 
 _RECORD_FIELDS = [f.name for f in fields(ClickRecord)]
 _REQUIRED_FIELDS = ["plane", "row", "col", "positive", "object_id"]
@@ -155,14 +155,15 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
     kind,points,mask_label,mask_sha256,intensity_min,intensity_max,threshold]``) or JSON (a list of
     objects with those keys).
     Records are returned sorted by ``order``; files of clicks only (no ``kind``) load as clicks.
-    A JSON object's ``threshold`` (the layer metadata's settings) goes to records without one.
+    Records without a ``threshold`` keep None: the replay gives them its own (``segment
+    --threshold``, the widget's *Threshold*).
 
     Spreadsheet exports load as written: a UTF-8 byte-order mark, header names in any case or
     with spaces around them, and blank rows are accepted. Ids are read exactly (up to uint64);
     fractional or negative ids, non-finite positions and unclear ``positive`` values are
     refused with the click's index.
     """
-    path, stored = Path(path), None  # stored: a JSON object's "threshold" (the session's)
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Click file not found: {path}")
     if path.suffix.lower() == ".json":
@@ -171,7 +172,7 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
         if isinstance(items, dict):  # {"clicks": [...]}, or the layer metadata's {"records": ...}
-            stored, items = items.get("threshold"), items.get("clicks", items.get("records", items))
+            items = items.get("clicks", items.get("records", items))
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             keys = f" (it has {', '.join(map(repr, items))})" if isinstance(items, dict) else ""
             raise ValueError(f"{path}: expected a list of clicks or an object with 'clicks'{keys}.")
@@ -190,10 +191,6 @@ def read_click_records(path: str | Path) -> list[ClickRecord]:
         _record_from_mapping(dict(item), str(path), i, line)
         for i, (item, line) in enumerate(zip(items, lines, strict=True))
     ]
-    try:
-        records = with_threshold(records, stored)
-    except ValueError as exc:
-        raise ValueError(f"{path}: the file's settings are not valid: {exc}") from None
     return sorted(records, key=lambda r: r.order)
 
 

@@ -21,7 +21,8 @@ replay trims the same way.
 ``threshold`` is the mask threshold the record's mask was written at (mask = probability >
 threshold; a changed threshold re-applied to the last prompt updates its record), and replay
 predicts each record at its own threshold. Files from before it was recorded leave it empty
-(None): such records replay at the threshold the replay is given.
+(None): such records replay at the threshold the replay is given. (Records kept with a Labels
+layer or an autosave from before it take the threshold stored with them: :func:`with_threshold`.)
 
 (row, col) of a prompt other than a click is a point inside the plane that stands for it
 (the stroke's first point, the box's seed, the centre of the mask's box). In CSV, ``points``

@@ -118,7 +118,8 @@ def replay_records(
     dtype and ids are kept exactly (default: zeros of :func:`labels_dtype_for` the largest
     id). Everything is checked (:func:`check_records`) before the first prediction. Returns
     labels of the image's spatial shape and the start labels' dtype: those the napari widget
-    showed when the records were made with the same model, threshold and overwrite setting
+    showed when the records were made with the same model and overwrite setting (each record
+    replays at its own threshold; one without, at the session's)
     (manual painting excepted). ``progress(done, total)`` is called after each click.
 
     Big volumes: ``image`` may be lazy (a :class:`~napari_adaptiveclick.io.lazy.LazyArray`

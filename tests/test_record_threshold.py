@@ -126,6 +126,10 @@ def test_a_replay_stopped_early_leaves_the_users_threshold(session):
     annotator.threshold = 0.6
     assert session.threshold == 0.6
     assert annotator.add_click(0, 20, 20).record.threshold == 0.6
+    for bad in (1.5, 0.0, float("nan")):  # refused, and the threshold stays as it was
+        with pytest.raises(ValueError, match="threshold must be a number in"):
+            annotator.threshold = bad
+    assert annotator.threshold == session.threshold == 0.6
     replaying.close()
     assert session.threshold == 0.6
 

@@ -43,7 +43,7 @@ from napari_adaptiveclick.volume.propagation import (
     PropagationReport,
     PropagationSettings,
 )
-from napari_adaptiveclick.volume.records import ClickRecord, record_threshold
+from napari_adaptiveclick.volume.records import ClickRecord, checked_threshold, record_threshold
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
@@ -100,8 +100,7 @@ class PromptAnnotation:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {value}.")
+        value = checked_threshold(value)
         with self._threshold_lock:  # set from a viewer's thread while a replay runs
             self._threshold = value
             if not self._replaying:

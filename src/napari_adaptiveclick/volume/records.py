@@ -140,7 +140,7 @@ def checked_threshold(value: object) -> float:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"threshold must be a number in (0, 1), got {value!r}") from None
-    if isinstance(value, bool) or not 0.0 < number < 1.0:
+    if not 0.0 < number < 1.0:  # (True and False, 1.0 and 0.0, are refused here too)
         raise ValueError(f"threshold must be a number in (0, 1), got {value!r}")
     return number
 

@@ -2,6 +2,9 @@
 
 Provenance: Deformable DETR (Zhu et al. 2021) ``MSDeformAttn`` and its
 ``ms_deform_attn_core_pytorch``, as used by Mask2Former's pixel decoder. No compiled op.
+:func:`ms_deform_attn_core` gives the same values as that formulation
+(:func:`ms_deform_attn_reference`, kept for the tests and ``benchmarks/bench_deform_attn.py``)
+in less time on CPUs.
 """
 
 from __future__ import annotations
@@ -24,17 +27,46 @@ def ms_deform_attn_core(
     n, _, m, dh = value.shape
     _, lq, _, levels, points, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2 * sampling_locations - 1
-    weights = attention_weights.transpose(1, 2).reshape(n * m, lq, levels, points)
+    # Contiguous (L, N*M, Lq, P, 2) grids and (N*M, Dh, h, w) values: on CPUs grid_sample is
+    # 2-4x slower on strided views (BENCHMARKS.md, "Pixel decoder").
+    grids = (2 * sampling_locations - 1).permute(3, 0, 2, 1, 4, 5)
+    grids = grids.reshape(levels, n * m, lq, points, 2).contiguous()
+    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(levels, n * m, 1, lq, points)
     out = None
     for level, (h, w) in enumerate(spatial_shapes):
-        v = values[level].flatten(2).transpose(1, 2).reshape(n * m, dh, h, w)
-        g = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (N*M, Lq, P, 2)
-        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
-        # Weighted sum over the points without materialising sampled * weights.
-        term = torch.einsum("bdqp,bqp->bdq", sampled, weights[:, :, level])
+        v = values[level].permute(0, 2, 3, 1).reshape(n * m, dh, h, w).contiguous()
+        sampled = F.grid_sample(
+            v, grids[level], mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        # The weighted sum over the points as a product and a sum: an einsum here becomes a
+        # permuted copy and one tiny matrix product per query on CPUs.
+        term = (sampled * weights[level]).sum(-1)
         out = term if out is None else out + term
     return out.reshape(n, m * dh, lq).transpose(1, 2).contiguous()
+
+
+def ms_deform_attn_reference(
+    value: torch.Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`ms_deform_attn_core` as Deformable DETR's ``ms_deform_attn_core_pytorch`` writes
+    it (strided views into ``grid_sample``, the levels' samples stacked, then weighted)."""
+    n, _, m, dh = value.shape
+    _, lq, _, levels, points, _ = sampling_locations.shape
+    values = value.split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations - 1
+    sampled = []
+    for level, (h, w) in enumerate(spatial_shapes):
+        v = values[level].flatten(2).transpose(1, 2).reshape(n * m, dh, h, w)
+        g = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
+        sampled.append(
+            F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        )
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, levels * points)
+    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
+    return out.view(n, m * dh, lq).transpose(1, 2).contiguous()
 
 
 class MSDeformAttn(nn.Module):

@@ -258,10 +258,8 @@ def test_a_label_mask_of_the_start_labels_or_of_an_earlier_record_passes_the_che
 def test_a_stack_stored_as_rgb_says_so_when_a_click_is_on_a_later_plane(
     tmp_path, capsys, no_model_loading
 ):
-    path = tmp_path / "three.tif"
-    tifffile.imwrite(
-        path, np.zeros((3, 40, 50), np.uint8), photometric="rgb", planarconfig="separate"
-    )
+    path = tmp_path / "three.tif"  # three planes saved as one RGB image (samples last)
+    tifffile.imwrite(path, np.zeros((40, 50, 3), np.uint8), photometric="rgb")
     clicks = _clicks(tmp_path, ClickRecord(2, 10, 10, True, object_id=1))
     assert _segment(path, clicks, tmp_path / "out.tif", "--model", "tiny") == 2
     err = capsys.readouterr().err

@@ -98,13 +98,41 @@ def test_tiff_2d_without_calibration_and_72_dpi_default(tmp_path):
 def test_tiff_rgb_reads_as_rows_cols_channels_without_alpha(tmp_path):
     rgb = np.random.default_rng(2).integers(0, 255, size=(5, 6, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
-    tifffile.imwrite(tmp_path / "planar.tif", rgb.transpose(2, 0, 1), planarconfig="separate")
     rgba = np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], axis=-1)
     tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
-    for name in ("rgb.tif", "planar.tif", "rgba.tif"):
+    for name in ("rgb.tif", "rgba.tif"):
         vol = read_image(tmp_path / name)
         assert vol.axes == "yxc" and vol.is_rgb and vol.spatial_shape == (5, 6)
         np.testing.assert_array_equal(vol.data, rgb)
+
+
+@pytest.mark.parametrize("planes", [3, 4])
+def test_tiff_stack_of_3_or_4_planes_in_tifffile_defaults_reads_as_planes(tmp_path, planes):
+    # tifffile tags a (3 or 4, H, W) array as RGB with separate planes unless told otherwise;
+    # napari opens it as planes, so the reader does too (a clicks file made in napari then
+    # replays on the same planes), and the planes are not merged into one grey image.
+    stack = np.random.default_rng(planes).integers(0, 255, size=(planes, 5, 6), dtype=np.uint8)
+    # what tifffile's imwrite does by default for such an array (with a DeprecationWarning)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="rgb", planarconfig="separate")
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        assert tif.series[0].axes == "SYX"  # the file really is tagged that way
+    vol = read_image(tmp_path / "stack.tif")
+    assert vol.axes == "zyx" and not vol.is_rgb and vol.spatial_shape == (planes, 5, 6)
+    np.testing.assert_array_equal(vol.data, stack)
+    builtins = pytest.importorskip("napari_builtins.io")  # what napari opens: the same planes
+    (napari_data, *_), *_ = builtins.napari_get_reader(str(tmp_path / "stack.tif"))(
+        str(tmp_path / "stack.tif")
+    )
+    np.testing.assert_array_equal(napari_data, vol.data)
+    # a planar RGB stack (planes, samples, rows, cols) keeps its colours last
+    tifffile.imwrite(
+        tmp_path / "rgbstack.tif",
+        np.stack([stack[:3]] * 2),
+        planarconfig="separate",
+        photometric="rgb",
+    )
+    vol = read_image(tmp_path / "rgbstack.tif")
+    assert vol.axes == "zyxc" and vol.spatial_shape == (2, 5, 6)
 
 
 # --- PNG / JPEG ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from test_napari_widget import _quiet_random_model, dock_widget, idle  # noqa: F
 
 pytestmark = pytest.mark.gui
 
+from napari_adaptiveclick.io.images import read_image  # noqa: E402
 from napari_adaptiveclick.volume.autosave_state import open_state  # noqa: E402
 from napari_adaptiveclick.volume.clicks_file import read_click_records  # noqa: E402
 
@@ -194,6 +195,31 @@ def test_restart_discard_damage_and_save(make_napari_viewer, qtbot, tmp_path):
     idle(qtbot, c3)
     save_layers(str(tmp_path / "other.nii.gz"), [other_labels], plugin="napari-adaptiveclick")
     assert (sidecar / "autosave").is_dir()
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff"])
+def test_labels_of_four_slices_saved_as_tiff_read_back_as_slices(
+    make_napari_viewer, qtbot, tmp_path, suffix
+):
+    # napari's own TIFF writer tags a (4, H, W) array as one RGB image; the command line then
+    # read the saved labels as (H, W, 3). Save labels writes grey label slices instead.
+    import tifffile
+
+    image = tmp_path / "four.tif"
+    tifffile.imwrite(
+        image, disk_volume(4, 40).clip(0, 255).astype(np.uint8), photometric="minisblack"
+    )
+    widget, c = open_and_start(make_napari_viewer(), qtbot, image)
+    c.add_click(2, 20, 20)
+    idle(qtbot, c)
+    assert (np.asarray(c.labels.data) > 0).sum() > 0
+    path = tmp_path / f"labels{suffix}"
+    c.recovery.save_labels(path)
+    with tifffile.TiffFile(path) as tif:  # grey slices, as Fiji and other readers expect
+        assert "S" not in tif.series[0].axes and tif.pages[0].photometric == 1  # MINISBLACK
+    saved = read_image(path)
+    assert saved.axes == "zyx" and saved.spatial_shape == (4, 40, 40)
+    np.testing.assert_array_equal(saved.data, np.asarray(c.labels.data))
 
 
 def test_without_a_folder_beside_the_image_stores_go_to_the_cache(

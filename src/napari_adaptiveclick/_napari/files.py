@@ -171,6 +171,12 @@ def layer_affine(attributes: dict[str, Any], ndim: int) -> np.ndarray:
 
 
 SAVED_HOOKS: list[Callable[[Any, list[str]], None]] = []  # told (data, paths) of each save
+#: This plugin's name and the extensions its labels writer takes (napari.yaml's writer).
+PLUGIN = "napari-adaptiveclick"
+WRITER_EXTENSIONS = (
+    *(".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".ome.zarr", ".zarr"),
+    *(".tif", ".tiff", ".png"),
+)
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:

@@ -38,7 +38,7 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
-from napari_adaptiveclick._napari.files import SAVED_HOOKS
+from napari_adaptiveclick._napari.files import PLUGIN, SAVED_HOOKS, WRITER_EXTENSIONS
 from napari_adaptiveclick._napari.painting import changed_boxes, painted_objects
 from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
@@ -302,11 +302,14 @@ class Recovery:
             self.changed.emit()
 
     def save_labels(self, path: str | Path) -> list[str]:
-        """Write the labels with napari's writers (this plugin's for NIfTI, MetaImage and
-        NRRD), then :meth:`clear` the store."""
+        """Write the labels with this plugin's writer where it takes the file's extension
+        (NIfTI, MetaImage, NRRD, zarr, TIFF as a stack of grey label slices, PNG), else with
+        napari's, then :meth:`clear` the store. napari's own TIFF writer tags a stack of 3 or 4
+        slices as one RGB image, which the command line would not read as slices."""
         if self._labels is None:
             raise ValueError("Nothing to save: start annotating first.")
-        written = self._labels.save(str(path))
+        ours = str(path).lower().rstrip("/").endswith(WRITER_EXTENSIONS)
+        written = self._labels.save(str(path), plugin=PLUGIN if ours else None)
         if not written:
             raise ValueError(f"No writer could save labels as {path}; try .tif or .nii.gz.")
         self.clear()

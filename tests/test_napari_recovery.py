@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,35 @@ def test_labels_of_four_slices_saved_as_tiff_read_back_as_slices(
     saved = read_image(path)
     assert saved.axes == "zyx" and saved.spatial_shape == (4, 40, 40)
     np.testing.assert_array_equal(saved.data, np.asarray(c.labels.data))
+
+
+def test_save_and_load_clicks_errors_go_to_the_status_and_change_nothing(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    from napari_adaptiveclick._napari import widget as widget_module
+    from napari_adaptiveclick.volume.clicks_file import write_click_records
+
+    widget, c = open_and_start(make_napari_viewer(), qtbot, saved_image(tmp_path, "four.tif"))
+    c.add_click(2, 20, 20)
+    idle(qtbot, c)
+    before = np.asarray(c.labels.data).copy()
+    dialog = widget_module.QFileDialog
+    missing = tmp_path / "no such folder"
+    for button, name in (("Save clicks...", "clicks.csv"), ("Save labels...", "labels.tif")):
+        monkeypatch.setattr(
+            dialog, "getSaveFileName", lambda *a, n=name, **k: (str(missing / n), "")
+        )
+        buttons = widget.autosave_buttons if button == "Save labels..." else widget.buttons
+        buttons[button].click()  # Save clicks raised FileNotFoundError out of the slot before
+        assert "no such folder" in widget.status.text() and not missing.exists()
+    good = c.annotator.records[0]
+    bad = tmp_path / "bad.csv"  # a good click, then one on plane 9 of 5
+    write_click_records(bad, [good, replace(good, order=1, plane=9)])
+    monkeypatch.setattr(dialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    widget.buttons["Load clicks..."].click()
+    idle(qtbot, c)
+    assert "outside the volume" in widget.status.text()
+    np.testing.assert_array_equal(np.asarray(c.labels.data), before)  # nothing replayed
 
 
 def test_without_a_folder_beside_the_image_stores_go_to_the_cache(

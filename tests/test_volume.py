@@ -8,6 +8,7 @@ about which planes and ids are written, what undo restores and what replay repro
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -320,3 +321,22 @@ def test_replay_along_another_axis_and_of_a_2d_image(session):
     other_axis = VolumeAnnotator(image, np.zeros((5, 32, 32), np.int32), session, axis=1)
     with pytest.raises(ValueError, match="along axis 0"):
         next(other_axis.replay(annotator.records))
+
+
+def test_a_replay_with_a_bad_record_changes_nothing(session):
+    # A clicks file whose third record lies outside the volume: before, the first two were
+    # applied (a partial replay in the widget); now the replay is refused before any.
+    image = disk_volume(4, 32)
+    source = VolumeAnnotator(image, np.zeros((4, 32, 32), np.int32), session)
+    source.add_click(1, 16, 16)
+    source.add_click(2, 16, 16)
+    bad = replace(source.records[-1], plane=9, order=source.records[-1].order + 1)
+    labels = np.zeros((4, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session)
+    with pytest.raises(ValueError, match="Click 2 at plane 9.*outside the volume"):
+        list(annotator.replay([*source.records, bad]))
+    assert not labels.any() and annotator.records == [] and not annotator.can_undo
+    wrong_axis = [replace(r, axis=1) for r in source.records]
+    with pytest.raises(ValueError, match="along axis 1.*nothing was replayed"):
+        list(annotator.replay(wrong_axis))
+    assert not labels.any() and annotator.records == []

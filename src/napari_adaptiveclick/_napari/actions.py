@@ -13,15 +13,14 @@ nothing of layers or clicks on screen. Its interface:
   positive)``, ``box(plane, top, left, bottom, right)``, ``lasso(plane, polygon)``,
   ``refine_label(plane, label)`` (that label's pixels on the plane become the mask prompt of
   that object), ``undo``, ``commit``, ``reset``, ``select_object(object_id | None)``,
-  ``propagate(plane)``, ``replay(records)``, ``rethreshold`` (the last prompt's probability
-  at the annotator's threshold now), ``cancel``.
-  A prompt, undo or reset stops a running propagation or replay after the slice in progress.
-  A prompt (a click or any other kind: each is one undo step and one record) is predicted in
-  a worker and written into the labels on the Qt thread, only if its result is kept: a
-  result that a newer queued prompt makes stale is recorded, not drawn; one that Cancel or
-  :meth:`~AnnotationActions.detach` overtook never touches the labels. The
-  edits of a propagation or replay that ``detach`` stopped are undone when its worker ends.
-  Undo right after a commit only reopens the committed object.
+  ``propagate(plane)``, ``replay(records)`` (ValueError at once for records that cannot
+  all be replayed), ``rethreshold`` (the last prompt's probability at its threshold now),
+  ``cancel``. A prompt, undo or reset stops a running propagation or replay after its
+  slice. A prompt (any kind: each is one undo step and one record) is predicted in a worker
+  and written into the labels on the Qt thread only if its result is kept: a result a newer
+  queued prompt makes stale is recorded, not drawn; one that Cancel or ``detach`` overtook
+  never touches the labels. The edits of a propagation or replay that ``detach`` stopped are
+  undone when its worker ends. Undo right after a commit only reopens the committed object.
 - ``propagation_settings`` (read at each propagation; None: those for the annotator's model), ``last_outcome`` (of the last click),
   ``last_report`` (of the last propagation), ``others_pending()`` (prompts not yet recorded).
 - Signals: ``status(str)`` and ``failed(str)`` (messages for the user), ``edited()`` (the labels
@@ -161,6 +160,7 @@ class AnnotationActions:
 
     def replay(self, records: Sequence[ClickRecord]) -> None:
         """Apply click records (e.g. loaded from a file) with the current model."""
+        self.annotator is None or self.annotator.check_replay(records)  # before any is applied
         self._submit("replay", self._do_replay, list(records))
 
     def rethreshold(self) -> None:

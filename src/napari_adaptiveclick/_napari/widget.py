@@ -291,36 +291,36 @@ class AdaptiveClickWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(
             self, "Save clicks", "clicks.csv", "CSV (*.csv);;JSON (*.json)"
         )
-        if path:
-            self.controller.save_clicks(path)
+        if path and self._reported(self.controller.save_clicks, path):
+            self.controller.status.emit(f"Saved the clicks to {path}.")
 
     def _load_clicks(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load clicks", "", "Clicks (*.csv *.json)")
         if path:
-            try:
-                self.controller.load_clicks(path)
-            except (OSError, ValueError) as error:
-                self.controller.report_error(str(error))
+            self._reported(self.controller.load_clicks, path)
 
     def _restore(self) -> None:
-        try:
-            self.controller.restore_autosave()
-        except ValueError as error:
-            self.controller.report_error(str(error))
+        self._reported(self.controller.restore_autosave)
 
     def _save_labels(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self,
             "Save labels",
             "labels.tif",
-            "Labels (*.tif *.nii.gz *.nii *.mha *.nrrd *.zarr *.ome.zarr)",
+            "Labels (*.tif *.tiff *.png *.nii.gz *.nii *.mha *.nrrd *.zarr *.ome.zarr)",
         )
-        if path:
-            try:
-                self.controller.recovery.save_labels(path)
-                self.controller.status.emit(f"Saved the labels to {path}.")
-            except (OSError, ValueError) as error:
-                self.controller.report_error(str(error))
+        if path and self._reported(self.controller.recovery.save_labels, path):
+            self.controller.status.emit(f"Saved the labels to {path}.")
+
+    def _reported(self, action, *args) -> bool:
+        """``action(*args)``; False, with the error on the status line, when it raises
+        OSError (a folder that does not exist, no permission, a full disk) or ValueError."""
+        try:
+            action(*args)
+        except (OSError, ValueError) as error:
+            self.controller.report_error(str(error))
+            return False
+        return True
 
     def _choose_autosave_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Autosave folder")

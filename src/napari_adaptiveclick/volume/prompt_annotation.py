@@ -109,18 +109,29 @@ class PromptAnnotation:
     def replay(self, records: Sequence[ClickRecord]) -> Iterator[ClickOutcome]:
         """Apply records of any kind in ``order`` (each one undo level), yielding each outcome;
         each is predicted at its own threshold (records without one: :attr:`threshold` when
-        the replay began)."""
+        the replay began). Every record is checked first (:meth:`check_replay`): a bad
+        file changes nothing."""
+        self.check_replay(records)
         default = self.threshold
         for record in sorted(records, key=lambda r: r.order):
-            if record.axis != self.geometry.axis:
-                raise ValueError(
-                    f"Click {record.order} was made on slices along axis {record.axis}, but "
-                    f"this volume is cut along axis {self.geometry.axis}."
-                )
             if record.object_id != self.object_id:
                 self.select_object(record.object_id)
             self.model_name = record.model or self.model_name
             yield self._replayed(record, record_threshold(record, default))
+
+    def check_replay(self, records: Sequence[ClickRecord]) -> None:
+        """ValueError, naming the first offending record, for records that cannot all be
+        replayed here: made along another slicing axis, or refused by
+        :func:`~napari_adaptiveclick.volume.replay.check_records`."""
+        from napari_adaptiveclick.volume.replay import check_records
+
+        wrong = [r for r in records if r.axis != self.geometry.axis]
+        if wrong:
+            raise ValueError(
+                f"Click {wrong[0].order} was made on slices along axis {wrong[0].axis}, but "
+                f"this volume is cut along axis {self.geometry.axis}; nothing was replayed."
+            )
+        check_records(records, self.geometry.shape, self.labels.dtype)
 
     def _replayed(self, record: ClickRecord, threshold: float) -> ClickOutcome:
         """:meth:`replay_record` at ``threshold``; :attr:`threshold` again once it returns."""

@@ -91,6 +91,29 @@ def test_threshold_applies_to_the_last_click_at_once(make_napari_viewer, qtbot):
     np.testing.assert_array_equal(c.labels.data, committed)
 
 
+def test_threshold_after_an_undo_applies_to_the_click_now_last(make_napari_viewer, qtbot):
+    # Before, after click, click, Undo a changed Threshold did nothing (the undone click was
+    # still the one it re-applied to).
+    viewer = make_napari_viewer()
+    image = viewer.add_image(disk_volume(3, 40), name="vol")
+    widget = dock_widget(viewer, qtbot, image)
+    c = widget.controller
+    c.add_click(1, 20, 20)
+    idle(qtbot, c)
+    probability = c.annotator.session.probability  # the first click's
+    c.add_click(1, 4, 4, positive=False)
+    idle(qtbot, c)
+    c.undo()
+    idle(qtbot, c)
+    for threshold in (0.95, 0.05):
+        widget.threshold_spin.setValue(threshold)
+        idle(qtbot, c)
+        np.testing.assert_array_equal(c.labels.data[1] == 1, probability > threshold)
+    assert len(c.annotator.records) == 1
+    assert c.annotator.records[0].threshold == pytest.approx(0.05)
+    assert "Threshold 0.05" in widget.status.text()
+
+
 def test_undo_after_commit_only_reopens_the_object(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(3, 40), name="vol")

@@ -113,8 +113,7 @@ class AnnotationActions:
         self._submit_prompt(plane, lambda _annotator: stroke)
 
     def box(self, plane: int, top: float, left: float, bottom: float, right: float) -> None:
-        """A box around the object on ``plane`` (edges in pixel coordinates, see
-        :class:`~napari_adaptiveclick.interactive.prompts.BoxPrompt`)."""
+        """A box around the object on ``plane`` (edges in pixels, as in a ``BoxPrompt``)."""
         box = BoxPrompt(top, left, bottom, right)
         self._submit_prompt(plane, lambda _annotator: box)
 
@@ -164,8 +163,8 @@ class AnnotationActions:
         self._submit("replay", self._do_replay, list(records))
 
     def rethreshold(self) -> None:
-        """Apply the annotator's threshold to the last click's probability, if that click is
-        still the last edit of the current object (in turn, after the running action)."""
+        """Apply the annotator's threshold to the last click's probability (after an undo,
+        the click now last) if it is still the current object's last edit (queued in turn)."""
         self._submit("threshold", self._do_rethreshold)
 
     def cancel(self) -> None:
@@ -287,6 +286,7 @@ class AnnotationActions:
             self.annotator.select_object(old)
             self.status.emit(f"Commit undone: segmenting object {old} again.")
         elif self.annotator.undo():
+            self._last_click = self.annotator.held_prediction()  # what a new threshold re-cuts
             self.status.emit(
                 f"Undone; {len(self.annotator.object_records())} clicks on object {self.annotator.object_id}."
             )

@@ -208,6 +208,15 @@ class VolumeAnnotator(PromptAnnotation):
         self._selection_mark = min(self._selection_mark, len(self._history))
         return True
 
+    def held_prediction(self) -> tuple[ClickRecord, Prediction] | None:
+        """The last record and the session's prediction for it while the session still holds
+        its run (after an undo inside that run): what a changed threshold re-applies to
+        (:meth:`rewrite_click`); None otherwise."""
+        run = self._runs[-1] if self._runs else None
+        if run is None or not run.records or not self._predictor.holds(run):
+            return None
+        return run.records[-1], self.session.prediction
+
     # ------------------------------------------------------------------ clicks
     def mask(self, plane: int, object_id: int | None = None) -> np.ndarray:
         """(rows, cols) bool mask of an object (default: current) on ``plane``."""

@@ -41,7 +41,7 @@ class RunPredictor:
         ``.mask``: (rows, cols)) for ``prompt`` (a click, stroke, box, or a mask prompt that
         starts ``run``) after the records of ``run`` (none for a new run), on top of the
         run's prior. Call :meth:`hold` once the prompt is recorded in ``run``."""
-        if not (self._run is run and self._clicks == len(run.records)):
+        if not self.holds(run):
             self._restart(run)
         self._run, self._clicks = None, 0  # until the result is accepted
         return self.session.add_prompt(prompt)
@@ -49,6 +49,10 @@ class RunPredictor:
     def hold(self, run: Run) -> None:
         """The session now holds all records of ``run``."""
         self._run, self._clicks = run, len(run.records)
+
+    def holds(self, run: Run) -> bool:
+        """The session holds all records of ``run`` (its prediction is that of the last)."""
+        return self._run is run and self._clicks == len(run.records)
 
     def undo_to(self, last: Run | None) -> None:
         """Undo the session's clicks beyond the records ``last`` (the last run) still has;

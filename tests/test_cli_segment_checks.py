@@ -362,3 +362,17 @@ def test_objects_left_without_pixels_are_named(tmp_path, image, capsys):
     assert _segment(image, clicks, tmp_path / "out.tif", "--model", "tiny") == 0
     assert "no pixels for object(s) 3" in capsys.readouterr().out
     assert not tifffile.imread(tmp_path / "out.tif").any()
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "nan", "high"])
+def test_a_threshold_outside_0_1_is_refused_before_anything_is_said_or_read(
+    tmp_path, capsys, no_model_loading, value
+):
+    with pytest.raises(SystemExit) as stop:
+        _segment(
+            tmp_path / "none.tif", tmp_path / "none.csv", tmp_path / "out.tif", "--threshold", value
+        )
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --threshold: threshold must be a number in (0, 1)" in err
+    assert "replay at" not in err and "no such file" not in err.lower()

@@ -33,6 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.volume.records import ClickRecord
 
 
+def _threshold(text: str) -> float:
+    """``--threshold``: a number in (0, 1), refused by argparse (before any work) otherwise."""
+    from napari_adaptiveclick.volume.records import checked_threshold
+
+    try:
+        return checked_threshold(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="replay clicks on an image or volume and write the labels")
     p.add_argument(
@@ -47,7 +57,10 @@ def _segment_parser(sub) -> None:
         "IMAGE.ome.zarr/labels/NAME: a chunked store, written in place, never held in memory)",
     )
     p.add_argument(
-        "--checkpoint", default=None, help="checkpoint path or 'default' (shipped weights)"
+        "--checkpoint",
+        default=None,
+        help="checkpoint path, or shipped weights: 'default' (EM) or 'default-mri' (MRI); "
+        "without it (and --model) the shipped weights for the image's kind",
     )
     p.add_argument(
         "--model",
@@ -64,7 +77,7 @@ def _segment_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
         default=PREDICTION_THRESHOLD,
         help="mask threshold of records that do not hold their own (files from before it was "
         "recorded); every other record replays at the threshold it was made with",

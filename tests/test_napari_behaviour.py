@@ -61,11 +61,16 @@ def test_a_model_without_weights_needs_the_opt_in(make_napari_viewer, qtbot, mon
     assert "Ready" in widget.status.text()
 
 
-def test_threshold_applies_to_the_last_click_at_once(make_napari_viewer, qtbot):
+def _started(make_napari_viewer, qtbot):
+    """The widget and its controller, started on a 3-plane disk volume."""
     viewer = make_napari_viewer()
     image = viewer.add_image(disk_volume(3, 40), name="vol")
     widget = dock_widget(viewer, qtbot, image)
-    c = widget.controller
+    return widget, widget.controller
+
+
+def test_threshold_applies_to_the_last_click_at_once(make_napari_viewer, qtbot):
+    widget, c = _started(make_napari_viewer, qtbot)
     c.go_to_plane(1)
     c.add_click(1, 20, 20)
     idle(qtbot, c)
@@ -94,10 +99,7 @@ def test_threshold_applies_to_the_last_click_at_once(make_napari_viewer, qtbot):
 def test_threshold_after_an_undo_applies_to_the_click_now_last(make_napari_viewer, qtbot):
     # Before, after click, click, Undo a changed Threshold did nothing (the undone click was
     # still the one it re-applied to).
-    viewer = make_napari_viewer()
-    image = viewer.add_image(disk_volume(3, 40), name="vol")
-    widget = dock_widget(viewer, qtbot, image)
-    c = widget.controller
+    widget, c = _started(make_napari_viewer, qtbot)
     c.add_click(1, 20, 20)
     idle(qtbot, c)
     probability = c.annotator.session.probability  # the first click's
@@ -115,10 +117,7 @@ def test_threshold_after_an_undo_applies_to_the_click_now_last(make_napari_viewe
 
 
 def test_undo_after_commit_only_reopens_the_object(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    image = viewer.add_image(disk_volume(3, 40), name="vol")
-    widget = dock_widget(viewer, qtbot, image)
-    c = widget.controller
+    widget, c = _started(make_napari_viewer, qtbot)
     c.add_click(1, 20, 20)
     idle(qtbot, c)
     clicked = c.labels.data.copy()

@@ -246,7 +246,7 @@ def test_masks_that_cannot_be_replayed_are_refused_before_any_prediction(
 
 
 def test_a_label_mask_of_the_start_labels_or_of_an_earlier_record_passes_the_checks(tmp_path):
-    from napari_adaptiveclick.volume.replay import check_records
+    from napari_adaptiveclick.volume.replay_checks import check_records
 
     refine = ClickRecord(0, 5, 5, True, 7, order=1, kind="mask", mask_label=7)
     check_records([_click(7), refine], SHAPE, np.int32, start_ids=())  # made by record 0

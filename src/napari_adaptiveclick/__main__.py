@@ -25,22 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_adaptiveclick._adapt_command import add_adapt_parser, run_adapt
+from napari_adaptiveclick._cli_types import threshold_argument
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.io.writable import check_writable
 from napari_adaptiveclick.models.registry import model_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.volume.records import ClickRecord
-
-
-def _threshold(text: str) -> float:
-    """``--threshold``: a number in (0, 1), refused by argparse (before any work) otherwise."""
-    from napari_adaptiveclick.volume.records import checked_threshold
-
-    try:
-        return checked_threshold(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _segment_parser(sub) -> None:
@@ -77,7 +68,7 @@ def _segment_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--threshold",
-        type=_threshold,
+        type=threshold_argument,
         default=PREDICTION_THRESHOLD,
         help="mask threshold of records that do not hold their own (files from before it was "
         "recorded); every other record replays at the threshold it was made with",
@@ -107,7 +98,8 @@ def segment(args: argparse.Namespace) -> int:
     from napari_adaptiveclick.io.stores import copy_into, is_store_path, new_labels_store
     from napari_adaptiveclick.volume import replay_records
     from napari_adaptiveclick.volume.clicks_file import read_click_records
-    from napari_adaptiveclick.volume.replay import check_records, labels_dtype_for
+    from napari_adaptiveclick.volume.replay import labels_dtype_for
+    from napari_adaptiveclick.volume.replay_checks import check_records
 
     if getattr(args, "batch", None):
         from napari_adaptiveclick._segment_batch import run_batch

@@ -44,6 +44,7 @@ from napari_adaptiveclick.volume.propagation import (
     PropagationSettings,
 )
 from napari_adaptiveclick.volume.records import ClickRecord, checked_threshold, record_threshold
+from napari_adaptiveclick.volume.replay_checks import check_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_adaptiveclick.interactive.session import Prediction
@@ -122,9 +123,7 @@ class PromptAnnotation:
     def check_replay(self, records: Sequence[ClickRecord]) -> None:
         """ValueError, naming the first offending record, for records that cannot all be
         replayed here: made along another slicing axis, or refused by
-        :func:`~napari_adaptiveclick.volume.replay.check_records`."""
-        from napari_adaptiveclick.volume.replay import check_records
-
+        :func:`~napari_adaptiveclick.volume.replay_checks.check_records`."""
         wrong = [r for r in records if r.axis != self.geometry.axis]
         if wrong:
             raise ValueError(

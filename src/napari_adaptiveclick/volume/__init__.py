@@ -13,7 +13,8 @@ The public names live in small modules and are gathered here:
   :func:`derived_click` among them: :mod:`.propagation_prompts`);
 - :mod:`.records`: :class:`~.records.ClickRecord`, a prompt as kept for provenance (with
   the mask threshold it was made at); :mod:`.clicks_file`: their CSV / JSON files;
-- :mod:`.replay`: :func:`replay_records`, labels from a click record file.
+- :mod:`.replay`: :func:`replay_records`, labels from a click record file (every record
+  checked first: :mod:`.replay_checks`);
 - :mod:`.autosave`: :class:`~.autosave.AutosaveStore`, the crash-safe store of an annotation's
   records and changed label tiles (a journal, written in the background:
   :mod:`.autosave_queue`; its parts: :mod:`.autosave_format`, :mod:`.autosave_state`);

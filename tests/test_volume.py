@@ -21,6 +21,7 @@ from napari_adaptiveclick.volume import (
     derived_click,
     replay_records,
 )
+from napari_adaptiveclick.volume.records import ClickRecord
 from synthetic import disk_volume
 
 # Stops only where the written mask is empty, at the volume's end or at clicked planes, so the
@@ -340,3 +341,33 @@ def test_a_replay_with_a_bad_record_changes_nothing(session):
     with pytest.raises(ValueError, match="along axis 1.*nothing was replayed"):
         list(annotator.replay(wrong_axis))
     assert not labels.any() and annotator.records == []
+
+
+def test_a_replay_whose_label_mask_is_in_no_labels_changes_nothing(session):
+    image = disk_volume(4, 32)
+    good = ClickRecord(1, 16, 16, True, object_id=1, order=0)
+    refine = ClickRecord(2, 5, 5, True, 7, order=1, kind="mask", mask_label=7)
+    labels = np.zeros((4, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session)
+    with pytest.raises(ValueError, match="label 7 is in no labels"):
+        list(annotator.replay([good, refine]))
+    assert not labels.any() and annotator.records == []
+
+
+def test_no_threshold_rewrite_of_a_record_trimmed_to_an_intensity_range(session):
+    # A replayed record with an intensity range wrote a trimmed mask; after a later click on
+    # its plane is undone, a changed threshold must not write the untrimmed probability.
+    image = disk_volume(4, 32)
+    labels = np.zeros((4, 32, 32), np.int32)
+    annotator = VolumeAnnotator(image, labels, session)
+    trimmed = ClickRecord(1, 16, 16, True, object_id=1, order=0, intensity_min=150.0)
+    list(annotator.replay([trimmed]))
+    annotator.add_click(1, 4, 4, False)
+    annotator.undo()
+    assert annotator.records[-1].keep.limits and annotator.held_prediction() is None
+    plain = VolumeAnnotator(image, np.zeros((4, 32, 32), np.int32), session)
+    plain.add_click(1, 16, 16)
+    plain.add_click(1, 4, 4, False)
+    plain.undo()
+    record, prediction = plain.held_prediction()
+    assert record is plain.records[-1] and prediction.box is not None

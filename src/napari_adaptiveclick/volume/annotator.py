@@ -211,11 +211,13 @@ class VolumeAnnotator(PromptAnnotation):
     def held_prediction(self) -> tuple[ClickRecord, Prediction] | None:
         """The last record and the session's prediction for it while the session still holds
         its run (after an undo inside that run): what a changed threshold re-applies to
-        (:meth:`rewrite_click`); None otherwise."""
+        (:meth:`rewrite_click`); None otherwise, and for a record trimmed to an intensity
+        range (propagated or replayed with one), whose mask is not the probability cut."""
         run = self._runs[-1] if self._runs else None
         if run is None or not run.records or not self._predictor.holds(run):
             return None
-        return run.records[-1], self.session.prediction
+        record = run.records[-1]
+        return None if record.keep.limits else (record, self.session.prediction)
 
     # ------------------------------------------------------------------ clicks
     def mask(self, plane: int, object_id: int | None = None) -> np.ndarray:

@@ -35,6 +35,7 @@ from napari_adaptiveclick.interactive.prompts import (
     check_prompt,
 )
 from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange, trim_to_range
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step
 from napari_adaptiveclick.volume.propagation import (
@@ -121,8 +122,9 @@ class PromptAnnotation:
             yield self._replayed(record, record_threshold(record, default))
 
     def check_replay(self, records: Sequence[ClickRecord]) -> None:
-        """ValueError, naming the first offending record, for records that cannot all be
-        replayed here: made along another slicing axis, or refused by
+        """ValueError, naming an offending record, for records that cannot all be replayed
+        here (label masks against the labels' ids, unless they are lazy): made along another
+        slicing axis, or refused by
         :func:`~napari_adaptiveclick.volume.replay_checks.check_records`."""
         wrong = [r for r in records if r.axis != self.geometry.axis]
         if wrong:
@@ -130,7 +132,9 @@ class PromptAnnotation:
                 f"Click {wrong[0].order} was made on slices along axis {wrong[0].axis}, but "
                 f"this volume is cut along axis {self.geometry.axis}; nothing was replayed."
             )
-        check_records(records, self.geometry.shape, self.labels.dtype)
+        labelled = any(r.kind == "mask" and r.mask_label for r in records)
+        ids = np.unique(self.labels) if labelled and not is_lazy(self.labels) else None
+        check_records(records, self.geometry.shape, self.labels.dtype, ids)
 
     def _replayed(self, record: ClickRecord, threshold: float) -> ClickOutcome:
         """:meth:`replay_record` at ``threshold``; :attr:`threshold` again once it returns."""

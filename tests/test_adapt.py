@@ -102,6 +102,20 @@ def test_worse_is_reported_and_not_written_unless_keep_worse(volume, tmp_path, c
     assert read_checkpoint(out)["adaptation"]["after"]["NoC@85"] == 3.0
 
 
+def test_a_run_over_its_budget_says_why():
+    from types import SimpleNamespace
+
+    from napari_adaptiveclick._adapt_command import over_budget_note
+
+    def result(seconds: float) -> SimpleNamespace:
+        return SimpleNamespace(seconds=seconds, before={"check_seconds": 7.2})
+
+    note = over_budget_note(result(19.0), 0.1)  # 6 s asked, two 7 s checks and a step
+    assert "13 s more than --minutes 0.1" in note and "7 s a check" in note
+    assert over_budget_note(result(300.5), 5.0) == ""  # within its budget
+    assert over_budget_note(result(310.0), 5.0) == ""  # the last step's overrun is expected
+
+
 def _objects(planes: int = 6):
     image, labels = disks_with_labels(planes)
     return collect_objects(as_volume(image), as_volume(labels), min_area=16)

@@ -179,7 +179,7 @@ def test_a_bad_last_click_is_refused_before_work(tmp_path, image, capsys, no_mod
     late = ClickRecord(0, 200, 35, True, object_id=1, order=9)
     clicks = _clicks(tmp_path, _click(1), late)
     assert _segment(image, clicks, tmp_path / "o.tif", "--model", "tiny") == 2
-    assert "Click 9 at plane 0, (row 200.0" in capsys.readouterr().err
+    assert "The click of order 9 at plane 0, (row 200.0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,10 @@ def test_masks_that_cannot_be_replayed_are_refused_before_any_prediction(
     )
     assert _segment(image, clicks, tmp_path / "out.tif", "--model", "tiny") == 2
     err = capsys.readouterr().err
-    assert re.search(f"Record 1 \\(mask, plane 0\\): .*{message}", err) and "Traceback" not in err
+    assert (
+        re.search(f"The record of order 1 \\(mask, plane 0\\): .*{message}", err)
+        and "Traceback" not in err
+    )
 
 
 def test_a_label_mask_of_the_start_labels_or_of_an_earlier_record_passes_the_checks(tmp_path):

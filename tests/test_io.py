@@ -124,15 +124,23 @@ def test_tiff_stack_of_3_or_4_planes_in_tifffile_defaults_reads_as_planes(tmp_pa
         str(tmp_path / "stack.tif")
     )
     np.testing.assert_array_equal(napari_data, vol.data)
-    # a planar RGB stack (planes, samples, rows, cols) keeps its colours last
-    tifffile.imwrite(
-        tmp_path / "rgbstack.tif",
-        np.stack([stack[:3]] * 2),
-        planarconfig="separate",
-        photometric="rgb",
-    )
-    vol = read_image(tmp_path / "rgbstack.tif")
-    assert vol.axes == "zyxc" and vol.spatial_shape == (2, 5, 6)
+
+
+@pytest.mark.parametrize("samples", [3, 4])
+def test_a_4d_stack_with_planar_samples_reads_as_napari_shows_it(tmp_path, samples):
+    # tifffile writes any (..., 3 or 4, H, W) array as planar RGB by default; napari opens it
+    # as that many grey planes, so no plane may be dropped as alpha or merged into colours
+    stack = np.random.default_rng(samples).integers(0, 255, (2, samples, 5, 6), dtype=np.uint8)
+    path = tmp_path / "stack4d.tif"
+    tifffile.imwrite(path, stack, photometric="rgb", planarconfig="separate")
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "QSYX"
+    vol = read_image(path)
+    assert vol.axes == "tzyx" and not vol.is_rgb and vol.data.shape == (2, samples, 5, 6)
+    np.testing.assert_array_equal(vol.data, stack)  # the 4th plane is kept, not taken as alpha
+    builtins = pytest.importorskip("napari_builtins.io")
+    (napari_data, *_), *_ = builtins.napari_get_reader(str(path))(str(path))
+    np.testing.assert_array_equal(napari_data, vol.data)
 
 
 # --- PNG / JPEG ------------------------------------------------------------------------

@@ -144,6 +144,22 @@ def test_writer_without_source_uses_the_layers_transform(tmp_path):
         )
 
 
+@pytest.mark.parametrize("name", ["labels.tif", "labels.nii.gz", "labels.mha", "labels.png"])
+def test_writer_keeps_the_layers_integer_type_when_the_ids_fit(tmp_path, name):
+    shape = (6, 7) if name.endswith(".png") else (3, 6, 7)
+    labels = np.zeros(shape, np.int32)  # napari's usual Labels dtype, ids that fit a byte
+    labels[..., 1:3, 2:5] = 7
+    out = write_labels_layer(str(tmp_path / name), labels, {"metadata": {}})[0]
+    back = read_image(out)
+    np.testing.assert_array_equal(back.data, labels)
+    # PNG holds only uint8 / uint16, so there the smallest of those that fits is used
+    assert back.data.dtype == (np.uint8 if name.endswith(".png") else np.int32)
+    wide = np.zeros(shape, np.uint16)
+    wide[..., 0, 0] = 300
+    out = write_labels_layer(str(tmp_path / f"wide_{name}"), wide, {"metadata": {}})[0]
+    assert read_image(out).data.dtype == np.uint16 and read_image(out).data.max() == 300
+
+
 def test_multichannel_metaimage_gives_each_channel_the_geometry(tmp_path):
     import SimpleITK as sitk
     from napari.layers.utils.stack_utils import split_channels

@@ -326,7 +326,9 @@ def test_replay_refuses_a_mask_that_differs_and_prompts_outside_the_volume(sessi
     with pytest.raises(ValueError, match="Label 5 has no pixels on plane 1"):
         replay_records(image, annotator.records, session, labels=elsewhere)
     outside = ClickRecord(0, 5.0, 5.0, True, 1, kind="scribble", points=((5, 5), (5, 40)))
-    with pytest.raises(ValueError, match=r"Record 0 \(scribble, plane 0\): Stroke point"):
+    with pytest.raises(
+        ValueError, match=r"The record of order 0 \(scribble, plane 0\): Stroke point"
+    ):
         replay_records(image, [outside], session)
     empty_box = ClickRecord(0, 5.0, 5.0, True, 1, kind="box", points=((5, 5), (5, 9)))
     with pytest.raises(ValueError, match="empty"):

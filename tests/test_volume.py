@@ -334,7 +334,7 @@ def test_a_replay_with_a_bad_record_changes_nothing(session):
     bad = replace(source.records[-1], plane=9, order=source.records[-1].order + 1)
     labels = np.zeros((4, 32, 32), np.int32)
     annotator = VolumeAnnotator(image, labels, session)
-    with pytest.raises(ValueError, match="Click 2 at plane 9.*outside the volume"):
+    with pytest.raises(ValueError, match="click of order 2 at plane 9.*outside the volume"):
         list(annotator.replay([*source.records, bad]))
     assert not labels.any() and annotator.records == [] and not annotator.can_undo
     wrong_axis = [replace(r, axis=1) for r in source.records]

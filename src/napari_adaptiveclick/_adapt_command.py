@@ -160,6 +160,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         f"{result.steps} steps in {result.seconds / 60:.1f} min, stopped: {result.stopped}; "
         f"kept the weights of step {result.best_step}."
     )
+    if note := over_budget_note(result, settings.minutes):
+        print(note)
     if result.worse and not args.keep_worse:
         print(
             "Adaptation made the held-out objects WORSE (mean of NoC@85 and NoC@90 "
@@ -174,6 +176,20 @@ def run_adapt(args: argparse.Namespace) -> int:
     path = save_adapted(args.out, job, result, args.overwrite)
     print(f"wrote {path} (provenance under 'adaptation')")
     return 0
+
+
+def over_budget_note(result: Any, minutes: float) -> str:
+    """Why a run took clearly longer than its ``--minutes`` (empty when it did not): at least
+    one step is trained, and the held-out objects are measured before it and after it."""
+    over = result.seconds - minutes * 60
+    if over <= 1.0 + 0.05 * minutes * 60:
+        return ""
+    return (
+        f"Note: this took {over:.0f} s more than --minutes {minutes:g}: at least one step is "
+        f"trained, and the held-out objects are measured before and after it "
+        f"({result.before['check_seconds']:.0f} s a check). Give more minutes, or fewer "
+        "--max-clicks for a quicker check."
+    )
 
 
 def _print_progress(update: Any) -> None:

@@ -209,7 +209,8 @@ def _write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> lis
             labels if isinstance(labels, LazyArray) or not is_lazy(labels) else LazyArray(labels)
         )
         return [str(write_labels_store(path, source, like, overwrite=True))]
-    return [str(write_labels(path, np.asarray(labels), like, overwrite=True))]
+    labels = np.asarray(labels)  # the layer's integer type is kept when the ids fit it
+    return [str(write_labels(path, labels, like, overwrite=True, dtype=labels.dtype))]
 
 
 def _same_store(labels: Any, path: str) -> bool:

@@ -89,7 +89,11 @@ class Recovery:
         if self.offer is None:
             return ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.offer.saved))
-        return f"Restore the autosaved annotation from {when} ({len(self.offer.records)} clicks)"
+        clicks, planes = len(self.offer.records), len(self.offer.planes)  # painting has no clicks
+        return (
+            f"Restore the autosaved annotation from {when} ({clicks} click"
+            f"{'s' * (clicks != 1)}, labels edited on {planes} plane{'s' * (planes != 1)})"
+        )
 
     # ------------------------------------------------------------------ session
     def begin(

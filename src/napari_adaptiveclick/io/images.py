@@ -108,12 +108,13 @@ def read_image(path: str | os.PathLike) -> ImageVolume:
 
 def _read_tiff(path: Path) -> ImageVolume:
     """Row/col spacing from the resolution tags, plane spacing from ImageJ (or tifffile JSON)
-    metadata. RGB(A) samples become a last axis of 3, except planar samples with no other
-    axis: tifffile writes a 3- or 4-plane stack that way by default (as RGB with separate
-    planes), and napari opens such a file as planes, so they are read as planes (``zyx``) and
-    a clicks file made in napari replays on the same planes. A resolution in inches without a
-    stated unit is the desktop-publishing default (e.g. 72 dpi), not a calibration, and is
-    ignored."""
+    metadata. Contiguous RGB(A) samples become a last axis of 3 (alpha dropped). Planar
+    samples (``...SYX``) stay an axis where they are, read as planes: tifffile writes any
+    (..., 3 or 4, H, W) stack that way by default (as RGB with separate planes), and napari
+    opens such a file as that many planes of grey, so the reader does too: no plane is dropped
+    as alpha and a clicks file made in napari replays on the same planes. A resolution in
+    inches without a stated unit is the desktop-publishing default (e.g. 72 dpi), not a
+    calibration, and is ignored."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -130,8 +131,8 @@ def _read_tiff(path: Path) -> ImageVolume:
         if calibrated:
             per_letter["x"] = _rational_spacing(tags["XResolution"].value)
             per_letter["y"] = _rational_spacing(tags["YResolution"].value)
-    if series_axes == "SYX":  # planar samples alone: planes, as napari shows such a file
-        series_axes = "ZYX"
+    if series_axes.endswith("SYX"):  # planar samples: planes, as napari shows such a file
+        series_axes = series_axes[:-3] + "ZYX"
     if "S" in series_axes:  # samples (RGB/RGBA) go last, alpha is dropped
         data = np.moveaxis(data, series_axes.index("S"), -1)
         series_axes = series_axes.replace("S", "") + "S"

@@ -158,13 +158,15 @@ class PromptAnnotation:
         try:
             prompt = self.mask_prompt(record.plane, **source)
         except ValueError as err:
-            raise ValueError(f"Record {record.order} (a mask) cannot be replayed: {err}") from None
+            raise ValueError(
+                f"The record of order {record.order} (a mask) cannot be replayed: {err}"
+            ) from None
         if record.mask_sha256 and prompt.sha256 != record.mask_sha256:
             what = f"label {record.mask_label}" if record.mask_label else "the polygon"
             raise ValueError(
-                f"Record {record.order}: the mask of {what} on plane {record.plane} is not the "
-                "one recorded (its SHA-256 differs): the labels differ from those the records "
-                "were made on. Nothing was changed by this record."
+                f"The record of order {record.order}: the mask of {what} on plane "
+                f"{record.plane} is not the one recorded (its SHA-256 differs): the labels "
+                "differ from those the records were made on. Nothing was changed by this record."
             )
         return self._add_prompt(record.plane, prompt)
 

@@ -130,7 +130,9 @@ class ClickRecord:
             (top, left), (bottom, right) = self.points
             return BoxPrompt(top, left, bottom, right)
         if self.kind == "mask":
-            raise ValueError(f"Record {self.order} is a mask: its mask is read when replayed.")
+            raise ValueError(
+                f"The record of order {self.order} is a mask: its mask is read when replayed."
+            )
         return self.click
 
 

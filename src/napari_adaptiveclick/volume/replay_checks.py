@@ -45,8 +45,8 @@ def check_records(
     for r in sorted(records, key=lambda r: r.order):
         if not geometry.contains(r.plane, r.row, r.col):
             raise ValueError(
-                f"Click {r.order} at plane {r.plane}, (row {r.row:.1f}, col {r.col:.1f}) is "
-                f"outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
+                f"The click of order {r.order} at plane {r.plane}, (row {r.row:.1f}, col "
+                f"{r.col:.1f}) is outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
                 f"{geometry.axis}); nothing was predicted."
             )
         known = None if start_ids is None or r.kind != "mask" else start_ids | made
@@ -54,7 +54,8 @@ def check_records(
         made.add(r.object_id)
         if problem is not None:
             raise ValueError(
-                f"Record {r.order} ({r.kind}, plane {r.plane}): {problem} Nothing was predicted."
+                f"The record of order {r.order} ({r.kind}, plane {r.plane}): {problem} "
+                "Nothing was predicted."
             )
         if not 1 <= r.object_id <= limit:
             raise ValueError(

@@ -211,8 +211,21 @@ def test_an_input_file_is_never_the_output(tmp_path, image, capsys, no_model_loa
     out = {"image": image, "clicks": clicks, "labels": start}[which]
     extra = ("--labels", str(start), "--model", "tiny", "--overwrite")
     assert _segment(image, clicks, out, *extra) == 2
-    assert f"is the --{which} file" in capsys.readouterr().err
+    assert f"is, holds or lies in the --{which}" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in before} == before  # nothing was written over
+
+
+def test_an_output_store_never_holds_or_lies_in_the_image(tmp_path, capsys, no_model_loading):
+    import zarr
+
+    store = tmp_path / "image.zarr"
+    group = zarr.open_group(str(store), mode="w")
+    group.create_array("raw", shape=SHAPE, dtype="uint8")[:] = 7
+    clicks = _clicks(tmp_path, _click(1))
+    for image, out in ((store / "raw", store), (store, store / "raw")):
+        assert _segment(image, clicks, out, "--model", "tiny", "--overwrite") == 2
+        assert "is, holds or lies in the --image" in capsys.readouterr().err
+        assert (zarr.open_group(str(store), mode="r")["raw"][:] == 7).all()  # still the image
 
 
 @pytest.mark.parametrize("name", ["labels.tif", "labels.zarr"])  # a file, a zarr store

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_adaptiveclick._adapt_command import add_adapt_parser, run_adapt
-from napari_adaptiveclick._cli_types import threshold_argument
+from napari_adaptiveclick._cli_types import overlapping, threshold_argument
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.io.writable import check_writable
 from napari_adaptiveclick.models.registry import model_names
@@ -111,8 +111,10 @@ def segment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for flag in ("image", "clicks", "labels"):  # inputs are never written over
         given = getattr(args, flag, None)
-        if given and Path(given).resolve() == out.resolve():
-            raise ValueError(f"--out {out} is the --{flag} file; choose another --out.")
+        if given and overlapping(Path(given), out):  # a store holds its arrays: never write
+            raise ValueError(
+                f"--out {out} is, holds or lies in the --{flag} {given}; change --out."
+            )
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another --out.")
     volume = read_image(args.image)

@@ -266,8 +266,9 @@ def test_the_inputs_are_never_written_over_even_with_overwrite(
     image, labels = volume
     before = {p: p.read_bytes() for p in (image, labels)}
     for out, message in [
-        (labels, "is one of the input files"),
-        (image, "is one of the input files"),
+        (labels, "is, holds or lies in one of the inputs"),
+        (image, "is, holds or lies in one of the inputs"),
+        (image / "m.pt", "is, holds or lies in one of the inputs"),  # as in an image's store
         (tmp_path / "model.tif", "not a checkpoint name"),
     ]:
         assert _cli(image, labels, out, "--overwrite", *FAST) == 2

@@ -22,3 +22,14 @@ def test_missing_and_unwritable_folders_name_the_flag(tmp_path):
     folder = unwritable_folder(tmp_path)
     with pytest.raises(OutputNotWritableError, match="Cannot write --out .* does not take new files"):  # fmt: skip
         check_writable(folder / "labels.tif")
+
+
+def test_overlapping_paths_are_the_same_one_or_nested(tmp_path):
+    from napari_adaptiveclick.io.writable import overlapping
+
+    store = tmp_path / "image.zarr"
+    assert overlapping(store, store) and overlapping(store / "raw", store)
+    assert overlapping(store, store / "labels" / "0")  # a store holds its arrays
+    assert overlapping(tmp_path / "a" / ".." / "image.zarr", store)  # spelled differently
+    assert not overlapping(tmp_path / "image.zarr2", store)  # a sibling, not inside
+    assert not overlapping(tmp_path / "other.zarr", store)

@@ -34,3 +34,10 @@ def check_writable(out: str | os.PathLike, flag: str = "--out") -> Path:
             "Choose a folder you can write to, or free disk space."
         ) from None
     return out
+
+
+def overlapping(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are the same path or one lies inside the other (a zarr
+    store and one of its arrays): writing either would replace part of the other."""
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)

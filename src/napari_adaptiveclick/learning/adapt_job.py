@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_adaptiveclick.io.images import ImageVolume
-from napari_adaptiveclick.io.writable import OutputNotWritableError, check_writable
+from napari_adaptiveclick.io.writable import OutputNotWritableError, check_writable, overlapping
 from napari_adaptiveclick.learning.adapt import (
     AdaptProgress,
     AdaptResult,
@@ -116,10 +116,10 @@ def check_output(
     out = Path(out)
     resolved = out.resolve()
     for given in inputs:
-        if given is not None and Path(given).resolve() == resolved:
+        if given is not None and overlapping(given, out):  # the file, or in its store
             raise AdaptInputError(
-                f"{flag} {out} is one of the input files ({given}); adaptation never writes over "
-                f"your image or labels. Choose another {flag}."
+                f"{flag} {out} is, holds or lies in one of the inputs ({given}); adaptation "
+                f"never writes over your image or labels. Choose another {flag}."
             )
     if out.is_dir():
         raise AdaptInputError(f"{flag} {out} is a folder; give a file name such as model.pt.")

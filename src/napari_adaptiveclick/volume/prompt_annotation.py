@@ -129,8 +129,9 @@ class PromptAnnotation:
         wrong = [r for r in records if r.axis != self.geometry.axis]
         if wrong:
             raise ValueError(
-                f"Click {wrong[0].order} was made on slices along axis {wrong[0].axis}, but "
-                f"this volume is cut along axis {self.geometry.axis}; nothing was replayed."
+                f"The record of order {wrong[0].order} was made on slices along axis "
+                f"{wrong[0].axis}, but this volume is cut along axis {self.geometry.axis}; "
+                "nothing was replayed."
             )
         labelled = any(r.kind == "mask" and r.mask_label for r in records)
         ids = np.unique(self.labels) if labelled and not is_lazy(self.labels) else None

@@ -46,8 +46,8 @@ def check_records(
         if not geometry.contains(r.plane, r.row, r.col):
             raise ValueError(
                 f"The click of order {r.order} at plane {r.plane}, (row {r.row:.1f}, col "
-                f"{r.col:.1f}) is outside the volume ({geometry.planes} planes of {rows} x {cols} along axis "
-                f"{geometry.axis}); nothing was predicted."
+                f"{r.col:.1f}) is outside the volume ({geometry.planes} planes of {rows} x "
+                f"{cols} along axis {geometry.axis}); nothing was predicted."
             )
         known = None if start_ids is None or r.kind != "mask" else start_ids | made
         problem = record_problem(r, (rows, cols)) or _mask_problem(r, (rows, cols), known)
@@ -59,9 +59,9 @@ def check_records(
             )
         if not 1 <= r.object_id <= limit:
             raise ValueError(
-                f"Click {r.order}: object id {r.object_id} does not fit: {dtype.name} labels "
-                f"hold ids up to {limit} (0 is background); start from labels of a wider "
-                "integer dtype (e.g. uint32 or uint64). Nothing was predicted."
+                f"The record of order {r.order}: object id {r.object_id} does not fit: "
+                f"{dtype.name} labels hold ids up to {limit} (0 is background); start from "
+                "labels of a wider integer dtype (e.g. uint32 or uint64). Nothing was predicted."
             )
     return geometry.axis
 

@@ -24,12 +24,14 @@ def test_missing_and_unwritable_folders_name_the_flag(tmp_path):
         check_writable(folder / "labels.tif")
 
 
-def test_overlapping_paths_are_the_same_one_or_nested(tmp_path):
-    from napari_adaptiveclick.io.writable import overlapping
+def test_an_output_never_writes_over_an_input_or_its_store(tmp_path):
+    from napari_adaptiveclick.io.writable import writes_over
 
-    store = tmp_path / "image.zarr"
-    assert overlapping(store, store) and overlapping(store / "raw", store)
-    assert overlapping(store, store / "labels" / "0")  # a store holds its arrays
-    assert overlapping(tmp_path / "a" / ".." / "image.zarr", store)  # spelled differently
-    assert not overlapping(tmp_path / "image.zarr2", store)  # a sibling, not inside
-    assert not overlapping(tmp_path / "other.zarr", store)
+    store = tmp_path / "image.ome.zarr"
+    assert writes_over(store, store) and writes_over(store, store / "0")  # holds the image
+    assert writes_over(store / "0", store)  # its full-resolution level
+    assert writes_over(store / "labels", store)  # the labels group itself (all its labels)
+    assert writes_over(tmp_path / "a" / ".." / "image.ome.zarr", store)  # spelled differently
+    assert not writes_over(store / "labels" / "cells", store)  # where OME-Zarr keeps labels
+    assert not writes_over(tmp_path / "image.ome.zarr2", store)  # a sibling, not inside
+    assert not writes_over(tmp_path / "other.zarr", store)

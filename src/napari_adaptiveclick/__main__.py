@@ -27,7 +27,7 @@ import numpy as np
 from napari_adaptiveclick._adapt_command import add_adapt_parser, run_adapt
 from napari_adaptiveclick._cli_types import threshold_argument
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
-from napari_adaptiveclick.io.writable import check_writable, overlapping
+from napari_adaptiveclick.io.writable import check_writable, writes_over
 from napari_adaptiveclick.models.registry import model_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +111,7 @@ def segment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for flag in ("image", "clicks", "labels"):  # inputs are never written over
         given = getattr(args, flag, None)
-        if given and overlapping(given, out):  # a store holds its arrays: never write
+        if given and writes_over(out, given):  # a store holds its arrays: never write
             raise ValueError(
                 f"--out {out} is, holds or lies in the --{flag} {given}; change --out."
             )

@@ -36,8 +36,15 @@ def check_writable(out: str | os.PathLike, flag: str = "--out") -> Path:
     return out
 
 
-def overlapping(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` are the same path or one lies inside the other (a zarr
-    store and one of its arrays): writing either would replace part of the other."""
-    a, b = Path(a).resolve(), Path(b).resolve()
-    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+def writes_over(out: str | os.PathLike, given: str | os.PathLike) -> bool:
+    """True when writing ``out`` would replace part of the input ``given``: the same path, a
+    folder or store that holds it, or a path inside it (one of a zarr store's arrays or
+    levels), except an OME-Zarr labels group ``<given>/labels/<name>``, where that format keeps
+    the labels of its image."""
+    out, given = Path(out).resolve(), Path(given).resolve()
+    if out == given or given.is_relative_to(out):
+        return True
+    if not out.is_relative_to(given):
+        return False
+    parts = out.relative_to(given).parts
+    return not (len(parts) == 2 and parts[0] == "labels")

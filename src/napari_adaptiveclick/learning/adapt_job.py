@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_adaptiveclick.io.images import ImageVolume
-from napari_adaptiveclick.io.writable import OutputNotWritableError, check_writable, overlapping
+from napari_adaptiveclick.io.writable import OutputNotWritableError, check_writable, writes_over
 from napari_adaptiveclick.learning.adapt import (
     AdaptProgress,
     AdaptResult,
@@ -116,7 +116,7 @@ def check_output(
     out = Path(out)
     resolved = out.resolve()
     for given in inputs:
-        if given is not None and overlapping(given, out):  # the file, or in its store
+        if given is not None and writes_over(out, given):  # the file, or in its store
             raise AdaptInputError(
                 f"{flag} {out} is, holds or lies in one of the inputs ({given}); adaptation "
                 f"never writes over your image or labels. Choose another {flag}."

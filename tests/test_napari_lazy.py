@@ -165,3 +165,39 @@ def test_widget_on_a_multiscale_ome_zarr_with_labels_on_disk(make_napari_viewer,
     assert [layer.name for layer in layers][-1] == "adaptiveclick"
     assert len(layers[-1].data.levels) == 2 and layers[-1].editable  # the image's pyramid
     assert int(np.asarray(layers[-1].data[2, 32, 45])) == object_id
+
+
+@needs_display
+@pytest.mark.gui
+def test_saving_labels_never_replaces_the_open_image(make_napari_viewer, qtbot, ome):
+    """A store is a folder, so a save dialog may not ask before replacing one (new-user trial
+    2): saving the labels onto the open image, or into one of its arrays, is refused by
+    *Save labels...* and by *File > Save Layers* alike, and the image stays as it was; its
+    OME-Zarr labels group takes them."""
+    from napari.plugins.io import save_layers
+
+    before = np.asarray(read_image(ome).data).copy()
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(ome), plugin="napari-adaptiveclick")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-adaptiveclick", "AdaptiveClick")
+    widget.device_combo.setCurrentText("cpu")
+    widget.image_combo.setCurrentText(image.name)
+    widget.start()
+    controller = widget.controller
+    qtbot.waitUntil(lambda: controller.ready and not controller.busy, timeout=60_000)
+    controller.add_click(2, 32, 45)
+    qtbot.waitUntil(lambda: not controller.busy, timeout=60_000)
+    assert np.asarray(controller.labels.data).any()
+    assert (ome / "s0").is_dir()  # the full resolution
+    for target in (ome, ome / "s0", ome / "labels"):
+        with pytest.raises(FileExistsError, match="would replace the image"):
+            controller.recovery.save_labels(target)
+        with pytest.raises(FileExistsError, match="would replace the image"):
+            save_layers(str(target), [controller.labels], plugin="napari-adaptiveclick")
+    np.testing.assert_array_equal(np.asarray(read_image(ome).data), before)
+    assert controller.recovery.save_labels(ome / "labels" / "saved") == [
+        str(ome / "labels" / "saved")
+    ]
+    saved = np.asarray(read_image(ome / "labels" / "saved").data)
+    np.testing.assert_array_equal(saved, np.asarray(controller.labels.data))
+    np.testing.assert_array_equal(np.asarray(read_image(ome).data), before)

@@ -20,9 +20,9 @@ from napari.layers import Labels
 
 from napari_adaptiveclick._napari import layers as L
 from napari_adaptiveclick._napari.jobs import brief
+from napari_adaptiveclick._napari.layers import image_path
 from napari_adaptiveclick._napari.loading import avoid_triton_llvm_clash, untrained
 from napari_adaptiveclick._napari.placement import choose_volume
-from napari_adaptiveclick._napari.recovery import image_path
 from napari_adaptiveclick.io.images import split_image_name
 from napari_adaptiveclick.io.volume import ImageVolume
 from napari_adaptiveclick.learning.adapt import (

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_adaptiveclick._napari.layers import GEOMETRY_KEY
+from napari_adaptiveclick._napari.layers import GEOMETRY_KEY, image_path
 from napari_adaptiveclick.io import geometry
 from napari_adaptiveclick.io.chunked import is_chunked, ome_metadata
 from napari_adaptiveclick.io.images import ImageVolume, read_image
 from napari_adaptiveclick.io.labels import write_labels
 from napari_adaptiveclick.io.lazy import LazyArray, is_lazy, sample_values
+from napari_adaptiveclick.io.writable import writes_over
 
 EXTENSIONS = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 STORE_EXTENSIONS = (".zarr", ".ome.zarr")  # what the writer writes as a store
@@ -192,7 +193,37 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
     return paths
 
 
+class WouldReplaceImageError(FileExistsError):
+    """Saving labels to that path would replace an open image. Not a ValueError: napari's
+    *Save Layers* takes a writer's ValueError for "no writer" and hides its message."""
+
+
+def refuse_writing_over(path: str | os.PathLike, images: Sequence[str | None]) -> None:
+    """Raise :class:`WouldReplaceImageError` when saving labels to ``path`` would replace one of the ``images``
+    (files or stores): the same path, a folder holding one, or a path inside a store (its
+    OME-Zarr labels group ``<image>/labels/<name>`` excepted). A store is a folder, so a
+    file dialog may not ask before replacing it."""
+    for image in images:
+        if image and writes_over(path, image):
+            raise WouldReplaceImageError(
+                f"Not saving the labels to {path}: that would replace the image {image} "
+                "that is open. Choose another file name, or for an OME-Zarr image its labels "
+                "group <image>/labels/<name>."
+            )
+
+
+def open_images() -> list[str]:
+    """The files the Image layers of the current napari viewer were opened from."""
+    from napari import current_viewer
+    from napari.layers import Image
+
+    viewer = current_viewer()
+    layers = [] if viewer is None else list(viewer.layers)
+    return [p for layer in layers if isinstance(layer, Image) and (p := image_path(layer))]
+
+
 def _write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    refuse_writing_over(path, open_images())
     if isinstance(data, Sequence):  # napari's MultiScaleData: the levels, largest first
         data = data[0]
     labels = data if is_lazy(data) else np.asarray(data)

@@ -28,6 +28,13 @@ METADATA_KEY = "adaptiveclick"
 GEOMETRY_KEY = "adaptiveclick_source"  # the io.ImageVolume an image was read from
 
 
+def image_path(image: Image) -> str | None:
+    """The file ``image`` was opened from (None when it has none)."""
+    source = getattr(getattr(image, "source", None), "path", None)
+    volume = image.metadata.get(GEOMETRY_KEY)
+    return source or (str(volume.path) if getattr(volume, "path", None) else None)
+
+
 def unwrap(obj):
     """The object behind napari's ``PublicOnlyProxy`` (plugins get the viewer through one,
     and layers from it are proxies too: identity checks need the real objects)."""

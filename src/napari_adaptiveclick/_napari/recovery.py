@@ -38,22 +38,23 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_adaptiveclick._napari import layers as L
-from napari_adaptiveclick._napari.files import PLUGIN, SAVED_HOOKS, WRITER_EXTENSIONS
+from napari_adaptiveclick._napari.files import (
+    PLUGIN,
+    SAVED_HOOKS,
+    WRITER_EXTENSIONS,
+    refuse_writing_over,
+    write_labels_layer,
+)
+from napari_adaptiveclick._napari.layers import image_path
 from napari_adaptiveclick._napari.painting import changed_boxes, painted_objects
 from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
+from napari_adaptiveclick.io.chunked import is_chunked
 from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.volume import VolumeAnnotator
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveSnapshot, AutosaveStore
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
 from napari_adaptiveclick.volume.records import ClickRecord, with_threshold
-
-
-def image_path(image: Image) -> str | None:
-    """The file ``image`` was opened from (None when it has none)."""
-    source = getattr(getattr(image, "source", None), "path", None)
-    volume = image.metadata.get(L.GEOMETRY_KEY)
-    return source or (str(volume.path) if getattr(volume, "path", None) else None)
 
 
 class Recovery:
@@ -73,6 +74,7 @@ class Recovery:
         self._folders: list[Path] = []  # where the image's store may be, preferred first
         self._written: dict[Path, tuple[AutosaveStore, Labels]] = {}  # stores of this viewer
         self._labels: Labels | None = None
+        self._image: str | None = None  # the file the annotated image was opened from
         self._selection: L.VolumeSelection | None = None
         self._annotator: VolumeAnnotator | None = None
         self._records: Callable[[], list[ClickRecord]] = list  # the records kept now
@@ -111,6 +113,7 @@ class Recovery:
         painted by hand are told to ``annotator`` all the same)."""
         self.end()
         self._labels, self._selection, self._annotator = labels, selection, annotator
+        self._image = image_path(image)
         labels.events.paint.connect(self._on_paint)
         SAVED_HOOKS.append(self._on_saved)  # File > Save Layers with this plugin's writer
         if is_lazy(annotator.labels):
@@ -120,7 +123,7 @@ class Recovery:
             return
         extra = selection.extra_axis
         name = "" if extra is None else f"axis{extra}-{selection.extra_index}"
-        key = ImageKey.of(annotator.image, image_path(image), name)
+        key = ImageKey.of(annotator.image, self._image, name)
         self._folders = store_folders(key, self.root)
         self._records = records or (lambda: L.stored_records(labels))
         self._changes, self._painted = {}, False
@@ -155,7 +158,7 @@ class Recovery:
             self._labels.events.paint.disconnect(self._on_paint)
         if self._on_saved in SAVED_HOOKS:
             SAVED_HOOKS.remove(self._on_saved)
-        self._labels = self._selection = self._annotator = None
+        self._labels = self._selection = self._annotator = self._image = None
         self._flush()
 
     def _on_saved(self, data: object, paths: list[str]) -> None:
@@ -307,13 +310,19 @@ class Recovery:
 
     def save_labels(self, path: str | Path) -> list[str]:
         """Write the labels with this plugin's writer where it takes the file's extension
-        (NIfTI, MetaImage, NRRD, zarr, TIFF as a stack of grey label slices, PNG), else with
-        napari's, then :meth:`clear` the store. napari's own TIFF writer tags a stack of 3 or 4
+        (NIfTI, MetaImage, NRRD, zarr, TIFF as a stack of grey label slices, PNG) or the path
+        lies in a store (an OME-Zarr image's labels group), else with napari's, then
+        :meth:`clear` the store; a path that would replace the annotated image is refused. napari's own TIFF writer tags a stack of 3 or 4
         slices as one RGB image, which the command line would not read as slices."""
         if self._labels is None:
             raise ValueError("Nothing to save: start annotating first.")
-        ours = str(path).lower().rstrip("/").endswith(WRITER_EXTENSIONS)
-        written = self._labels.save(str(path), plugin=PLUGIN if ours else None)
+        refuse_writing_over(path, [self._image])
+        if is_chunked(path):  # napari would add an extension to a labels group's name
+            data, attributes, _ = self._labels.as_layer_data_tuple()
+            written = write_labels_layer(str(path), data, attributes)
+        else:
+            ours = str(path).lower().rstrip("/").endswith(WRITER_EXTENSIONS)
+            written = self._labels.save(str(path), plugin=PLUGIN if ours else None)
         if not written:
             raise ValueError(f"No writer could save labels as {path}; try .tif or .nii.gz.")
         self.clear()

@@ -154,6 +154,21 @@ def test_commit_and_refining_an_existing_object(session):
         VolumeAnnotator(disk_volume(4, 32), labels.astype(np.uint8), session).select_object(300)
 
 
+def test_uint8_labels_holding_255_take_the_smallest_free_id(session):
+    # a 0/255 mask (new-user trial 2) was refused with "Label id 256 is out of range"
+    mask = np.zeros((4, 32, 32), np.uint8)
+    mask[1, 2:6, 2:6] = 255
+    mask[2, 2:6, 2:6] = 1
+    annotator = VolumeAnnotator(disk_volume(4, 32), mask, session)
+    assert annotator.object_id == 2
+    annotator.add_click(0, 16, 16, positive=True)
+    assert annotator.commit() == 3  # 2 now has pixels (and a record)
+    assert (mask[1, 2:6, 2:6] == 255).all() and (mask[2, 2:6, 2:6] == 1).all()
+    full = np.arange(256, dtype=np.uint8).repeat(16).reshape(4, 32, 32)  # every id in use
+    with pytest.raises(ValueError, match="every id in that range is in use.*uint16 or int32"):
+        VolumeAnnotator(disk_volume(4, 32), full, session)
+
+
 def test_propagation_stops_at_clicked_planes_and_undoes_at_once(session):
     labels = np.zeros((6, 32, 32), np.int32)
     annotator = VolumeAnnotator(disk_volume(6, 32), labels, session)

@@ -122,8 +122,20 @@ class VolumeAnnotator(PromptAnnotation):
 
     def next_free_id(self) -> int:
         """One more than the largest id in use: in the labels at the start, in the records,
-        selected by the caller, painted by hand or left with pixels (no pass over the volume)."""
-        return max([self._max_id, self.painted.max_id] + [r.object_id for r in self._runs]) + 1
+        selected by the caller, painted by hand or left with pixels (no pass over the volume).
+        Past the largest id the labels' type holds (a 0/255 uint8 mask), the smallest id
+        found in neither the labels nor the records (a pass over labels in memory)."""
+        largest = max([self._max_id, self.painted.max_id] + [r.object_id for r in self._runs])
+        limit = np.iinfo(self.labels.dtype).max
+        if largest < limit or is_lazy(self.labels):
+            return largest + 1
+        flat = np.asarray(self.labels).ravel()
+        small = flat.dtype.kind == "u" and flat.dtype.itemsize <= 2  # counted, not sorted
+        ids = np.flatnonzero(np.bincount(flat)) if small else np.unique(flat)
+        ids = np.union1d(ids, [r.object_id for r in self._runs])
+        ids = ids[ids > 0]  # sorted: the first id that is not its rank is free
+        gaps = np.flatnonzero(ids != np.arange(1, len(ids) + 1))
+        return int(gaps[0] + 1) if len(gaps) else len(ids) + 1  # limit + 1: none free
 
     def select_object(self, object_id: int | None) -> int:
         """Make ``object_id`` current (an existing id refines that object); None picks a new id."""
@@ -136,8 +148,9 @@ class VolumeAnnotator(PromptAnnotation):
         limit = np.iinfo(self.labels.dtype).max
         if not 1 <= new_id <= limit:
             raise ValueError(
-                f"Label id {new_id} is out of range for {self.labels.dtype} labels (1..{limit}); "
-                "use a Labels layer with a wider dtype (e.g. int32)."
+                f"Label id {new_id} is out of range for {self.labels.dtype} labels (1..{limit})"
+                f"{' and every id in that range is in use' * (object_id is None)}; convert "
+                "the labels to a wider integer type (uint16 or int32) first."
             )
         self._object_id = new_id
         if object_id is not None:

@@ -117,6 +117,14 @@ def test_existing_run_is_never_overwritten(blob_folder, tmp_path):
     assert (run / "last.pt").read_bytes() == before
 
 
+def test_an_unknown_loss_is_refused_before_anything_is_made(blob_folder, tmp_path):
+    # new-user trial 2: a traceback after loading the data and model, and an empty run folder
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match="Unknown mask loss 'focal'. Choose one of: afl, "):
+        main(_args(blob_folder, run, "--loss", "focal"))
+    assert not run.exists()
+
+
 @pytest.mark.parametrize(
     ("dataset", "data", "message"),
     [

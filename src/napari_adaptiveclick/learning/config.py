@@ -94,8 +94,12 @@ class TrainConfig:
     num_threads: int | None = None
 
     def check(self) -> None:
-        """Raise ValueError, saying which, for a share outside [0, 1] or a box prior the
-        saved weights could not be loaded with (before any step is trained)."""
+        """Raise ValueError, saying which, for a share outside [0, 1], a box prior the
+        saved weights could not be loaded with, or an unknown mask loss (before any data,
+        model or run folder is made)."""
+        from napari_adaptiveclick.learning.losses import get_mask_loss
+
+        get_mask_loss(self.loss)  # its message lists the known names
         for name in ("first_click_prob", "box_prob", "stroke_prob", "zoom_prob", "neighbour_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from napari_adaptiveclick.io.images import (
     ImageVolume,
     file_format,
 )
+from napari_adaptiveclick.io.staging import OWNER, staging_dir
 
 
 def label_dtype(max_label: int) -> np.dtype:
@@ -73,11 +73,12 @@ def write_labels(
         "metaimage": _write_sitk,
         "nrrd": _write_sitk,
     }[fmt]
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp_dir = staging_dir(path)
     try:
         writer(tmp_dir / path.name, labels, like)
         # Companion files (e.g. the .raw of a .mhd) first, the requested file last.
-        produced = sorted(tmp_dir.iterdir(), key=lambda p: p.name == path.name)
+        produced = [p for p in tmp_dir.iterdir() if p.name != OWNER]
+        produced.sort(key=lambda p: p.name == path.name)
         clashes = [p.name for p in produced if (path.parent / p.name).exists()]
         if clashes and not overwrite:
             raise FileExistsError(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +42,7 @@ from napari_adaptiveclick.io.chunked import (
 )
 from napari_adaptiveclick.io.lazy import LazyArray
 from napari_adaptiveclick.io.pyramid import LabelsPyramid, level_voxels
+from napari_adaptiveclick.io.staging import staging_dir
 from napari_adaptiveclick.io.volume import ImageIOError, ImageVolume
 
 ON_DISK_BYTES = 1 << 30  # labels larger than this live in a zarr store
@@ -327,7 +327,7 @@ def new_labels_store(
         path.parent.mkdir(exist_ok=True)
     elif not path.parent.is_dir():
         raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp_dir = staging_dir(path)
     tmp = tmp_dir / path.name
     try:
         if image_root is not None:

@@ -73,6 +73,15 @@ def test_random_walker_run_writes_all_outputs(folder, tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     names = ["folder/a.tif#obj-001", "folder/a.tif#obj-002", "folder/b.tif#obj-001"]
     assert [r["name"] for r in rows] == names
+    before = (out / "metrics.json").read_bytes()
+    with pytest.raises(SystemExit):  # an existing evaluation is not replaced unasked
+        _evaluate(folder, out, "--model", "random_walker", "--max-clicks", "2")
+    assert "already holds an evaluation" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+    assert (
+        _evaluate(folder, out, "--model", "random_walker", "--max-clicks", "2", "--overwrite") == 0
+    )
+    assert json.loads((out / "metrics.json").read_text())["protocol"]["max_clicks"] == 2
     assert [r["group"] for r in rows] == ["folder/a", "folder/a", "folder/b"]
     labels = _labels()
     areas = [np.sum(labels["a"] == 1), np.sum(labels["a"] == 2), np.sum(labels["b"] > 0)]

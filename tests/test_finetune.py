@@ -80,9 +80,19 @@ def test_quick_run_trains_logs_checkpoints_and_evaluates(blob_folder, tmp_path, 
     assert last["step"] == 3 and "optimizer" in last
     final = torch.load(run / "final.pt", weights_only=True)
     assert final["format"] == "napari-adaptiveclick"
-    metrics = json.loads(next(run.glob("eval_folder*/metrics.json")).read_text())
+    (evaluation,) = run.glob("eval_folder*")
+    metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["metrics"]["objects"] == 2 and "NoC@85" in metrics["metrics"]
     assert "NoC@85" in capsys.readouterr().out
+    # trained further without an evaluation, it is kept and said to be stale (new-user trial 2)
+    before = (evaluation / "metrics.json").read_bytes()
+    assert main(["--resume", str(run), "--max-steps", "4", "--no-eval"]) == 0
+    assert (evaluation / "metrics.json").read_bytes() == before
+    assert "final.pt of step 3" in (evaluation / "STALE.txt").read_text()
+    assert "is stale" in capsys.readouterr().err
+    assert main(["--resume", str(run), "--eval"]) == 0  # measures the new final.pt
+    assert not (evaluation / "STALE.txt").exists()
+    assert (evaluation / "metrics.json").read_bytes() != before
 
 
 def test_weights_change_and_loss_is_selectable(blob_folder, tmp_path):

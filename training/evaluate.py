@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from napari_adaptiveclick.evaluation.noc import FIRST_PROMPTS
 from napari_adaptiveclick.evaluation.report import EvaluationError, format_comparison, load_run
@@ -155,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the evaluation an existing --out holds (refused without it)",
+    )
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print runs side by side and exit")
     return p
 
@@ -181,6 +187,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"missing {', '.join(missing)}")
     if args.model == RANDOM_WALKER and args.checkpoint is not None:
         parser.error(f"--checkpoint does not apply to --model {RANDOM_WALKER}")
+    if (Path(args.out) / "metrics.json").exists() and not args.overwrite:
+        parser.error(
+            f"--out {args.out} already holds an evaluation (metrics.json); pass --overwrite "
+            "to replace it, or choose another folder"
+        )
     if args.max_clicks < 1:
         parser.error("--max-clicks must be at least 1")
     if args.objects is not None and args.objects < 1:

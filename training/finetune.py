@@ -60,11 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         help="continue the run in RUN_DIR from its checkpoint, with its saved options (flags "
         "given here override them)",
     )
+    p.add_argument(
+        "--lr-drop-epoch",
+        type=int,
+        help="the learning rate drops to a tenth after this many of --epochs (default 40 of "
+        "60); with --max-steps, at that share of the steps (about 2/3)",
+    )
     for name, kind in [
         ("batch-size", int),
         ("lr", float),
         ("epochs", int),
-        ("lr-drop-epoch", int),
         ("max-steps", int),
         ("warmup-steps", int),
         ("clip-grad", float),
@@ -206,6 +211,7 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
             cfg.device,
             "--out",
             str(out),
+            "--overwrite",  # the evaluation of the run's earlier final.pt
         ]
         for key, value in spec.options.items():
             argv += [option_flags.get(key, f"--{key.replace('_', '-')}"), str(value)]
@@ -220,9 +226,27 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
             file=sys.stderr,
         )
         metrics = run_evaluation(settings)
+        (out / STALE_NOTE).unlink(missing_ok=True)
         print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
         results.append(metrics)
     return results
+
+
+STALE_NOTE = "STALE.txt"  # in an eval_* folder whose final.pt was trained further
+
+
+def mark_stale_evaluations(run: Path, step: int) -> None:
+    """Note in each ``eval_*`` folder of ``run`` that it measured the final.pt of step
+    ``step``, which training has since replaced (kept, not deleted: the figures are the
+    user's; the next evaluation of the run replaces them)."""
+    for folder in sorted(run.glob("eval_*")):
+        if (folder / "metrics.json").is_file() and not (folder / STALE_NOTE).exists():
+            (folder / STALE_NOTE).write_text(
+                f"This evaluation measured final.pt of step {step}; the run was trained "
+                f"further since. python -m training.finetune --resume {run} --eval measures "
+                "the new final.pt.\n"
+            )
+            print(f"{folder} is stale: it measured final.pt of step {step}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +279,7 @@ def _main(argv: list[str] | None) -> int:
             f"batch {cfg.batch_size} x {world} process(es), loss {cfg.loss}, device {trainer.device}",
             file=sys.stderr,
         )
+        started_at = trainer.step
         trainer.run()
         finished = trainer.step >= trainer.max_steps
     finally:
@@ -266,6 +291,8 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if not cfg.evaluate:
         print("no NoC evaluation (--no-eval; --resume RUN_DIR --eval runs it)", file=sys.stderr)
+        if trainer.step > started_at:
+            mark_stale_evaluations(Path(cfg.out), started_at)
         return 0
     from napari_adaptiveclick.evaluation.report import EvaluationError
 

@@ -316,6 +316,25 @@ def test_frozen_blocks_keep_their_weights_and_the_rest_trains(monkeypatch):
     assert any(k.startswith("click_aware_decoder.") for k in moved)
 
 
+def test_with_the_backbone_and_pixel_decoder_frozen_only_the_click_decoder_trains(monkeypatch):
+    objects = _objects()
+    split = hold_out(objects)
+    monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 2.0]))
+    model = _default_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    depth = len(model.backbone.blocks)
+    settings = AdaptSettings(
+        batch_size=1, max_extra_clicks=0, check_every=1, patience=1, threads=1,
+        freeze_blocks=depth, freeze_pixel_decoder=True,
+    )  # fmt: skip
+    result = adapt(
+        model, objects.dataset.subset(split.train), objects.dataset.subset(split.measured), settings
+    )
+    after = result.model.state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"click_aware_decoder"}
+
+
 def test_settings_are_checked():
     with pytest.raises(AdaptInputError, match="lr must be > 0"):
         AdaptSettings(lr=0).check()

@@ -102,6 +102,12 @@ def add_adapt_parser(sub: Any) -> None:
         help="do not train the patch embeddings and the first N ViT blocks (default "
         "%(default)s: train every weight)",
     )
+    p.add_argument(
+        "--freeze-pixel-decoder",
+        action="store_true",
+        help="do not train the pixel decoder either (with --freeze-blocks 8, the whole "
+        "backbone: only the click-aware decoder trains, about twice the steps in the budget)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")  # fmt: skip
 
@@ -127,6 +133,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         min_area=args.min_area,
         seed=args.seed,
         freeze_blocks=args.freeze_blocks,
+        freeze_pixel_decoder=args.freeze_pixel_decoder,
         device=args.device,
         threads=args.threads,
     )

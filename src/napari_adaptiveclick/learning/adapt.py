@@ -54,7 +54,9 @@ class AdaptSettings:
     ``min_area``: smaller components are not objects. ``threads``: torch CPU threads (None:
     torch's default). ``freeze_blocks``: the patch embeddings and the first so many blocks of
     the ViT backbone are not trained (0: every weight trains; the backbone's depth or more:
-    the whole backbone is frozen and only the decoders train).
+    the whole backbone is frozen and only the decoders train). ``freeze_pixel_decoder``: the
+    pixel decoder is not trained either (with the whole backbone frozen, only the click-aware
+    decoder trains, and a step costs about half: nothing is back-propagated below it).
     """
 
     minutes: float = 5.0
@@ -76,6 +78,7 @@ class AdaptSettings:
     device: str = "auto"
     threads: int | None = None
     freeze_blocks: int = 0
+    freeze_pixel_decoder: bool = False
 
     def check(self) -> None:
         """Raise :class:`AdaptInputError` for a value no adaptation can run with."""
@@ -223,10 +226,13 @@ def _train_config(settings: AdaptSettings, model_name: str) -> Any:
     )
 
 
-def freeze(model: Any, blocks: int) -> None:
+def freeze(model: Any, blocks: int, pixel_decoder: bool = False) -> None:
     """Stop training the patch embeddings (image and click maps) and the first ``blocks`` ViT
-    blocks of ``model`` (``blocks`` <= 0: nothing is frozen). The frozen weights keep
-    ``requires_grad`` False, so the optimiser never moves them."""
+    blocks of ``model`` (``blocks`` <= 0: nothing is frozen), and its pixel decoder when
+    ``pixel_decoder``. The frozen weights keep ``requires_grad`` False, so the optimiser never
+    moves them."""
+    if pixel_decoder:
+        model.pixel_decoder.requires_grad_(False)
     if blocks <= 0:
         return
     backbone = model.backbone
@@ -261,7 +267,7 @@ def adapt(
     def left() -> float:
         return max(0.0, deadline - clock())
 
-    freeze(model, settings.freeze_blocks)
+    freeze(model, settings.freeze_blocks, settings.freeze_pixel_decoder)
     trainer = Trainer.for_objects(_train_config(settings, model.config.name), [train], model)
     device = str(trainer.device)
 

@@ -15,7 +15,7 @@ from napari_adaptiveclick.__main__ import main
 from napari_adaptiveclick.io.images import read_image
 from napari_adaptiveclick.learning import adapt as adapt_module
 from napari_adaptiveclick.learning import adapt_job
-from napari_adaptiveclick.learning.adapt import AdaptCancelled, AdaptSettings, adapt
+from napari_adaptiveclick.learning.adapt import AdaptCancelled, AdaptResult, AdaptSettings, adapt
 from napari_adaptiveclick.learning.adapt_data import (
     AdaptInputError,
     as_volume,
@@ -294,45 +294,38 @@ def test_prepare_takes_arrays_as_a_widget_passes_them():
     assert job.source["model"] == "tiny" and job.source["sha256"] == sha256sum(default_checkpoint())
 
 
-def test_frozen_blocks_keep_their_weights_and_the_rest_trains(monkeypatch):
+def _moved_by_one_step(monkeypatch, **frozen) -> tuple[set[str], AdaptResult]:
+    """The state-dict keys one adaptation step of the default model moved, with ``frozen``
+    settings, and the result."""
     objects = _objects()
     split = hold_out(objects)
     monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 2.0]))
     model = _default_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     settings = AdaptSettings(
-        batch_size=1, max_extra_clicks=0, check_every=1, patience=1, threads=1, freeze_blocks=2
+        batch_size=1, max_extra_clicks=0, check_every=1, patience=1, threads=1, **frozen
     )
     result = adapt(
         model, objects.dataset.subset(split.train), objects.dataset.subset(split.measured), settings
     )
-    assert result.best_step == 1
     after = result.model.state_dict()
+    return {k for k in before if not torch.equal(before[k], after[k])}, result
+
+
+def test_frozen_blocks_keep_their_weights_and_the_rest_trains(monkeypatch):
+    moved, result = _moved_by_one_step(monkeypatch, freeze_blocks=2)
+    assert result.best_step == 1
     frozen = ("patch_embed_coords.", "backbone.patch_embed.", "backbone.pos_embed",
               "backbone.blocks.0.", "backbone.blocks.1.")  # fmt: skip
-    moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved and not {k for k in moved if k.startswith(frozen)}
     assert any(k.startswith("backbone.blocks.2.") for k in moved)  # the third block trains
     assert any(k.startswith("click_aware_decoder.") for k in moved)
 
 
 def test_with_the_backbone_and_pixel_decoder_frozen_only_the_click_decoder_trains(monkeypatch):
-    objects = _objects()
-    split = hold_out(objects)
-    monkeypatch.setattr(adapt_module, "measure", fake_measure([3.0, 2.0, 2.0]))
-    model = _default_model()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    depth = len(model.backbone.blocks)
-    settings = AdaptSettings(
-        batch_size=1, max_extra_clicks=0, check_every=1, patience=1, threads=1,
-        freeze_blocks=depth, freeze_pixel_decoder=True,
-    )  # fmt: skip
-    result = adapt(
-        model, objects.dataset.subset(split.train), objects.dataset.subset(split.measured), settings
-    )
-    after = result.model.state_dict()
-    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
-    assert moved == {"click_aware_decoder"}
+    depth = len(_default_model().backbone.blocks)
+    moved, _ = _moved_by_one_step(monkeypatch, freeze_blocks=depth, freeze_pixel_decoder=True)
+    assert {k.split(".")[0] for k in moved} == {"click_aware_decoder"}
 
 
 def test_settings_are_checked():

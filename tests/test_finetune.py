@@ -90,6 +90,9 @@ def test_quick_run_trains_logs_checkpoints_and_evaluates(blob_folder, tmp_path, 
     assert (evaluation / "metrics.json").read_bytes() == before
     assert "final.pt of step 3" in (evaluation / "STALE.txt").read_text()
     assert "is stale" in capsys.readouterr().err
+    from napari_adaptiveclick.evaluation.report import load_run
+
+    assert load_run(evaluation)[0] == f"{evaluation.name} (stale)"  # as --compare shows it
     assert main(["--resume", str(run), "--eval"]) == 0  # measures the new final.pt
     assert not (evaluation / "STALE.txt").exists()
     assert (evaluation / "metrics.json").read_bytes() != before

@@ -31,6 +31,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import napari_adaptiveclick  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
+from napari_adaptiveclick.evaluation.report import STALE_NOTE
 from napari_adaptiveclick.learning.config import DatasetSpec, TrainConfig
 from napari_adaptiveclick.learning.run_folder import RunFolder, RunFolderError
 from napari_adaptiveclick.learning.trainer import Trainer
@@ -230,9 +231,6 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
         print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
         results.append(metrics)
     return results
-
-
-STALE_NOTE = "STALE.txt"  # in an eval_* folder whose final.pt was trained further
 
 
 def mark_stale_evaluations(run: Path, step: int) -> None:

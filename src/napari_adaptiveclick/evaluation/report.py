@@ -150,8 +150,13 @@ def format_comparison(runs: Sequence[tuple[str, dict[str, Any]]], paper: bool = 
     return "\n\n".join(parts)
 
 
+#: Written into an evaluation folder whose checkpoint training has since replaced.
+STALE_NOTE = "STALE.txt"
+
+
 def load_run(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """(label, metrics) from a run folder or its metrics.json; the label is the folder name."""
+    """(label, metrics) from a run folder or its metrics.json; the label is the folder name,
+    with " (stale)" when training.finetune noted that the run was trained further since."""
     path = Path(path)
     file = path / "metrics.json" if path.is_dir() else path
     try:
@@ -162,4 +167,5 @@ def load_run(path: str | Path) -> tuple[str, dict[str, Any]]:
         isinstance(metrics, dict) and {"dataset", "model", "metrics", "timing"} <= metrics.keys()
     ):
         raise EvaluationError(f"{file} is not a metrics.json written by training.evaluate.")
-    return file.parent.name, metrics
+    stale = (file.parent / STALE_NOTE).exists()
+    return file.parent.name + " (stale)" * stale, metrics

@@ -199,10 +199,10 @@ class WouldReplaceImageError(FileExistsError):
 
 
 def refuse_writing_over(path: str | os.PathLike, images: Sequence[str | None]) -> None:
-    """Raise :class:`WouldReplaceImageError` when saving labels to ``path`` would replace one of the ``images``
-    (files or stores): the same path, a folder holding one, or a path inside a store (its
-    OME-Zarr labels group ``<image>/labels/<name>`` excepted). A store is a folder, so a
-    file dialog may not ask before replacing it."""
+    """Raise :class:`WouldReplaceImageError` when saving labels to ``path`` would replace
+    one of the ``images`` (files or stores): the same path, a folder holding one, or a path
+    inside a store (its OME-Zarr labels group ``<image>/labels/<name>`` excepted). A store is
+    a folder, so a file dialog may not ask before replacing it."""
     for image in images:
         if image and writes_over(path, image):
             raise WouldReplaceImageError(

@@ -312,8 +312,9 @@ class Recovery:
         """Write the labels with this plugin's writer where it takes the file's extension
         (NIfTI, MetaImage, NRRD, zarr, TIFF as a stack of grey label slices, PNG) or the path
         lies in a store (an OME-Zarr image's labels group), else with napari's, then
-        :meth:`clear` the store; a path that would replace the annotated image is refused. napari's own TIFF writer tags a stack of 3 or 4
-        slices as one RGB image, which the command line would not read as slices."""
+        :meth:`clear` the store; a path that would replace the annotated image is refused.
+        napari's own TIFF writer tags a stack of 3 or 4 slices as one RGB image, which the
+        command line would not read as slices."""
         if self._labels is None:
             raise ValueError("Nothing to save: start annotating first.")
         refuse_writing_over(path, [self._image])

@@ -326,3 +326,26 @@ def test_doubtful_propagated_slices_are_listed_first(make_napari_viewer, qtbot):
         f"plane {p}: DOUBTFUL, may be past the object's end" for p in report.doubtful
     ]
     assert "DOUBTFUL, check first" in widget.status.text()
+
+
+def test_labels_with_ids_beyond_int32_start_and_take_clicks(make_napari_viewer, qtbot):
+    # new-user trial 3: a uint32 id of 3e9 overflowed the object box (a QSpinBox holds only
+    # int32) and napari aborted; EM segmentations often use such ids
+    viewer = make_napari_viewer()
+    image = viewer.add_image(disk_volume(4, 48), name="image")
+    labels = np.zeros((4, 48, 48), np.uint32)
+    labels[1, 2:6, 2:6] = 3_000_000_000
+    viewer.add_labels(labels, name="seg")
+    widget = dock_widget(viewer, qtbot, image, start=False)
+    widget.labels_combo.setCurrentText("seg")
+    widget.start()
+    c = widget.controller
+    qtbot.waitUntil(lambda: c.ready and not c.busy, timeout=TIMEOUT_MS)
+    assert c.object_id == 3_000_000_001 == widget.object_spin.value()
+    c.add_click(2, 24, 24)
+    idle(qtbot, c)
+    written = np.asarray(c.labels.data)
+    assert (written[2] == 3_000_000_001).any() and (written[1, 2:6, 2:6] == 3_000_000_000).all()
+    widget.object_spin.setValue(3_000_000_000)  # refine the existing object
+    idle(qtbot, c)
+    assert c.object_id == 3_000_000_000

@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -116,7 +115,8 @@ class AdaptiveClickWidget(QWidget):
         setup_box = QGroupBox("Setup")
         setup_box.setLayout(setup)
 
-        self.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1)
+        # a double: a QSpinBox holds only int32, and EM labels use uint32 / uint64 ids
+        self.object_spin = QDoubleSpinBox(minimum=1, maximum=float(2**53), decimals=0)
         self.object_spin.setKeyboardTracking(False)
         self.object_spin.valueChanged.connect(self._object_chosen)
         self.polarity_button = QPushButton()
@@ -283,9 +283,9 @@ class AdaptiveClickWidget(QWidget):
     def _overwrite_changed(self, checked: bool) -> None:
         self.controller.set_overwrite(checked)
 
-    def _object_chosen(self, value: int) -> None:
-        if self.controller.ready and value != self.controller.object_id:
-            self.controller.select_object(value)
+    def _object_chosen(self, value: float) -> None:
+        if self.controller.ready and int(value) != self.controller.object_id:
+            self.controller.select_object(int(value))
 
     def _save_clicks(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -369,7 +369,7 @@ class AdaptiveClickWidget(QWidget):
         if ready:
             self.labels_combo.setCurrentText(self.controller.labels.name)
             self.object_spin.blockSignals(True)
-            self.object_spin.setValue(self.controller.object_id)
+            self.object_spin.setValue(float(self.controller.object_id))
             self.object_spin.blockSignals(False)
 
     def _show_status(self, text: str) -> None:

@@ -228,6 +228,21 @@ def test_an_output_store_never_holds_or_lies_in_the_image(tmp_path, capsys, no_m
         assert (zarr.open_group(str(store), mode="r")["raw"][:] == 7).all()  # still the image
 
 
+@pytest.mark.parametrize("name", ["dir.tif", "results.zarr"])  # named like a file, a store
+def test_an_out_that_is_a_plain_folder_is_never_replaced(
+    tmp_path, image, capsys, no_model_loading, name
+):
+    # new-user trial 3: --overwrite deleted a folder named results.zarr that was no zarr
+    # store, and a folder named dir.tif failed with a raw errno after the whole replay
+    clicks = _clicks(tmp_path, _click(1))
+    out = tmp_path / name
+    (out / "x").mkdir(parents=True)
+    (out / "x" / "keep.txt").write_text("mine")
+    assert _segment(image, clicks, out, "--model", "tiny", "--overwrite") == 2
+    assert "is a folder, not a labels file or zarr store" in capsys.readouterr().err
+    assert (out / "x" / "keep.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("name", ["labels.tif", "labels.zarr"])  # a file, a zarr store
 def test_a_folder_that_takes_no_new_file_is_refused_before_the_replay(
     tmp_path, image, capsys, no_model_loading, name

@@ -195,6 +195,14 @@ def test_saving_labels_never_replaces_the_open_image(make_napari_viewer, qtbot, 
         with pytest.raises(FileExistsError, match="would replace the image"):
             save_layers(str(target), [controller.labels], plugin="napari-adaptiveclick")
     np.testing.assert_array_equal(np.asarray(read_image(ome).data), before)
+    plain = ome.parent / "plain.zarr"  # a folder that is no store is never replaced
+    (plain / "keep.txt").parent.mkdir()
+    (plain / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is a folder, not a labels file or zarr store"):
+        controller.recovery.save_labels(plain)
+    with pytest.raises(ValueError, match="ends with '/'"):  # napari saved a hidden .tif.tif
+        controller.recovery.save_labels(f"{ome.parent / 'sub'}/")
+    assert (plain / "keep.txt").read_text() == "mine" and not (ome.parent / "sub").exists()
     assert controller.recovery.save_labels(ome / "labels" / "saved") == [
         str(ome / "labels" / "saved")
     ]

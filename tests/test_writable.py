@@ -35,3 +35,30 @@ def test_an_output_never_writes_over_an_input_or_its_store(tmp_path):
     assert not writes_over(store / "labels" / "cells", store)  # where OME-Zarr keeps labels
     assert not writes_over(tmp_path / "image.ome.zarr2", store)  # a sibling, not inside
     assert not writes_over(tmp_path / "other.zarr", store)
+
+
+def test_only_a_zarr_store_is_replaced_among_folders(tmp_path):
+    import numpy as np
+    import zarr
+
+    from napari_adaptiveclick.io.labels import write_labels
+    from napari_adaptiveclick.io.stores import new_labels_store
+
+    plain = tmp_path / "plain.zarr"
+    (plain / "keep.txt").parent.mkdir()
+    (plain / "keep.txt").write_text("mine")
+    with pytest.raises(OutputNotWritableError, match="is a folder, not a labels file or zarr"):
+        check_writable(plain)
+    with pytest.raises(FileExistsError, match="is a folder"):
+        with new_labels_store(plain, (2, 4, 4), np.uint8, overwrite=True):
+            pass
+    (tmp_path / "dir.tif").mkdir()
+    with pytest.raises(FileExistsError, match="is a folder"):
+        write_labels(tmp_path / "dir.tif", np.zeros((2, 4, 4), np.uint8), overwrite=True)
+    assert (plain / "keep.txt").read_text() == "mine"
+    store = tmp_path / "labels.zarr"
+    zarr.open_array(str(store), mode="w", shape=(2, 4, 4), dtype="uint8")
+    assert check_writable(store) == store  # a store: replaced with --overwrite
+    with new_labels_store(store, (2, 4, 4), np.uint8, overwrite=True) as target:
+        target[0] = 1
+    assert int(np.asarray(zarr.open_array(str(store), mode="r"))[0].max()) == 1

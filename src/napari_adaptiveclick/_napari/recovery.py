@@ -28,6 +28,7 @@ stored with the labels) and when it stops (:meth:`~Recovery.end`). Then:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,6 +52,7 @@ from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
 from napari_adaptiveclick.io.chunked import is_chunked
 from napari_adaptiveclick.io.lazy import is_lazy
+from napari_adaptiveclick.io.writable import replace_problem
 from napari_adaptiveclick.volume import VolumeAnnotator
 from napari_adaptiveclick.volume.autosave import AutosaveError, AutosaveSnapshot, AutosaveStore
 from napari_adaptiveclick.volume.image_key import ImageKey, store_folders
@@ -317,6 +319,11 @@ class Recovery:
         command line would not read as slices."""
         if self._labels is None:
             raise ValueError("Nothing to save: start annotating first.")
+        problem = replace_problem(path)
+        if not problem and str(path).endswith(("/", os.sep)):
+            problem = f"{path} ends with '/'; give a file name (e.g. labels.tif) to save to."
+        if problem:
+            raise ValueError(problem)
         refuse_writing_over(path, [self._image])
         if is_chunked(path):  # napari would add an extension to a labels group's name
             data, attributes, _ = self._labels.as_layer_data_tuple()

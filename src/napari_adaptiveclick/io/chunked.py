@@ -39,7 +39,7 @@ STORE_SUFFIXES: dict[str, str] = {
     ".hdf5": "hdf5",
     ".hdf": "hdf5",
 }
-_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 AFFINE_ATTR = "napari_adaptiveclick_affine"  # the full voxel-to-world matrix of a labels store
 LABELS_ATTR = "napari_adaptiveclick_labels"  # a plain zarr array that holds labels
 _NEEDS = "pip install 'napari-adaptiveclick[big]'"
@@ -48,6 +48,12 @@ _NEEDS = "pip install 'napari-adaptiveclick[big]'"
 def _store_suffix(name: str) -> str:
     lower = name.lower()
     return next((s for s in STORE_SUFFIXES if lower.endswith(s)), "")
+
+
+def is_zarr_store(path: str | os.PathLike) -> bool:
+    """True for a folder holding zarr metadata (a store, group or array)."""
+    path = Path(path)
+    return path.is_dir() and any((path / m).exists() for m in ZARR_MARKERS)
 
 
 def split_store_path(path: str | os.PathLike) -> tuple[Path, str, str] | None:
@@ -60,7 +66,7 @@ def split_store_path(path: str | os.PathLike) -> tuple[Path, str, str] | None:
         suffix = _store_suffix(parts[i - 1])
         if suffix:
             return Path(*parts[:i]), "/".join(parts[i:]), STORE_SUFFIXES[suffix]
-    if path.is_dir() and any((path / m).exists() for m in _ZARR_MARKERS):
+    if is_zarr_store(path):
         return path, "", "zarr"
     return None
 

@@ -25,6 +25,7 @@ from napari_adaptiveclick.io.images import (
     file_format,
 )
 from napari_adaptiveclick.io.staging import OWNER, staging_dir
+from napari_adaptiveclick.io.writable import replace_problem
 
 
 def label_dtype(max_label: int) -> np.dtype:
@@ -66,6 +67,8 @@ def write_labels(
         raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    if replace_problem(path):
+        raise FileExistsError(replace_problem(path))
     writer = {
         "tiff": _write_tiff,
         "png": _write_png,

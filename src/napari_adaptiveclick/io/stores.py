@@ -44,6 +44,7 @@ from napari_adaptiveclick.io.lazy import LazyArray
 from napari_adaptiveclick.io.pyramid import LabelsPyramid, level_voxels
 from napari_adaptiveclick.io.staging import staging_dir
 from napari_adaptiveclick.io.volume import ImageIOError, ImageVolume
+from napari_adaptiveclick.io.writable import replace_problem
 
 ON_DISK_BYTES = 1 << 30  # labels larger than this live in a zarr store
 CHUNK_ROWS = 512  # labels chunks: one plane thick, 512 x 512 pixels
@@ -322,6 +323,8 @@ def new_labels_store(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    if replace_problem(path):
+        raise FileExistsError(replace_problem(path))
     image_root = _ome_image_root(path)
     if image_root is not None:
         path.parent.mkdir(exist_ok=True)

@@ -14,10 +14,29 @@ class OutputNotWritableError(ValueError):
     """The output's folder is missing or cannot take a new file."""
 
 
+def replace_problem(out: str | os.PathLike) -> str:
+    """Why the existing ``out`` may not be replaced by an output ("" when it may): a folder
+    is replaced only when it is a zarr store; any other folder holds what a file name or a
+    store's name cannot tell (a trailing ``/``, a folder named like a file or a store)."""
+    from napari_adaptiveclick.io.chunked import is_zarr_store
+
+    out = Path(out)
+    if not out.is_dir() or is_zarr_store(out):
+        return ""
+    return (
+        f"{out} is a folder, not a labels file or zarr store, so it is not replaced; give a "
+        "file name (e.g. labels.tif) or the name of a new store (e.g. labels.zarr)."
+    )
+
+
 def check_writable(out: str | os.PathLike, flag: str = "--out") -> Path:
-    """``out`` as a Path once its folder is known to take a new file; raises
+    """``out`` as a Path once its folder is known to take a new file and ``out`` is not a
+    folder that may not be replaced (:func:`replace_problem`); raises
     :class:`OutputNotWritableError` naming ``flag`` otherwise. Writes nothing that stays."""
     out = Path(out)
+    problem = replace_problem(out)
+    if problem:
+        raise OutputNotWritableError(f"Cannot write {flag}: {problem}")
     folder = out.parent
     if not folder.is_dir():
         raise OutputNotWritableError(

@@ -349,3 +349,15 @@ def test_labels_with_ids_beyond_int32_start_and_take_clicks(make_napari_viewer, 
     widget.object_spin.setValue(3_000_000_000)  # refine the existing object
     idle(qtbot, c)
     assert c.object_id == 3_000_000_000
+
+
+def test_demo_never_replaces_files_in_out_unasked(tmp_path, capsys):
+    # new-user trial 3: a second `demo --headless --out DIR` replaced the labels.tif there
+    from napari_adaptiveclick._napari.demo import parse_args
+
+    (tmp_path / "labels.tif").write_bytes(b"the user's labels")
+    with pytest.raises(SystemExit):
+        parse_args(["--headless", "--out", str(tmp_path)])
+    assert "already holds labels.tif; pass --overwrite" in capsys.readouterr().err
+    assert parse_args(["--headless", "--out", str(tmp_path), "--overwrite"]).overwrite
+    assert (tmp_path / "labels.tif").read_bytes() == b"the user's labels"

@@ -18,6 +18,9 @@ from napari_adaptiveclick.io.labels import write_labels
 from napari_adaptiveclick.volume.clicks_file import read_click_records
 
 
+OUTPUTS = ("labels.tif", "clicks.csv", "screenshot.png")  # what --headless writes to --out
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="napari_adaptiveclick demo", description=__doc__.split("\n\n")[0]
@@ -35,6 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="default",
         help="'default' (shipped tiny weights), a registry name or a checkpoint",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace those files where --out holds them"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds to wait for each step (headless)"
@@ -42,6 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.headless and args.out is None:
         parser.error("--headless needs --out DIR")
+    held = [name for name in OUTPUTS if args.out is not None and (args.out / name).exists()]
+    if held and not args.overwrite:
+        parser.error(
+            f"{args.out} already holds {', '.join(held)}; pass --overwrite to replace them, "
+            "or choose another --out folder"
+        )
     return args
 
 

@@ -257,6 +257,43 @@ def test_save_and_load_clicks_errors_go_to_the_status_and_change_nothing(
     np.testing.assert_array_equal(np.asarray(c.labels.data), before)  # nothing replayed
 
 
+@pytest.mark.parametrize("choice", ["new", "refine", None])
+def test_load_clicks_asks_before_changing_objects_the_labels_have(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, choice
+):
+    # new-user trial 3: a clicks file for object 1 silently took 8 % of the user's object 1
+    from napari_adaptiveclick._napari import clicks_loading
+    from napari_adaptiveclick.volume.clicks_file import write_click_records
+
+    widget, c = open_and_start(make_napari_viewer(), qtbot, saved_image(tmp_path, "four.tif"))
+    c.add_click(2, 20, 20)
+    idle(qtbot, c)
+    c.commit()
+    idle(qtbot, c)
+    mine = np.asarray(c.labels.data).copy()
+    assert (mine == 1).any()
+    path = tmp_path / "other.csv"  # another object 1, clicked elsewhere
+    write_click_records(path, [replace(c.annotator.records[0], row=8.0, col=8.0, plane=1)])
+    asked = []
+    monkeypatch.setattr(clicks_loading, "ask", lambda parent, ids: asked.append(ids) or choice)
+    monkeypatch.setattr(
+        "napari_adaptiveclick._napari.widget.QFileDialog.getOpenFileName",
+        lambda *a, **k: (str(path), ""),
+    )
+    widget.buttons["Load clicks..."].click()
+    idle(qtbot, c)
+    after = np.asarray(c.labels.data)
+    assert asked == [[1]]
+    if choice is None:
+        np.testing.assert_array_equal(after, mine)
+        assert "nothing was replayed" in widget.status.text()
+    elif choice == "new":  # object 1 untouched, the file's object under a new id
+        np.testing.assert_array_equal(after[mine == 1], 1)
+        assert set(np.unique(after)) == {0, 1, 2} and c.annotator.records[-1].object_id == 2
+    else:  # the file's clicks refine object 1: it now has pixels on plane 1 as well
+        assert c.annotator.records[-1].object_id == 1 and (after[1] == 1).any()
+
+
 def test_without_a_folder_beside_the_image_stores_go_to_the_cache(
     make_napari_viewer, qtbot, tmp_path, monkeypatch
 ):

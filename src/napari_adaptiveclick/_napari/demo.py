@@ -17,7 +17,6 @@ from pathlib import Path
 from napari_adaptiveclick.io.labels import write_labels
 from napari_adaptiveclick.volume.clicks_file import read_click_records
 
-
 OUTPUTS = ("labels.tif", "clicks.csv", "screenshot.png")  # what --headless writes to --out
 
 

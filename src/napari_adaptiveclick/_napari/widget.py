@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_adaptiveclick._napari.adapt_panel import AdaptPanel
+from napari_adaptiveclick._napari.clicks_loading import load_clicks
 from napari_adaptiveclick._napari.controller import AnnotationController
 from napari_adaptiveclick._napari.layers import spatial_shape
 from napari_adaptiveclick._napari.loading import (
@@ -297,7 +298,7 @@ class AdaptiveClickWidget(QWidget):
     def _load_clicks(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load clicks", "", "Clicks (*.csv *.json)")
         if path:
-            self._reported(self.controller.load_clicks, path)
+            self._reported(load_clicks, self, path)  # asks first if its objects exist
 
     def _restore(self) -> None:
         self._reported(self.controller.restore_autosave)

@@ -167,6 +167,27 @@ def test_wrongly_shaped_or_unreadable_stores_are_refused(tmp_path, clicks, capsy
     assert not out.exists() and not list(tmp_path.glob(".out.zarr*"))
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [  # new-user trial 3: the first two failed only inside their job, on the cluster
+        ("a.tif,c.csv,newdir/a.tif\n", "folder .*newdir of a.tif does not exist"),
+        ("a.tif,c.csv,plain.zarr\n", "is a folder, not a labels file or zarr store"),
+        ("a.tif,c.csv,x.tif\na.tif,c.csv,y.tif\na.tif,c.csv,x.tif\n", "lines 2, 4 all write"),
+    ],
+)
+def test_batch_jobs_are_checked_before_any_starts(tmp_path, rows, message):
+    from napari_adaptiveclick._segment_batch import read_jobs
+
+    for name in ("a.tif", "c.csv"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "plain.zarr" / "x").mkdir(parents=True)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("image,clicks,out\n" + rows)
+    with pytest.raises(ValueError, match=message):
+        read_jobs(jobs, None, overwrite=True)
+    assert (tmp_path / "plain.zarr" / "x").is_dir()
+
+
 def test_batch_mode_on_a_local_cluster(tmp_path, clicks, reference, capsys):
     pytest.importorskip("distributed")
     first = _zarr_image(tmp_path)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from napari_adaptiveclick.io.writable import replace_problem
+
 
 @dataclass(frozen=True)
 class Job:
@@ -72,13 +74,32 @@ def read_jobs(path: str | Path, out_dir: str | Path | None, overwrite: bool) -> 
                 raise FileNotFoundError(f"{path} line {number}: no such {what} {item}.")
         if out.exists() and not overwrite:
             raise ValueError(f"{path} line {number}: {out} exists; pass --overwrite.")
+        problem = replace_problem(out) or _folder_problem(out, out_dir)
+        if problem:
+            raise ValueError(f"{path} line {number}: {problem}")
         jobs.append(Job(image, clicks, out))
-    outs = [j.out.resolve() for j in jobs]
-    if len(set(outs)) != len(outs):
-        raise ValueError(f"{path}: several jobs write the same output; give each its own 'out'.")
+    lines: dict[Path, list[int]] = {}
+    for number, job in enumerate(jobs, start=2):
+        lines.setdefault(job.out.resolve(), []).append(number)
+    shared = [(out, numbers) for out, numbers in lines.items() if len(numbers) > 1]
+    if shared:
+        out, numbers = shared[0]
+        raise ValueError(
+            f"{path} lines {', '.join(map(str, numbers))} all write {out}; give each job its "
+            "own 'out'."
+        )
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     return jobs
+
+
+def _folder_problem(out: Path, out_dir: Path | None) -> str:
+    """Why ``out``'s folder cannot take it ("" when it can): it does not exist and is
+    neither ``--out-dir`` (created) nor an OME-Zarr image's labels group."""
+    folder = out.parent
+    if folder.is_dir() or folder == out_dir or folder.name == "labels":
+        return ""
+    return f"the folder {folder} of {out.name} does not exist; create it first."
 
 
 def _run_job(segment: Callable[[argparse.Namespace], int], options: dict, job: Job) -> str:

@@ -83,3 +83,32 @@ def test_a_staging_folder_of_another_host_is_kept(tmp_path):
     assert remove_stale(out) == [] and other.is_dir()  # but it may run on that host
     (other / OWNER).write_text(f"{socket.gethostname()} 999999999\n")
     assert remove_stale(out) == [other] and not other.exists()
+
+
+def test_ctrl_c_in_segment_leaves_no_output_and_says_so(tmp_path):
+    # new-user trial 3: Ctrl-C printed a raw KeyboardInterrupt traceback
+    import tifffile
+
+    from napari_adaptiveclick.volume.clicks_file import write_click_records
+    from napari_adaptiveclick.volume.records import ClickRecord
+    from synthetic import disk_volume
+
+    planes = 40
+    image = tmp_path / "stack.tif"
+    tifffile.imwrite(image, disk_volume(planes, 64).astype(np.uint8), photometric="minisblack")
+    clicks = tmp_path / "clicks.csv"
+    write_click_records(clicks, [ClickRecord(p, 32.0, 32.0, True, 1, p) for p in range(planes)])
+    out = tmp_path / "labels.zarr"
+    command = [sys.executable, "-m", "napari_adaptiveclick", "segment", "--image", str(image),
+               "--clicks", str(clicks), "--out", str(out), "--model", "tiny"]  # fmt: skip
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in child.stderr:  # interrupted while it replays
+        seen.append(line)
+        if "replayed 2/" in line:
+            child.send_signal(signal.SIGINT)
+            break
+    rest = child.stderr.read()
+    assert child.wait(timeout=120) == 130, "".join(seen) + rest
+    assert "cancelled: no output was left half written" in rest and "Traceback" not in rest
+    assert not out.exists() and _staged(out) == []

@@ -4,13 +4,12 @@
 2D image or the planes of a volume (TIFF, PNG, NIfTI, MetaImage, NRRD; zarr, OME-Zarr, N5 and
 HDF5 stores read lazily) and writes the labels in the input's format and geometry (or into a
 zarr / OME-Zarr labels store, written in place); ``segment --batch JOBS.csv`` runs many such
-replays on dask.distributed (:mod:`._segment_batch`). Everything is checked before the model
-loads: ``--labels`` ids keep their integer dtype exactly (new ids that do not fit are refused; float labels only
-when all values are exact whole numbers, with a note), and a model without trained weights is
-refused unless ``--allow-random-weights``. ``adapt`` fine-tunes a model on the objects of a
-labels file (:mod:`._adapt_command`). ``demo`` opens napari with the sample EM volume and
-the widget (``--headless --out DIR`` runs a scripted click session and saves labels and a
-screenshot).
+replays on dask.distributed (:mod:`._segment_batch`). All is checked before the model loads:
+``--labels`` keep their dtype and ids exactly (new ids that do not fit are refused; float
+labels only when all are whole numbers, with a note); a model without trained weights is
+refused unless ``--allow-random-weights``. ``adapt`` fine-tunes a model on a labels file's
+objects (:mod:`._adapt_command`). ``demo`` opens napari with the sample EM volume and the
+widget (``--headless --out DIR``: a scripted click session; it saves labels, a screenshot).
 """
 
 from __future__ import annotations
@@ -49,13 +48,11 @@ def _segment_parser(sub) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        default=None,
         help="checkpoint path, or shipped weights: 'default' (EM) or 'default-mri' (MRI); "
         "without it (and --model) the shipped weights for the image's kind",
     )
     p.add_argument(
         "--model",
-        default=None,
         help=f"registry name ({', '.join(model_names())}) when no checkpoint (default: the "
         "model column of --clicks, else the shipped weights)",
     )
@@ -393,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outputs are renamed into place only once complete
+        print("\ncancelled: no output was left half written.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -66,10 +66,12 @@ def _whole(value: object, name: str, minimum: int) -> int:
         number = None
     if number is None:  # a float, or text such as "2.0" or "1e3"
         real = _number(value, name)
-        if not real.is_integer() or abs(real) > _EXACT_FLOAT:
+        if not real.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if abs(real) > _EXACT_FLOAT:
             raise ValueError(
-                f"{name} must be a whole number, got {value!r} (write large ids as integers, "
-                "without a decimal point or exponent)"
+                f"{name} must be a whole number, got {value!r}, too large to be exact as a "
+                "decimal number: write it as an integer, without a decimal point or exponent"
             )
         number = int(real)
     if number < minimum:

@@ -328,6 +328,33 @@ def test_with_the_backbone_and_pixel_decoder_frozen_only_the_click_decoder_train
     assert {k.split(".")[0] for k in moved} == {"click_aware_decoder"}
 
 
+def test_average_checks_keeps_the_mean_of_the_checked_weights(monkeypatch):
+    objects = _objects()
+    split = hold_out(objects)
+    seen, scores = [], fake_measure([3.0, 2.0, 2.5, 2.8, 2.6])
+
+    def measure(model, samples, **kwargs):  # the weights each check measured
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return scores(model, samples, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "measure", measure)
+    settings = AdaptSettings(batch_size=1, max_extra_clicks=0, check_every=1, patience=5,
+                             max_steps=3, threads=1, average_checks=True)  # fmt: skip
+    result = adapt(
+        _default_model(),
+        objects.dataset.subset(split.train),
+        objects.dataset.subset(split.measured),
+        settings,
+    )
+    assert len(seen) == 5  # before, 3 checks, then the mean
+    assert result.after["averaged"] == 3 and result.after["score"] == 2.6
+    state = result.model.state_dict()
+    key = next(k for k in state if not torch.equal(seen[1][k], seen[3][k]))  # a trained one
+    expected = sum(s[key] for s in seen[1:4]) / 3
+    torch.testing.assert_close(state[key], expected)
+    torch.testing.assert_close(seen[4][key], expected)  # what the last measurement saw
+
+
 def test_settings_are_checked():
     with pytest.raises(AdaptInputError, match="lr must be > 0"):
         AdaptSettings(lr=0).check()

@@ -108,6 +108,11 @@ def add_adapt_parser(sub: Any) -> None:
         help="do not train the pixel decoder either (with --freeze-blocks 8, the whole "
         "backbone: only the click-aware decoder trains, about twice the steps in the budget)",
     )
+    p.add_argument(
+        "--average-checks",
+        action="store_true",
+        help="keep the mean of the weights at every check instead of the best check's",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")  # fmt: skip
 
@@ -134,6 +139,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         seed=args.seed,
         freeze_blocks=args.freeze_blocks,
         freeze_pixel_decoder=args.freeze_pixel_decoder,
+        average_checks=args.average_checks,
         device=args.device,
         threads=args.threads,
     )

@@ -57,6 +57,8 @@ class AdaptSettings:
     the whole backbone is frozen and only the decoders train). ``freeze_pixel_decoder``: the
     pixel decoder is not trained either (with the whole backbone frozen, only the click-aware
     decoder trains, and a step costs about half: nothing is back-propagated below it).
+    ``average_checks``: keep the mean of the weights at every check (measured once more at
+    the end) instead of the weights of the best check.
     """
 
     minutes: float = 5.0
@@ -79,6 +81,7 @@ class AdaptSettings:
     threads: int | None = None
     freeze_blocks: int = 0
     freeze_pixel_decoder: bool = False
+    average_checks: bool = False
 
     def check(self) -> None:
         """Raise :class:`AdaptInputError` for a value no adaptation can run with."""
@@ -273,13 +276,8 @@ def adapt(
 
     def check_now() -> dict[str, Any]:
         began = clock()
-        figures = measure(
-            trainer.model,
-            held_out,
-            device=device,
-            max_clicks=settings.max_clicks,
-            cancelled=is_cancelled,
-        )
+        figures = measure(trainer.model, held_out, device=device,
+                          max_clicks=settings.max_clicks, cancelled=is_cancelled)  # fmt: skip
         trainer.model.train()
         return figures | {"check_seconds": clock() - began}
 
@@ -291,13 +289,14 @@ def adapt(
     checks: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     best_state: dict[str, Any] | None = None
-    stale, step, step_seconds, losses = 0, 0, 0.0, []
+    stale, step, step_seconds, losses, mean = 0, 0, 0.0, [], _MeanState()
     stopped = ""
     while not stopped:
         if is_cancelled():
             raise AdaptCancelled
         over_steps = settings.max_steps is not None and step >= settings.max_steps
-        out_of_time = step > 0 and clock() + step_seconds + check_seconds > deadline
+        final = check_seconds * (1 + settings.average_checks)  # the mean is measured too
+        out_of_time = step > 0 and clock() + step_seconds + final > deadline
         if over_steps or out_of_time:
             stopped = "step limit" if over_steps else "time budget"
             since = step - (checks[-1]["step"] if checks else 0)
@@ -323,6 +322,8 @@ def adapt(
         figures |= {"step": step, "loss": sum(losses) / max(len(losses), 1)}
         losses = []
         checks.append(figures)
+        if math.isfinite(figures["loss"]):
+            mean.add(model.state_dict())
         if best is None or figures["score"] < best["score"]:
             best, stale = figures, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -333,6 +334,11 @@ def adapt(
             stopped = "early stop"
         elif not stopped and figures["NoC@90"] <= 1.0:
             stopped = "held-out objects perfect"
+    if settings.average_checks and mean.count > 1:
+        best_state = mean.state
+        with torch.no_grad():
+            model.load_state_dict(best_state)
+        best = check_now() | {"step": step, "loss": checks[-1]["loss"], "averaged": mean.count}
     with torch.no_grad():
         model.load_state_dict(best_state)
     return AdaptResult(
@@ -345,6 +351,23 @@ def adapt(
         stopped=stopped,
         checks=checks,
     )
+
+
+class _MeanState:
+    """The running mean of state dicts (floating tensors; the others: the latest), on the CPU."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, state: dict[str, Any]) -> None:
+        self.count += 1
+        for key, value in state.items():
+            value = value.detach().to("cpu", copy=True)
+            if key in self.state and value.is_floating_point():
+                self.state[key] += (value - self.state[key]) / self.count
+            else:
+                self.state[key] = value
 
 
 def format_table(result: AdaptResult, measured: int, by: str) -> str:

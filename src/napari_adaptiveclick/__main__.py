@@ -237,7 +237,7 @@ def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
 
     if not split_image_name(out)[1]:  # what labels can be written to, not every image read
         raise ValueError(
-            f"Cannot write labels to {out.name}: unsupported file type; use one of "
+            f"Cannot write labels to {out}: unsupported file type; use one of "
             f"{', '.join(WRITE_EXTENSIONS)} (or a .zarr store)."
         )
     fmt = file_format(out)
@@ -248,9 +248,7 @@ def _check_output(out: Path, shape: tuple[int, ...], max_label: int) -> None:
     else:
         problem = ""
     if problem:
-        raise ValueError(
-            f"Cannot write labels to {out.name}: {problem}; use .tif, .nii.gz or .mha."
-        )
+        raise ValueError(f"Cannot write labels to {out}: {problem}; use .tif, .nii.gz or .mha.")
     check_writable(out)  # the folder exists and takes a new file, before the replay
 
 

@@ -59,7 +59,7 @@ def write_labels(
     fmt = file_format(path)
     if fmt == "jpeg":
         raise ImageIOError(
-            f"Cannot write labels to {path.name}: JPEG is lossy. Use one of "
+            f"Cannot write labels to {path}: JPEG is lossy. Use one of "
             f"{', '.join(WRITE_EXTENSIONS)}."
         )
     labels = _checked_labels(labels, like, dtype, png=fmt == "png")

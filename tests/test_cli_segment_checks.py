@@ -407,3 +407,16 @@ def test_a_threshold_outside_0_1_is_refused_before_anything_is_said_or_read(
     err = capsys.readouterr().err
     assert "argument --threshold: threshold must be a number in (0, 1)" in err
     assert "replay at" not in err and "no such file" not in err.lower()
+
+
+def test_a_bool_mask_to_start_from_takes_the_clicks_files_ids():
+    # new-user trial 3: a bool mask became uint8, then a click file's id 300 was refused with
+    # "uint8 labels hold ids up to 255", which a user who gave a bool file could not follow
+    from napari_adaptiveclick.__main__ import _start_labels
+
+    mask = np.zeros(SHAPE, bool)
+    mask[2:5, 2:5] = True
+    small, wide = _start_labels(mask, SHAPE, 3), _start_labels(mask, SHAPE, 300)
+    assert small.dtype == np.uint8 and np.iinfo(wide.dtype).max >= 300
+    np.testing.assert_array_equal(small, mask)
+    np.testing.assert_array_equal(wide, mask)

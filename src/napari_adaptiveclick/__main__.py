@@ -259,7 +259,8 @@ _EXACT_IN_FLOAT = {np.dtype(np.float16): 2**11, np.dtype(np.float32): 2**24}
 
 def _start_labels(data: np.ndarray, shape: tuple[int, ...], max_id: int) -> np.ndarray:
     """The ``--labels`` array to start from, ids and integer dtype kept exactly. Negative ids
-    are refused (label files hold none). A bool mask becomes uint8 0/1. Float labels whose
+    are refused (label files hold none). A bool mask becomes 0/1 (uint8 unless the clicks file's
+    ids need more). Float labels whose
     values are all exact whole numbers become integers (:func:`labels_dtype_for` their largest
     value and ``max_id``), with a note; any other float labels are refused."""
     from napari_adaptiveclick.volume.replay import labels_dtype_for
@@ -271,8 +272,8 @@ def _start_labels(data: np.ndarray, shape: tuple[int, ...], max_id: int) -> np.n
             + (" It was read as RGB: save a stack of label slices with photometric='minisblack'"
                " (tifffile), one grey page per slice." if rgb else "")
         )  # fmt: skip
-    if data.dtype == bool:
-        return data.astype(np.uint8)
+    if data.dtype == bool:  # uint8, or wider when the clicks file's ids need it
+        return data.astype(np.uint8 if max_id <= 255 else labels_dtype_for(max_id))
     if np.issubdtype(data.dtype, np.floating):
         fix = "; save the labels as integers (e.g. uint16 or uint32)."
         bad = data[~(np.isfinite(data) & (data == np.round(data)))]

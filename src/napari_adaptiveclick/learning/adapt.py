@@ -322,7 +322,7 @@ def adapt(
         figures |= {"step": step, "loss": sum(losses) / max(len(losses), 1)}
         losses = []
         checks.append(figures)
-        if math.isfinite(figures["loss"]):
+        if settings.average_checks and math.isfinite(figures["loss"]):
             mean.add(model.state_dict())
         if best is None or figures["score"] < best["score"]:
             best, stale = figures, 0

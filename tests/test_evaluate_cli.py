@@ -78,10 +78,12 @@ def test_random_walker_run_writes_all_outputs(folder, tmp_path, capsys):
         _evaluate(folder, out, "--model", "random_walker", "--max-clicks", "2")
     assert "already holds an evaluation" in capsys.readouterr().err
     assert (out / "metrics.json").read_bytes() == before
+    (out / "STALE.txt").write_text("trained further since")  # as training.finetune notes it
     assert (
         _evaluate(folder, out, "--model", "random_walker", "--max-clicks", "2", "--overwrite") == 0
     )
     assert json.loads((out / "metrics.json").read_text())["protocol"]["max_clicks"] == 2
+    assert not (out / "STALE.txt").exists()  # a fresh evaluation is not stale
     assert [r["group"] for r in rows] == ["folder/a", "folder/a", "folder/b"]
     labels = _labels()
     areas = [np.sum(labels["a"] == 1), np.sum(labels["a"] == 2), np.sum(labels["b"] > 0)]

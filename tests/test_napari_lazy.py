@@ -203,6 +203,11 @@ def test_saving_labels_never_replaces_the_open_image(make_napari_viewer, qtbot, 
     with pytest.raises(ValueError, match="ends with '/'"):  # napari saved a hidden .tif.tif
         controller.recovery.save_labels(f"{ome.parent / 'sub'}/")
     assert (plain / "keep.txt").read_text() == "mine" and not (ome.parent / "sub").exists()
+    h5 = ome.parent / "other.h5"  # no writer for HDF5: refused, never a zarr folder by that name
+    h5.write_bytes(b"someone's HDF5 file")
+    with pytest.raises(ValueError, match="No writer could save labels"):
+        controller.recovery.save_labels(h5)
+    assert h5.read_bytes() == b"someone's HDF5 file"
     assert controller.recovery.save_labels(ome / "labels" / "saved") == [
         str(ome / "labels" / "saved")
     ]

@@ -172,6 +172,7 @@ def test_wrongly_shaped_or_unreadable_stores_are_refused(tmp_path, clicks, capsy
     [  # new-user trial 3: the first two failed only inside their job, on the cluster
         ("a.tif,c.csv,newdir/a.tif\n", "folder .*newdir of a.tif does not exist"),
         ("a.tif,c.csv,plain.zarr\n", "is a folder, not a labels file or zarr store"),
+        ("a.tif,c.csv,results/labels/a.tif\n", "folder .*labels of a.tif does not exist"),
         ("a.tif,c.csv,x.tif\na.tif,c.csv,y.tif\na.tif,c.csv,x.tif\n", "lines 2, 4 all write"),
     ],
 )

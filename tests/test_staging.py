@@ -4,6 +4,7 @@ it, and never the folder of a writer that still runs."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 zarr = pytest.importorskip("zarr")
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="stale folders are kept on Windows")
 
 from napari_adaptiveclick.io.labels import write_labels  # noqa: E402
 from napari_adaptiveclick.io.staging import OWNER, remove_stale, staging_dir  # noqa: E402

@@ -165,7 +165,7 @@ def test_uint8_labels_holding_255_take_the_smallest_free_id(session):
     assert annotator.commit() == 3  # 2 now has pixels (and a record)
     assert (mask[1, 2:6, 2:6] == 255).all() and (mask[2, 2:6, 2:6] == 1).all()
     full = np.arange(256, dtype=np.uint8).repeat(16).reshape(4, 32, 32)  # every id in use
-    with pytest.raises(ValueError, match="every id in that range is in use.*uint16 or int32"):
+    with pytest.raises(ValueError, match=r"\(1..255\) and none is free; convert.*uint16 or int32"):
         VolumeAnnotator(disk_volume(4, 32), full, session)
 
 

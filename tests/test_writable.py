@@ -62,3 +62,26 @@ def test_only_a_zarr_store_is_replaced_among_folders(tmp_path):
     with new_labels_store(store, (2, 4, 4), np.uint8, overwrite=True) as target:
         target[0] = 1
     assert int(np.asarray(zarr.open_array(str(store), mode="r"))[0].max()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.tif", "labels.zarr", "plain.zarr"]
+
+
+def test_a_store_replaced_is_kept_when_the_rename_fails(tmp_path, monkeypatch):
+    import numpy as np
+    import zarr
+
+    from napari_adaptiveclick.io import stores
+
+    store = tmp_path / "labels.zarr"
+    zarr.open_array(str(store), mode="w", shape=(2, 4, 4), dtype="uint8")[:] = 7
+    rename = stores.os.replace
+
+    def failing(src, dst):  # the new store cannot take the old one's place
+        if str(src).endswith("labels.zarr") and ".labels.zarr." in str(src):
+            raise OSError("disk full")
+        rename(src, dst)
+
+    monkeypatch.setattr(stores.os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        with stores.new_labels_store(store, (2, 4, 4), np.uint8, overwrite=True) as target:
+            target[0] = 1
+    assert (np.asarray(zarr.open_array(str(store), mode="r")) == 7).all()  # the old one, whole

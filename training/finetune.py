@@ -226,25 +226,25 @@ def evaluate_run(cfg: TrainConfig, checkpoint: Path) -> list[dict]:
             "0 = all; --no-eval skips it)",
             file=sys.stderr,
         )
-        metrics = run_evaluation(settings)
-        (out / STALE_NOTE).unlink(missing_ok=True)
+        metrics = run_evaluation(settings)  # (which removes the folder's STALE_NOTE)
         print(format_comparison([(f"{cfg.model} ({spec})", metrics)]))
         results.append(metrics)
     return results
 
 
 def mark_stale_evaluations(run: Path, step: int) -> None:
-    """Note in each ``eval_*`` folder of ``run`` that it measured the final.pt of step
-    ``step``, which training has since replaced (kept, not deleted: the figures are the
-    user's; the next evaluation of the run replaces them)."""
+    """Note in each ``eval_*`` folder of ``run`` that it measured a final.pt from before
+    step ``step``, which training has since replaced (kept, not deleted: the figures are the
+    user's; the next evaluation of the folder removes the note)."""
     for folder in sorted(run.glob("eval_*")):
         if (folder / "metrics.json").is_file() and not (folder / STALE_NOTE).exists():
             (folder / STALE_NOTE).write_text(
-                f"This evaluation measured final.pt of step {step}; the run was trained "
-                f"further since. python -m training.finetune --resume {run} --eval measures "
+                f"This evaluation measured a final.pt of step {step} or before; the run was "
+                f"trained further since. python -m training.finetune --resume {run} --eval measures "
                 "the new final.pt.\n"
             )
-            print(f"{folder} is stale: it measured final.pt of step {step}", file=sys.stderr)
+            print(f"{folder} is stale: it measured a final.pt of step {step} or before",
+                  file=sys.stderr)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,10 +287,10 @@ def _main(argv: list[str] | None) -> int:
             dist.destroy_process_group()
     if not finished or int(os.environ.get("RANK", 0)) != 0:
         return 0
+    if trainer.step > started_at:  # until each is evaluated again (a failed one stays so)
+        mark_stale_evaluations(Path(cfg.out), started_at)
     if not cfg.evaluate:
         print("no NoC evaluation (--no-eval; --resume RUN_DIR --eval runs it)", file=sys.stderr)
-        if trainer.step > started_at:
-            mark_stale_evaluations(Path(cfg.out), started_at)
         return 0
     from napari_adaptiveclick.evaluation.report import EvaluationError
 

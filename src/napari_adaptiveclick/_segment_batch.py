@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from napari_adaptiveclick.io.chunked import is_zarr_store
 from napari_adaptiveclick.io.writable import replace_problem
 
 
@@ -97,7 +98,9 @@ def _folder_problem(out: Path, out_dir: Path | None) -> str:
     """Why ``out``'s folder cannot take it ("" when it can): it does not exist and is
     neither ``--out-dir`` (created) nor an OME-Zarr image's labels group."""
     folder = out.parent
-    if folder.is_dir() or folder == out_dir or folder.name == "labels":
+    if folder.is_dir() or folder == out_dir:
+        return ""
+    if folder.name == "labels" and is_zarr_store(folder.parent):  # the group is made then
         return ""
     return f"the folder {folder} of {out.name} does not exist; create it first."
 

@@ -11,24 +11,32 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QMessageBox, QWidget
 
+from napari_adaptiveclick.io.lazy import held_values, is_lazy
 from napari_adaptiveclick.volume.clicks_file import read_click_records
 from napari_adaptiveclick.volume.records import ClickRecord
 
 REFINE, NEW = "refine", "new"
 
 
+def _ids_in_labels(annotator) -> set[int] | None:
+    """The ids the annotator's labels hold, in one pass (None for labels on disk)."""
+    return None if is_lazy(annotator.labels) else set(held_values(annotator.labels).tolist())
+
+
 def existing_objects(annotator, records: Sequence[ClickRecord]) -> list[int]:
     """The object ids of ``records`` that already have pixels in the annotator's labels."""
-    return [i for i in sorted({r.object_id for r in records}) if annotator.has_pixels(i)]
+    held = _ids_in_labels(annotator)
+    ids = sorted({r.object_id for r in records})
+    return [i for i in ids if (i in held if held is not None else annotator.has_pixels(i))]
 
 
 def renumbered(annotator, records: Sequence[ClickRecord], ids: Sequence[int]) -> list:
     """``records`` with the objects ``ids`` moved to new ids, free in the labels and in the
     records (the other objects keep theirs)."""
-    taken, mapping = {r.object_id for r in records}, {}
+    taken, mapping = {r.object_id for r in records} | (_ids_in_labels(annotator) or set()), {}
     candidate = annotator.next_free_id()
     for object_id in ids:
-        while candidate in taken or annotator.has_pixels(candidate):
+        while candidate in taken:
             candidate += 1
         mapping[object_id] = candidate
         taken.add(candidate)

@@ -50,7 +50,7 @@ from napari_adaptiveclick._napari.layers import image_path
 from napari_adaptiveclick._napari.painting import changed_boxes, painted_objects
 from napari_adaptiveclick.interactive.boxed import box_union
 from napari_adaptiveclick.interactive.transforms import Box
-from napari_adaptiveclick.io.chunked import is_chunked
+from napari_adaptiveclick.io.chunked import split_store_path
 from napari_adaptiveclick.io.lazy import is_lazy
 from napari_adaptiveclick.io.writable import replace_problem
 from napari_adaptiveclick.volume import VolumeAnnotator
@@ -325,7 +325,8 @@ class Recovery:
         if problem:
             raise ValueError(problem)
         refuse_writing_over(path, [self._image])
-        if is_chunked(path):  # napari would add an extension to a labels group's name
+        split = split_store_path(path)
+        if split is not None and split[2] == "zarr":  # napari would add an extension there
             data, attributes, _ = self._labels.as_layer_data_tuple()
             written = write_labels_layer(str(path), data, attributes)
         else:

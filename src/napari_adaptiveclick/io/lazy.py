@@ -60,6 +60,15 @@ def contains(array: Any, value: int) -> bool:
     return any(bool((s == value).any()) for s in _slabs(array))
 
 
+def held_values(array: np.ndarray) -> np.ndarray:
+    """The sorted values an array in memory holds, in one pass (counted for small unsigned
+    types, sorted otherwise)."""
+    flat = np.asarray(array).ravel()
+    if flat.dtype.kind == "u" and flat.dtype.itemsize <= 2:
+        return np.flatnonzero(np.bincount(flat))
+    return np.unique(flat)
+
+
 class ArrayShape:
     """What an array-like derives from its ``shape`` and ``dtype``: ``ndim``, ``size``,
     ``nbytes`` and ``len`` (shared by :class:`LazyArray` and the labels pyramid)."""

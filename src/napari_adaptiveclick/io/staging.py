@@ -11,6 +11,7 @@ never touched.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -35,7 +36,7 @@ def remove_stale(path: str | os.PathLike) -> list[Path]:
     run; returns them."""
     path = Path(path)
     removed = []
-    for folder in path.parent.glob(f".{path.name}.*"):
+    for folder in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if folder.is_dir() and _owner_gone(folder / OWNER):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

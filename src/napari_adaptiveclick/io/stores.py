@@ -340,9 +340,15 @@ def new_labels_store(
         else:
             target = create_labels_store(tmp, shape, dtype, like=like)
         yield target
+        old = tmp_dir / f"{path.name}.replaced"  # set aside, not deleted, until replaced
         if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists():
+                os.replace(old, path)
+            raise
         if image_root is not None:
             _register_label(image_root, path.name)
     finally:

@@ -29,6 +29,7 @@ from napari_adaptiveclick.evaluation.noc import (
     summarize,
 )
 from napari_adaptiveclick.evaluation.report import (
+    STALE_NOTE,
     EvaluationError,
     format_comparison,
     plot_miou_curve,
@@ -273,6 +274,7 @@ def run_evaluation(settings: EvaluationSettings) -> dict[str, Any]:
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / STALE_NOTE).unlink(missing_ok=True)  # a fresh evaluation of that folder
     write_per_object(out / "per_object.csv", results, settings.max_clicks)
     plot_miou_curve(out / "miou_curve.png", [(info["model"], metrics)])
     print(format_comparison([(out.name, metrics)], paper=False))

@@ -17,7 +17,14 @@ from napari_adaptiveclick.interactive.boxed import bounding_box, box_slices, box
 from napari_adaptiveclick.interactive.predict import PREDICTION_THRESHOLD
 from napari_adaptiveclick.interactive.prompts import Click, Prompt
 from napari_adaptiveclick.interactive.transforms import Box, IntensityStats, sampled_intensity_stats
-from napari_adaptiveclick.io.lazy import as_array, contains, is_lazy, max_value, sample_values
+from napari_adaptiveclick.io.lazy import (
+    as_array,
+    contains,
+    held_values,
+    is_lazy,
+    max_value,
+    sample_values,
+)
 from napari_adaptiveclick.volume.consistency import EVERY_VALUE, IntensityRange
 from napari_adaptiveclick.volume.edits import ClickOutcome, Run, Step, replace_object
 from napari_adaptiveclick.volume.painted import PaintedObjects
@@ -126,13 +133,9 @@ class VolumeAnnotator(PromptAnnotation):
         Past the largest id the labels' type holds (a 0/255 uint8 mask), the smallest id
         found in neither the labels nor the records (a pass over labels in memory)."""
         largest = max([self._max_id, self.painted.max_id] + [r.object_id for r in self._runs])
-        limit = np.iinfo(self.labels.dtype).max
-        if largest < limit or is_lazy(self.labels):
+        if largest < np.iinfo(self.labels.dtype).max or is_lazy(self.labels):
             return largest + 1
-        flat = np.asarray(self.labels).ravel()
-        small = flat.dtype.kind == "u" and flat.dtype.itemsize <= 2  # counted, not sorted
-        ids = np.flatnonzero(np.bincount(flat)) if small else np.unique(flat)
-        ids = np.union1d(ids, [r.object_id for r in self._runs])
+        ids = np.union1d(held_values(self.labels), [r.object_id for r in self._runs])
         ids = ids[ids > 0]  # sorted: the first id that is not its rank is free
         gaps = np.flatnonzero(ids != np.arange(1, len(ids) + 1))
         return int(gaps[0] + 1) if len(gaps) else len(ids) + 1  # limit + 1: none free
@@ -147,9 +150,10 @@ class VolumeAnnotator(PromptAnnotation):
         new_id = self.next_free_id() if object_id is None else int(object_id)
         limit = np.iinfo(self.labels.dtype).max
         if not 1 <= new_id <= limit:
+            full = "labels on disk are not searched" if is_lazy(self.labels) else "none is free"
             raise ValueError(
                 f"Label id {new_id} is out of range for {self.labels.dtype} labels (1..{limit})"
-                f"{' and every id in that range is in use' * (object_id is None)}; convert "
+                f"{f' and {full}' * (object_id is None)}; convert "
                 "the labels to a wider integer type (uint16 or int32) first."
             )
         self._object_id = new_id

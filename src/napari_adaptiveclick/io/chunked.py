@@ -39,7 +39,7 @@ STORE_SUFFIXES: dict[str, str] = {
     ".hdf5": "hdf5",
     ".hdf": "hdf5",
 }
-ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 AFFINE_ATTR = "napari_adaptiveclick_affine"  # the full voxel-to-world matrix of a labels store
 LABELS_ATTR = "napari_adaptiveclick_labels"  # a plain zarr array that holds labels
 _NEEDS = "pip install 'napari-adaptiveclick[big]'"
@@ -53,7 +53,7 @@ def _store_suffix(name: str) -> str:
 def is_zarr_store(path: str | os.PathLike) -> bool:
     """True for a folder holding zarr metadata (a store, group or array)."""
     path = Path(path)
-    return path.is_dir() and any((path / m).exists() for m in ZARR_MARKERS)
+    return path.is_dir() and any((path / m).exists() for m in _ZARR_MARKERS)
 
 
 def split_store_path(path: str | os.PathLike) -> tuple[Path, str, str] | None:

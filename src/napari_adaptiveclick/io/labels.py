@@ -67,8 +67,8 @@ def write_labels(
         raise FileNotFoundError(f"Cannot write {path}: folder {path.parent} does not exist.")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
-    if replace_problem(path):
-        raise FileExistsError(replace_problem(path))
+    if problem := replace_problem(path):
+        raise FileExistsError(problem)
     writer = {
         "tiff": _write_tiff,
         "png": _write_png,

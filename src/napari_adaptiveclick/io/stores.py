@@ -323,8 +323,8 @@ def new_labels_store(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
-    if replace_problem(path):
-        raise FileExistsError(replace_problem(path))
+    if problem := replace_problem(path):
+        raise FileExistsError(problem)
     image_root = _ome_image_root(path)
     if image_root is not None:
         path.parent.mkdir(exist_ok=True)
